@@ -1,0 +1,56 @@
+# Constants shared by every kernel: TCP flags, packet outcomes, checksum
+# statuses, link types, absent-option sentinels.  _consts.pyx exposes the
+# same names to Python; nothing else defines them.
+
+cpdef enum TcpFlag:
+    FIN = 0x001
+    SYN = 0x002
+    RST = 0x004
+    PSH = 0x008
+    ACK = 0x010
+    URG = 0x020
+    ECE = 0x040
+    CWR = 0x080
+    NS = 0x100
+
+# What became of one captured packet.  0 is a TCP segment; 1..NON_TCP_LAST are
+# well-formed packets that are not TCP segments; the rest are malformed.
+# packets == tcp + non_tcp + malformed always holds.
+cpdef enum Outcome:
+    OUT_TCP = 0
+    # non-TCP
+    OUT_NOT_IP = 1              # ethertype / family / SLL protocol that is not IPv4/IPv6 (ARP, LLDP, ...)
+    OUT_NOT_TCP = 2             # IP carrying another protocol (UDP, ICMP, ...)
+    OUT_LATER_FRAGMENT = 3      # IP fragment with offset > 0 (not reassembled)
+    OUT_FRAGMENT_NO_TCP_HDR = 4 # first fragment too short to hold the whole TCP header
+    NON_TCP_LAST = 4
+    # malformed
+    OUT_TRUNCATED = 5           # headers cut by the snapshot length
+    OUT_BAD_LINK_HEADER = 6     # link-layer header shorter than it must be / bad
+    OUT_UNSUPPORTED_LINKTYPE = 7
+    OUT_BAD_IP_VERSION = 8      # version nibble disagrees with the link layer
+    OUT_BAD_IP_HEADER = 9       # IHL < 5, IPv4 options overrun, IPv6 extension chain overrun
+    OUT_BAD_IP_LENGTH = 10      # IP total/payload length inconsistent with the headers
+    OUT_BAD_TCP_OFFSET = 11     # TCP data offset < 5 or beyond the IP payload
+    OUT_TCP_OPTIONS_OVERRUN = 12  # an option's length runs past the TCP header
+    OUT_EMPTY = 13              # zero-length record
+    N_OUTCOMES = 14
+
+cpdef enum ChecksumStatus:
+    CSUM_OK = 0
+    CSUM_BAD = 1
+    CSUM_UNVERIFIED = 2         # captured bytes do not cover the segment (snaplen, fragment)
+    CSUM_NOT_APPLICABLE = 3     # e.g. the IPv4 header checksum of an IPv6 packet
+
+# libpcap LINKTYPE_* values (pcap header / pcapng IDB).
+cpdef enum LinkType:
+    LINKTYPE_NULL = 0
+    LINKTYPE_ETHERNET = 1
+    LINKTYPE_RAW_OLD = 12       # DLT_RAW on some BSDs
+    LINKTYPE_RAW_OLD2 = 14
+    LINKTYPE_RAW = 101
+    LINKTYPE_LOOP = 108
+    LINKTYPE_LINUX_SLL = 113
+    LINKTYPE_IPV4 = 228
+    LINKTYPE_IPV6 = 229
+    LINKTYPE_LINUX_SLL2 = 276

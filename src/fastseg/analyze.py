@@ -1,0 +1,9 @@
+"""Analysis face.  STUB."""
+
+
+class Report:
+    pass
+
+
+def analyze(path_or_segments, **kwargs):
+    raise NotImplementedError

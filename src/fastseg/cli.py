@@ -1,0 +1,5 @@
+"""The fastseg command line.  STUB."""
+
+
+def main(argv=None):
+    raise NotImplementedError
