@@ -1,5 +1,282 @@
-"""The fastseg command line.  STUB."""
+"""The ``fastseg`` command line (also ``python -m fastseg``).
+
+Bad input never produces a traceback: one line on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import warnings
+from typing import List, Optional
+
+EXIT_BAD_INPUT = 2
 
 
-def main(argv=None):
-    raise NotImplementedError
+class _Fail(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not the usage block
+        raise _Fail(f"{self.prog}: {message}")
+
+
+def _progress_enabled(args) -> bool:
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+class _Progress:
+    """A minimal progress line on stderr (bytes read of the input)."""
+
+    def __init__(self, enabled: bool, total: int, label: str):
+        self.enabled = enabled and total > 0
+        self.total = total
+        self.label = label
+        self._last = -1
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        pct = min(100, int(100 * done / self.total))
+        if pct != self._last:
+            self._last = pct
+            sys.stderr.write(f"\r{self.label}: {pct:3d}%")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * (len(self.label) + 6) + "\r")
+            sys.stderr.flush()
+
+
+def _check_input(path: str) -> None:
+    if os.path.isdir(path):
+        raise _Fail(f"{path}: is a directory")
+    if not os.path.exists(path):
+        raise _Fail(f"{path}: no such file")
+    if not os.access(path, os.R_OK):
+        raise _Fail(f"{path}: permission denied")
+
+
+def _check_output(path: Optional[str]) -> None:
+    if path is None or path == "-":
+        return
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        raise _Fail(f"{path}: is a directory")
+    if not os.path.isdir(directory):
+        raise _Fail(f"{path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise _Fail(f"{path}: permission denied")
+
+
+# -- commands -------------------------------------------------------------
+def _cmd_summary(args) -> int:
+    from .analyze import analyze
+
+    for path in args.files:
+        _check_input(path)
+    report = analyze(args.files, checksums=args.checksums, idle_timeout=args.idle_timeout,
+                     progress=_progress_enabled(args))
+    if args.json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2, sort_keys=False) + "\n")
+    else:
+        sys.stdout.write(report.render())
+    return 0
+
+
+def _cmd_segments(args) -> int:
+    from . import parse
+    from .output import TableWriter, atomic_output
+
+    _check_input(args.file)
+    _check_output(args.output)
+    binary = args.format == "parquet"
+    if binary and (args.output is None or args.output == "-"):
+        raise _Fail("--format parquet needs -o FILE")
+    with atomic_output(args.output, binary=binary) as fh:
+        writer = TableWriter(fh, args.format)
+        with parse.open(args.file) as cap:
+            for seg in cap.batches():
+                writer.write(seg)
+        writer.close()
+    return 0
+
+
+def _cmd_conns(args) -> int:
+    from .analyze import connections_of
+    from .output import TableWriter, atomic_output, write_zeek_conn
+
+    _check_input(args.file)
+    _check_output(args.output)
+    binary = args.format == "parquet"
+    if binary and (args.output is None or args.output == "-"):
+        raise _Fail("--format parquet needs -o FILE")
+    conns = connections_of(args.file, checksums=args.checksums,
+                           idle_timeout=args.idle_timeout)
+    with atomic_output(args.output, binary=binary) as fh:
+        if args.format == "zeek":
+            write_zeek_conn(fh, conns, path=args.file)
+        else:
+            writer = TableWriter(fh, args.format)
+            writer.write(conns)
+            writer.close()
+    return 0
+
+
+def _cmd_show(args) -> int:
+    from .show import show_lines
+
+    _check_input(args.file)
+    out = sys.stdout
+    for line in show_lines(args.file):
+        out.write(line)
+        out.write("\n")
+    return 0
+
+
+def _cmd_synth(args) -> int:
+    from . import synth
+
+    _check_output(args.output)
+    synth.run_from_args(args)
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from . import synth
+    from .analyze import analyze
+
+    with tempfile.TemporaryDirectory(prefix="fastseg-demo-") as tmp:
+        path = os.path.join(tmp, "demo.pcap")
+        result = synth.generate(path, connections=args.connections, seed=args.seed,
+                                mix=synth.DEMO_MIX if hasattr(synth, "DEMO_MIX") else None)
+        if not args.quiet:
+            sys.stderr.write(f"demo: synthesised {result.connections} connections, "
+                             f"{result.packets} packets\n")
+        report = analyze(path, progress=_progress_enabled(args))
+        if args.json:
+            sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+        else:
+            sys.stdout.write(report.render())
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from .plot import plot_capture
+
+    _check_input(args.file)
+    _check_output(args.output)
+    plot_capture(args.file, args.output)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fastseg", description="Fast batch analysis of TCP in packet captures.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    def common(p, tracking=False):
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+        if tracking:
+            p.add_argument("--checksums", choices=("auto", "verify", "ignore"), default="auto",
+                           help="how bad checksums affect tracking (default: auto, which "
+                                "ignores checksums of hosts diagnosed as offloading)")
+            p.add_argument("--idle-timeout", type=float, default=300.0,
+                           help="seconds of silence that end a connection (default 300)")
+
+    p = sub.add_parser("summary", help="the analysis report of one or more captures")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON with stable keys")
+    common(p, tracking=True)
+    p.set_defaults(func=_cmd_summary)
+
+    p = sub.add_parser("segments", help="one row per TCP segment")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-o", "--output", help="output file (default: stdout)")
+    p.add_argument("--format", choices=("jsonl", "csv", "parquet"), default="jsonl")
+    common(p)
+    p.set_defaults(func=_cmd_segments)
+
+    p = sub.add_parser("conns", help="one row per connection")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-o", "--output", help="output file (default: stdout)")
+    p.add_argument("--format", choices=("jsonl", "csv", "parquet", "zeek"), default="jsonl")
+    common(p, tracking=True)
+    p.set_defaults(func=_cmd_conns)
+
+    p = sub.add_parser("show", help="tcpdump-style lines (as tcpdump -n -S -tt -r FILE)")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("synth", help="write a synthetic capture with ground truth")
+    try:
+        from . import synth as _synth
+        _synth.add_arguments(p)
+    except (ImportError, AttributeError):
+        p.add_argument("-o", "--output", required=True)
+    common(p)
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("demo", help="synthesise a capture and summarise it")
+    p.add_argument("--connections", type=int, default=20000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+    common(p)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("plot", help="handshake RTTs, states, SYN rate, TIME-WAIT as a PNG")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-o", "--output", required=True)
+    common(p)
+    p.set_defaults(func=_cmd_plot)
+
+    try:
+        from . import cookie_cli
+        cookie_cli.register(sub)
+    except ImportError:
+        pass
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from .errors import CaptureError, TruncatedCaptureWarning
+
+    def _warn(message, category, filename, lineno, file=None, line=None):
+        sys.stderr.write(f"fastseg: warning: {message}\n")
+
+    warnings.showwarning = _warn
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.version:
+            from . import __version__
+            print(__version__)
+            return 0
+        if not args.command:
+            parser.print_help(sys.stderr)
+            return EXIT_BAD_INPUT
+        return args.func(args) or 0
+    except _Fail as exc:
+        sys.stderr.write(f"fastseg: error: {exc}\n")
+        return EXIT_BAD_INPUT
+    except CaptureError as exc:
+        sys.stderr.write(f"fastseg: error: {exc}\n")
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except (OSError, ValueError) as exc:
+        name = getattr(exc, "filename", None)
+        msg = f"{name}: {exc.strerror}" if name and getattr(exc, "strerror", None) else str(exc)
+        sys.stderr.write(f"fastseg: error: {msg}\n")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        sys.stderr.write("fastseg: interrupted\n")
+        return 130

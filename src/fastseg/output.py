@@ -1,0 +1,120 @@
+"""Writing tables to files: JSON lines, CSV, Parquet, Zeek conn.log.
+
+Every file is written to a temporary name beside the target and renamed into
+place only when complete, so a failed run never leaves a partial output.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+from typing import Dict, Iterable, Iterator, List, Optional
+
+import numpy as np
+
+from .segments import format_addresses
+
+__all__ = ["atomic_output", "TableWriter", "text_columns"]
+
+
+@contextlib.contextmanager
+def atomic_output(path: Optional[str], binary: bool = False) -> Iterator:
+    """Yield a file object for ``path`` (stdout for None or '-').  The file
+    appears under its name only if the block completes."""
+    if path is None or path == "-":
+        stream = sys.stdout.buffer if binary else sys.stdout
+        yield stream
+        stream.flush()
+        return
+    target = os.path.abspath(path)
+    directory = os.path.dirname(target) or "."
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp",
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", newline="" if not binary else None,
+                       **({} if binary else {"encoding": "utf-8"})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def text_columns(table) -> Dict[str, List]:
+    """Columns of a Segments/Connections table as Python lists ready for text
+    output: addresses as strings, absent values as None."""
+    names = table.columns
+    out: Dict[str, List] = {}
+    for name in names:
+        col = table[name]
+        if col.ndim == 2 and col.shape[1] == 16:
+            out[name] = list(format_addresses(col, table["ip_version"]))
+            continue
+        values = col.tolist()
+        mask = table.null_mask(name) if hasattr(table, "null_mask") else None
+        if mask is not None and mask.any():
+            values = [None if m else v for v, m in zip(values, mask.tolist())]
+        if col.dtype.kind == "f":
+            values = [None if (v is None or (isinstance(v, float) and math.isnan(v))) else v
+                      for v in values]
+        out[name] = values
+    if "checksum_status" in out:
+        from ._consts import CHECKSUM_STATUS_NAMES
+        out["checksum_status"] = [CHECKSUM_STATUS_NAMES[v] for v in out["checksum_status"]]
+    if "ip_checksum_status" in out:
+        from ._consts import CHECKSUM_STATUS_NAMES
+        out["ip_checksum_status"] = [CHECKSUM_STATUS_NAMES[v] for v in out["ip_checksum_status"]]
+    return out
+
+
+class TableWriter:
+    """Writes a sequence of tables (batches) in one format to one output."""
+
+    FORMATS = ("jsonl", "csv", "parquet")
+
+    def __init__(self, fh, fmt: str):
+        if fmt not in self.FORMATS:
+            raise ValueError(f"unknown format {fmt!r}")
+        self.fh = fh
+        self.fmt = fmt
+        self._csv = None
+        self._parquet = None
+        self.rows = 0
+
+    def write(self, table) -> None:
+        if self.fmt == "parquet":
+            import pyarrow.parquet as pq
+            arrow = table.to_arrow()
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.fh, arrow.schema)
+            self._parquet.write_table(arrow)
+            self.rows += len(table)
+            return
+        cols = text_columns(table)
+        names = list(cols)
+        n = len(table)
+        if self.fmt == "jsonl":
+            dumps = json.dumps
+            lines = [dumps(dict(zip(names, row)), separators=(",", ":"))
+                     for row in zip(*(cols[c] for c in names))] if n else []
+            if lines:
+                self.fh.write("\n".join(lines) + "\n")
+        else:
+            if self._csv is None:
+                self._csv = csv.writer(self.fh, lineterminator="\n")
+                self._csv.writerow(names)
+            self._csv.writerows(["" if v is None else v for v in row]
+                                for row in zip(*(cols[c] for c in names)))
+        self.rows += n
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()

@@ -1,0 +1,114 @@
+"""Text rendering of a Report for people (plain aligned tables, no colours)."""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+
+def _ms(v: Optional[float]) -> str:
+    if v is None:
+        return "-"
+    return f"{v * 1e3:.3f} ms" if v < 1 else f"{v:.3f} s"
+
+
+def _table(title: str, header: Sequence[str], rows: List[Sequence], out: List[str]) -> None:
+    out.append(title)
+    cells = [list(map(str, header))] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    fmt = lambda r: "  " + "  ".join(
+        (c.ljust(w) if i == 0 else c.rjust(w)) for i, (c, w) in enumerate(zip(r, widths)))
+    out.append(fmt(cells[0]))
+    out.append("  " + "  ".join("-" * w for w in widths))
+    out.extend(fmt(r) for r in cells[1:])
+    out.append("")
+
+
+def _kv(title: str, pairs: List[Sequence], out: List[str]) -> None:
+    out.append(title)
+    width = max((len(str(k)) for k, _ in pairs), default=0)
+    out.extend(f"  {str(k).ljust(width)}  {v}" for k, v in pairs)
+    out.append("")
+
+
+def render_report(d: dict) -> str:
+    out: List[str] = []
+    cap = d["capture"]
+    files = ", ".join(d.get("files") or []) or "(segments)"
+    out.append(f"fastseg summary: {files}")
+    out.append("")
+    pairs = [("packets", cap["packets"]), ("tcp segments", cap["tcp"]),
+             ("non-tcp", cap["non_tcp"]), ("malformed", cap["malformed"])]
+    for k, v in cap.get("malformed_by_reason", {}).items():
+        pairs.append((f"  malformed: {k}", v))
+    for k, v in cap.get("non_tcp_by_reason", {}).items():
+        pairs.append((f"  non-tcp: {k}", v))
+    if cap.get("start") is not None:
+        pairs.append(("time span", f"{cap['duration']:.3f} s"))
+    _kv("Capture", pairs, out)
+
+    cs = d["checksums"]
+    pairs = [("ok", cs["ok"]), ("bad", cs["bad"]), ("unverified", cs["unverified"]),
+             ("IPv4 header bad", cs["ip_bad"])]
+    for o in cs["offload"]:
+        pairs.append(("note", f"checksum offload on {o['host']} ({o['segments']} segments): "
+                              "unfilled checksums of the capturing host, not corruption"))
+    _kv("TCP checksums", pairs, out)
+
+    c = d["connections"]
+    _table(f"Connections: {c['total']}", ["conn_state", "count"],
+           [(k, v) for k, v in c["by_state"].items()], out)
+
+    h = d["handshakes"]
+    pairs = [("completed", h["completed"]), ("refused (RST to SYN)", h["refused"]),
+             ("unanswered SYNs", h["unanswered"]), ("SYN retransmits", h["syn_retransmits"])]
+    if h.get("syn_backoff"):
+        pairs.append(("SYN retransmit gaps", ", ".join(f"{k}: {v}" for k, v in h["syn_backoff"].items())))
+    _kv("Handshakes", pairs, out)
+    rows = []
+    for name, key in (("SYN -> ACK (iRTT)", "rtt"), ("SYN -> SYN-ACK", "syn_synack"),
+                      ("SYN-ACK -> ACK", "synack_ack")):
+        r = h[key]
+        rows.append((name, r["count"], _ms(r["p50"]), _ms(r["p90"]), _ms(r["p99"]), _ms(r["max"])))
+    _table("Handshake times", ["", "n", "p50", "p90", "p99", "max"], rows, out)
+
+    t = d["teardowns"]
+    tw = t["time_wait"]
+    pairs = [("FIN closes", t["fin"]), ("RST closes", t["rst"]),
+             ("closed first by originator", t["by_orig"]),
+             ("closed first by responder", t["by_resp"]),
+             ("TIME-WAIT held by client", tw["held_by_orig"]),
+             ("TIME-WAIT held by server", tw["held_by_resp"]),
+             ("CLOSE-WAIT leaks", t["close_wait_leaks"]),
+             ("in CLOSE-WAIT at end", t["close_wait_open_at_end"]),
+             ("half-open", t["half_open"]), ("4-tuples reused", t["port_reuse"])]
+    _kv("Teardowns", pairs, out)
+    if tw["peak_per_server"]:
+        _table("Peak concurrent TIME-WAIT per server", ["server", "port", "peak"],
+               [(p["server"], p["port"], p["peak"]) for p in tw["peak_per_server"][:5]], out)
+    if tw["peak_per_client"]:
+        _table("Peak concurrent TIME-WAIT per client", ["client", "peak"],
+               [(p["client"], p["peak"]) for p in tw["peak_per_client"][:5]], out)
+    if t["port_pressure"]:
+        _table("Ephemeral ports used per client -> server in 60 s",
+               ["client", "server", "port", "ports", "of range"],
+               [(p["client"], p["server"], p["port"], p["ports"],
+                 f"{100 * p['fraction_of_range']:.2f}%") for p in t["port_pressure"]], out)
+
+    fl = d["syn_flood"]
+    if fl:
+        _table("SYN-flood suspects", ["server", "port", "start", "secs", "SYNs", "completed", "sources"],
+               [(f["server"], f["port"], f"{f['start']:.3f}", f"{f['end'] - f['start']:.1f}",
+                 f["syns"], f["completed"], f["sources"]) for f in fl], out)
+    else:
+        out.append("SYN-flood suspects: none")
+        out.append("")
+
+    tfo = d["tfo"]
+    o = d["options"]
+    pairs = [("TFO: SYNs with data", tfo["syn_with_data"]),
+             ("TFO: cookie requests", tfo["cookie_requests"]),
+             ("MSS offered", ", ".join(f"{k} x{v}" for k, v in o["mss"].items()) or "-"),
+             ("wscale offered", ", ".join(f"{k} x{v}" for k, v in o["wscale"].items()) or "-"),
+             ("SACK negotiated", o["sack"]), ("timestamps negotiated", o["timestamps"]),
+             ("ECN negotiated", o["ecn"])]
+    _kv("Options", pairs, out)
+    return "\n".join(out)
