@@ -143,9 +143,10 @@ class Report:
     """The analysis of one capture (or of several merged).  ``to_dict()`` is
     JSON-able with stable keys; ``render()`` is the text for people."""
 
-    def __init__(self, data: dict, connections=None):
+    def __init__(self, data: dict, connections=None, series=None):
         self._data = data
         self.connections = connections
+        self.series = series or {}
 
     def to_dict(self) -> dict:
         import copy
@@ -283,7 +284,9 @@ class _Analysis:
             self.conn_parts.append(last)
         from .track import Connections
         conns = Connections.concat(self.conn_parts) if self.conn_parts else None
-        return Report(self._build(conns, files), conns)
+        series = {"syn_ts": (np.concatenate([p["ts"] for p in self.syn_parts])
+                             if self.syn_parts else np.empty(0))}
+        return Report(self._build(conns, files), conns, series)
 
     # -- sections ---------------------------------------------------------
     def _build(self, conns, files) -> dict:

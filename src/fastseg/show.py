@@ -47,7 +47,7 @@ def format_options(opts: bytes) -> str:
                 return text + "[bad opt]"
             length = opts[i + 1]
             if length < 2 or length > n - i:
-                return text + _OPT_NAMES.get(kind, f"unknown-{kind}") + "[bad opt]"
+                return text + "[bad opt]"
         body = opts[i + 2:i + length] if kind not in (0, 1) else b""
         name = _OPT_NAMES.get(kind, f"unknown-{kind}")
         datalen = 0
