@@ -118,3 +118,53 @@ class TableWriter:
     def close(self) -> None:
         if self._parquet is not None:
             self._parquet.close()
+
+
+_ZEEK_FIELDS = [
+    ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
+    ("id.resp_h", "addr"), ("id.resp_p", "port"), ("proto", "enum"), ("service", "string"),
+    ("duration", "interval"), ("orig_bytes", "count"), ("resp_bytes", "count"),
+    ("conn_state", "string"), ("local_orig", "bool"), ("local_resp", "bool"),
+    ("missed_bytes", "count"), ("history", "string"), ("orig_pkts", "count"),
+    ("orig_ip_bytes", "count"), ("resp_pkts", "count"), ("resp_ip_bytes", "count"),
+    ("tunnel_parents", "set[string]"),
+]
+
+
+def write_zeek_conn(fh, conns, path: str = "") -> None:
+    """Zeek's conn.log (TSV with the #fields/#types header that zeek-cut
+    reads); fields fastseg does not compute are unset ('-')."""
+    import time
+
+    now = time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime())
+    fh.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n")
+    fh.write(f"#path\tconn\n#open\t{now}\n")
+    fh.write("#fields\t" + "\t".join(f for f, _ in _ZEEK_FIELDS) + "\n")
+    fh.write("#types\t" + "\t".join(t for _, t in _ZEEK_FIELDS) + "\n")
+    n = 0 if conns is None else len(conns)
+    if n:
+        cols = text_columns(conns)
+
+        def fmt_time(v):
+            return "-" if v is None else f"{float(v):.6f}"
+
+        def fmt(v):
+            return "-" if v is None or v == "" else str(v)
+        ts = cols["ts"]
+        if conns["ts"].dtype.kind in "iu":
+            ts = [None if v is None else v / 1e9 for v in ts]
+        dur = cols["duration"]
+        hist = cols["history"]
+        lines = []
+        for i in range(n):
+            d = dur[i]
+            lines.append("\t".join((
+                fmt_time(ts[i]), cols["uid"][i], cols["orig_h"][i], str(cols["orig_p"][i]),
+                cols["resp_h"][i], str(cols["resp_p"][i]), "tcp", "-",
+                "-" if d is None or d == 0 else f"{float(d):.6f}",
+                fmt(cols["orig_bytes"][i]), fmt(cols["resp_bytes"][i]),
+                fmt(cols["conn_state"][i]), "-", "-", "0",
+                "-" if not hist[i] else str(hist[i]),
+                fmt(cols["orig_pkts"][i]), "-", fmt(cols["resp_pkts"][i]), "-", "(empty)")))
+        fh.write("\n".join(lines) + "\n")
+    fh.write(f"#close\t{now}\n")
