@@ -32,6 +32,11 @@ def atomic_output(path: Optional[str], binary: bool = False) -> Iterator:
         stream.flush()
         return
     target = os.path.abspath(path)
+    if os.path.exists(target) and not os.path.isfile(target):
+        # a device or a pipe (/dev/stdout, a FIFO): write straight to it
+        with open(target, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
+            yield fh
+        return
     directory = os.path.dirname(target) or "."
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp",
                                dir=directory)

@@ -1,0 +1,201 @@
+"""The command line: exit codes, one-line errors, atomic outputs, JSON keys."""
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from fastseg import cli
+
+
+def _pcap(path, packets, linktype=1):
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype))
+        for i, pkt in enumerate(packets):
+            fh.write(struct.pack("<IIII", 1700000000 + i, 0, len(pkt), len(pkt)))
+            fh.write(pkt)
+
+
+def _csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s) & 0xFFFF
+
+
+def _tcp_packet(src, dst, sport, dport, seq, ack, flags, payload=b""):
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + payload
+    pseudo = struct.pack("!4s4sBBH", bytes(src), bytes(dst), 0, 6, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", _csum(pseudo + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0, bytes(src), bytes(dst))
+    ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
+    return b"\x00" * 12 + b"\x08\x00" + ip + tcp
+
+
+@pytest.fixture
+def small_pcap(tmp_path):
+    c, s = [10, 0, 0, 1], [10, 0, 0, 2]
+    pkts = [
+        _tcp_packet(c, s, 40000, 80, 100, 0, 0x02),
+        _tcp_packet(s, c, 80, 40000, 500, 101, 0x12),
+        _tcp_packet(c, s, 40000, 80, 101, 501, 0x10),
+        _tcp_packet(c, s, 40000, 80, 101, 501, 0x18, b"GET /\r\n"),
+        _tcp_packet(c, s, 40000, 80, 108, 501, 0x11),
+        _tcp_packet(s, c, 80, 40000, 501, 109, 0x11),
+        _tcp_packet(c, s, 40000, 80, 109, 502, 0x10),
+    ]
+    path = tmp_path / "small.pcap"
+    _pcap(path, pkts)
+    return path
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "fastseg", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def _one_line_error(proc, needle):
+    assert proc.returncode == 2, proc
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert needle in lines[0], lines[0]
+
+
+def test_missing_file_is_one_line_exit_2(tmp_path):
+    _one_line_error(run("summary", tmp_path / "nope.pcap"), "nope.pcap")
+
+
+def test_directory_is_one_line_exit_2(tmp_path):
+    _one_line_error(run("summary", tmp_path), "is a directory")
+
+
+def test_empty_file_is_one_line_exit_2(tmp_path):
+    p = tmp_path / "empty.pcap"
+    p.write_bytes(b"")
+    _one_line_error(run("summary", p), "empty.pcap")
+
+
+def test_wrong_magic_names_file_and_offset(tmp_path):
+    p = tmp_path / "junk.pcap"
+    p.write_bytes(b"this is not a capture file at all" * 4)
+    proc = run("segments", p)
+    _one_line_error(proc, "junk.pcap")
+    assert "offset 0" in proc.stderr
+
+
+def test_truncated_header_is_one_line_exit_2(tmp_path):
+    p = tmp_path / "short.pcap"
+    p.write_bytes(struct.pack("<IHH", 0xA1B2C3D4, 2, 4))
+    _one_line_error(run("summary", p), "short.pcap")
+
+
+def test_usage_error_is_one_line_exit_2():
+    _one_line_error(run("segments", "--format", "xml", "x.pcap"), "invalid choice")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file: permission denial cannot be shown")
+def test_unreadable_file_is_one_line_exit_2(small_pcap):
+    os.chmod(small_pcap, 0)
+    _one_line_error(run("summary", small_pcap), "permission denied")
+
+
+def test_output_in_missing_directory_is_one_line_exit_2(small_pcap, tmp_path):
+    _one_line_error(run("segments", small_pcap, "-o", tmp_path / "no" / "out.jsonl"), "does not exist")
+
+
+def test_disk_full_leaves_no_output(small_pcap, tmp_path):
+    proc = run("segments", small_pcap, "-o", "/dev/full")
+    _one_line_error(proc, "No space left")
+
+
+def test_failed_write_leaves_no_partial_file(small_pcap, tmp_path, monkeypatch):
+    """A writer that fails midway: the target never appears, nor a temp file."""
+    from fastseg import output
+
+    target = tmp_path / "out.jsonl"
+
+    class Boom(Exception):
+        pass
+
+    def failing_write(self, table):
+        self.fh.write("partial line")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(output.TableWriter, "write", failing_write)
+    rc = cli.main(["segments", str(small_pcap), "-o", str(target)])
+    assert rc == 2
+    assert list(tmp_path.iterdir()) == [small_pcap]
+
+
+def test_segments_jsonl_rows_and_text_addresses(small_pcap):
+    proc = run("segments", small_pcap)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(rows) == 7
+    assert rows[0]["src"] == "10.0.0.1" and rows[0]["dst"] == "10.0.0.2"
+    assert rows[0]["frame"] == 1 and rows[0]["flags"] == 0x02 and rows[0]["seq"] == 100
+    assert rows[3]["payload_len"] == 7
+    assert rows[0]["mss"] is None          # absent option -> null
+    assert all(r["checksum_status"] == "ok" for r in rows)
+
+
+def test_segments_csv_and_parquet_agree(small_pcap, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    csv_out, pq_out = tmp_path / "s.csv", tmp_path / "s.parquet"
+    assert run("segments", small_pcap, "-o", csv_out, "--format", "csv").returncode == 0
+    assert run("segments", small_pcap, "-o", pq_out, "--format", "parquet").returncode == 0
+    lines = csv_out.read_text().splitlines()
+    header = lines[0].split(",")
+    table = pq.read_table(pq_out)
+    assert table.num_rows == len(lines) - 1 == 7
+    assert header == table.column_names
+    assert table.column("src").to_pylist()[1] == "10.0.0.2"
+    assert [int(x.split(",")[header.index("seq")]) for x in lines[1:]] == \
+        table.column("seq").to_pylist()
+
+
+def test_summary_json_has_the_contract_keys(small_pcap):
+    proc = run("summary", small_pcap, "--json")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    for key in ("packets", "tcp", "non_tcp", "malformed", "malformed_by_reason"):
+        assert key in d["capture"]
+    assert d["capture"]["packets"] == 7 and d["capture"]["tcp"] == 7
+    assert set(d["checksums"]) >= {"ok", "bad", "unverified", "offload"}
+    assert d["checksums"]["ok"] == 7
+    assert set(d["connections"]) >= {"total", "by_state"}
+    assert set(d["handshakes"]) >= {"completed", "refused", "unanswered", "syn_retransmits", "rtt"}
+    assert set(d["handshakes"]["rtt"]) >= {"p50", "p90", "p99", "max"}
+    assert set(d["teardowns"]) >= {"fin", "rst", "by_orig", "by_resp", "close_wait_leaks",
+                                   "half_open", "time_wait"}
+    assert isinstance(d["syn_flood"], list)
+    assert set(d["tfo"]) >= {"syn_with_data", "cookie_requests"}
+    assert "options" in d
+    assert d["connections"]["total"] == 1
+    assert d["connections"]["by_state"] == {"SF": 1}
+    assert d["handshakes"]["completed"] == 1
+    assert d["teardowns"]["fin"] == 1 and d["teardowns"]["by_orig"] == 1
+    assert d["teardowns"]["time_wait"]["held_by_orig"] == 1
+
+
+def test_summary_text_mentions_the_totals(small_pcap):
+    proc = run("summary", small_pcap)
+    assert proc.returncode == 0, proc.stderr
+    assert "tcp segments" in proc.stdout and "SF" in proc.stdout
+
+
+def test_conns_zeek_format_is_readable_by_zeek_cut_rules(small_pcap):
+    proc = run("conns", small_pcap, "--format", "zeek")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    fields = next(l for l in lines if l.startswith("#fields")).split("\t")[1:]
+    rows = [l.split("\t") for l in lines if not l.startswith("#")]
+    assert len(rows) == 1 and len(rows[0]) == len(fields)
+    row = dict(zip(fields, rows[0]))
+    assert row["id.orig_h"] == "10.0.0.1" and row["id.resp_p"] == "80"
+    assert row["conn_state"] == "SF" and row["proto"] == "tcp"
