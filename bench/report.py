@@ -1,0 +1,58 @@
+"""Print the benchmark table (rates and ratios per group) from pytest-benchmark
+JSON:  python bench/report.py bench-results.json
+
+Each benchmark may put into ``benchmark.extra_info``: ``items`` and ``unit``
+(e.g. 1_000_000 "packets") and/or ``bytes``; rates are items/s or bytes/s of
+the median round.  Within a group, every row is compared with the row whose
+name contains ``fastseg``."""
+import json
+import sys
+from collections import defaultdict
+
+
+def _rate(b):
+    med = b["stats"]["median"]
+    info = b.get("extra_info", {})
+    if "items" in info:
+        return info["items"] / med, info.get("unit", "items")
+    if "bytes" in info:
+        return info["bytes"] / med, "bytes"
+    return 1.0 / med, "calls"
+
+
+def _fmt(rate, unit):
+    if unit == "bytes":
+        return f"{rate / 1e9:8.2f} GB/s"
+    for div, suf in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if rate >= div:
+            return f"{rate / div:8.2f} {suf}{unit}/s"
+    return f"{rate:8.2f} {unit}/s"
+
+
+def main(path):
+    with open(path) as fh:
+        data = json.load(fh)
+    groups = defaultdict(list)
+    for b in data["benchmarks"]:
+        groups[b.get("group") or b["name"].split("[")[0]].append(b)
+    print()
+    print(f"{'group':<22} {'benchmark':<44} {'median':>10} {'rate':>18} {'fastseg x':>10}")
+    print("-" * 108)
+    for group, rows in sorted(groups.items()):
+        ref = next((r for r in rows if "fastseg" in r["name"]), rows[0])
+        ref_rate, _ = _rate(ref)
+        for r in sorted(rows, key=lambda r: -_rate(r)[0]):
+            rate, unit = _rate(r)
+            ratio = ref_rate / rate if rate else float("inf")
+            extra = r.get("extra_info", {})
+            if "bytes" in extra and unit != "bytes":
+                extra_s = f" ({extra['bytes'] / r['stats']['median'] / 1e9:.2f} GB/s)"
+            else:
+                extra_s = ""
+            print(f"{group:<22} {r['name'][:44]:<44} {r['stats']['median'] * 1e3:8.2f}ms "
+                  f"{_fmt(rate, unit):>18} {ratio:9.1f}x{extra_s}")
+        print()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
