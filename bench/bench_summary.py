@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import run_tool, tool
+from benchutil import run_tool, tool
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,6 @@
 FASTSEG_BENCH_QUICK=1 (CI) shrinks them so the whole bench runs in about a
 minute; the README's table comes from the full sizes."""
 import os
-import shutil
-import subprocess
-
 import pytest
 
 QUICK = os.environ.get("FASTSEG_BENCH_QUICK", "") not in ("", "0")
@@ -22,14 +19,3 @@ def capture_1m(tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "short.pcap"
     result = _synth(path, 12_000 if QUICK else 120_000)
     return path, result
-
-
-def tool(name):
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} not installed")
-    return path
-
-
-def run_tool(args):
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
