@@ -66,6 +66,7 @@ _PCAP_MAGICS = {
     b"\x34\xcd\xb2\xa1": (False, False, 24),
 }
 _PCAP_HEADER_LEN = 24
+_READ_PIECE = 1 << 18
 _IDB_TYPE = 1
 _OPT_IF_NAME, _OPT_IF_DESCRIPTION = 2, 3
 _OPT_IF_TSRESOL, _OPT_IF_FCSLEN, _OPT_IF_TSOFFSET = 9, 13, 14
@@ -203,7 +204,9 @@ class _StreamSource:
         goal = len(carry) + max(need - len(carry), 1)
         try:
             while filled < len(arr):
-                got = _read_into(self._stream, view[filled:])
+                # Bounded reads: a decompressor that fails (bad CRC, corrupt
+                # data) loses only the piece it was producing.
+                got = _read_into(self._stream, view[filled:filled + _READ_PIECE])
                 if got <= 0:
                     self.eof = True
                     break
@@ -559,22 +562,25 @@ class CaptureReader:
         return batch
 
     def _damage(self, status, pos):
+        """The reason for a scanner error code, with the offending values."""
         buf = self._src.buf
         fmt = ">" if self._big else "<"
+
+        def field(off, code="I"):
+            at = pos + off
+            if off < 0 or at + struct.calcsize(code) > len(buf):
+                return "?"
+            return struct.unpack_from(fmt + code, buf, at)[0]
+
         vals = {"cap": CAPLEN_MAX, "bcap": BLOCK_MAX, "n_if": getattr(self, "_n_if", 1)}
         if self.format == "pcap":
-            vals["caplen"] = struct.unpack_from(fmt + "I", buf, pos + 8)[0]
+            vals["caplen"] = field(8)
         else:
-            btype, blen = struct.unpack_from(fmt + "II", buf, pos)
-            vals.update(btype=btype, blen=blen)
+            btype, blen = field(0), field(4)
+            vals.update(btype=btype, blen=blen, caplen=field(20),
+                        if_id=0 if btype == 3 else field(8, "I" if btype == 6 else "H"))
             if status == _capture.ERR_TRAILER:
-                vals["trailer"] = struct.unpack_from(fmt + "I", buf, pos + blen - 4)[0]
-            if btype == 3:
-                vals["if_id"] = 0
-            elif blen >= 12:
-                vals["if_id"] = struct.unpack_from(fmt + ("I" if btype == 6 else "H"), buf, pos + 8)[0]
-            if blen >= 28:
-                vals["caplen"] = struct.unpack_from(fmt + "I", buf, pos + 20)[0]
+                vals["trailer"] = field(blen - 4)
         return _REASONS[status].format(**vals)
 
     def _batches(self):
