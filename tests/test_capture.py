@@ -343,6 +343,21 @@ def test_truncated_gzip_warns_and_keeps_whole_records(tmp_path):
     assert [g[1] for g in got] == [cf.payload(i, 200) for i in range(len(got))]
 
 
+def test_truncated_and_damaged_zstd(tmp_path):
+    if zstandard is None:
+        pytest.skip("zstandard not installed")
+    plain = cf.pcap([(i, 0, cf.payload(i, 200)) for i in range(2000)])
+    zs = zstandard.ZstdCompressor().compress(plain)
+    with pytest.warns(TruncatedCaptureWarning, match="ends inside a record"):
+        got = concat(read_all(write(tmp_path, zs[:-3], "t.zst"))[0])
+    assert 0 < len(got) < 2000
+    assert [g[1] for g in got] == [cf.payload(i, 200) for i in range(len(got))]
+    bad = bytearray(zs)
+    bad[len(bad) // 2:len(bad) // 2 + 8] = b"\xff" * 8
+    with pytest.raises(CaptureError, match="damaged compressed stream"):
+        read_all(write(tmp_path, bytes(bad), "d.zst"))
+
+
 # -- other sources ---------------------------------------------------------------
 def test_file_object_and_pipe_are_streamed(tmp_path):
     plain = sample_pcapng()
@@ -438,7 +453,7 @@ def test_pcap_caplen_over_cap_is_damage_at_its_record(tmp_path):
     (b"\xd4\xc3\xb2\xa1\x02\x00", "cut short"),
     (b"GET / HTTP/1.1\r\n\r\n", "bad magic"),
     (cf.shb()[:20], "cut short"),
-    (gzip.compress(b""), "empty"),
+    (gzip.compress(b""), "holds no data"),
     (gzip.compress(b"hello world, not a capture"), "bad magic"),
 ])
 def test_not_a_capture_is_an_error_at_offset_zero(tmp_path, data, reason):

@@ -334,7 +334,8 @@ class CaptureReader:
             raise CaptureError(self.path, 0, self._src.error[1])
         if len(head) == 0:
             raise CaptureError(self.path, 0, "empty file" if self.compression is None
-                               else f"empty {self.compression} stream")
+                               else f"{self.compression} stream holds no data "
+                                    "(empty, or cut short before its first block)")
         if head in _PCAP_MAGICS:
             self.format = "pcap"
             self._read_pcap_header()
