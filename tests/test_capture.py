@@ -263,6 +263,24 @@ def test_streamed_batches_hold_whole_records_only(tmp_path):
         assert len(b.data) < (1 << 16) + 2 * 1016
 
 
+def test_streamed_memory_stays_bounded_by_batch_bytes(tmp_path):
+    import tracemalloc
+    plain = cf.pcap([(i, 0, cf.payload(i, 1500)) for i in range(256)])
+    body = plain[24:] * 80                                     # ~31 MB, 20480 packets
+    path = write(tmp_path, gzip.compress(plain[:24] + body, compresslevel=1), "big.gz")
+    tracemalloc.start()
+    try:
+        n = 0
+        for batch in open_capture(path, batch_bytes=1 << 20):
+            n += len(batch)
+            del batch
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert n == 256 * 80
+    assert peak < 8 << 20, peak
+
+
 def test_record_larger_than_a_chunk_is_carried_whole(tmp_path):
     big = cf.payload(9, 300_000)
     data = cf.pcap([(1, 0, b"a"), (2, 0, big), (3, 0, b"c")])
@@ -290,6 +308,7 @@ def test_gzip_and_zstd_equal_plain_and_are_detected_by_magic(tmp_path):
     batches, reader = read_all(zs, batch_bytes=4096)
     assert reader.compression == "zstd" and concat(batches) == want
     assert reader.bytes_read == len(plain)
+    assert reader.raw_bytes_read == reader.size == zs.stat().st_size
 
 
 def test_multi_member_gzip_and_multi_frame_zstd_read_across_members(tmp_path):

@@ -34,6 +34,11 @@ Damage
     record (in the decompressed stream for compressed input) and the fault.
     A file that ends inside a record (a killed tcpdump) is not damage: it
     warns :class:`fastseg.TruncatedCaptureWarning` and stops normally.
+
+Frames
+    ``first_frame`` counts packet records (EPB, SPB, PB, pcap records).
+    tshark also numbers pcapng custom, systemd-journal and event blocks as
+    frames; in files holding those, frame numbers drift from tshark's.
 """
 import io
 import mmap
@@ -133,6 +138,7 @@ class _Prefixed(io.RawIOBase):
     def __init__(self, prefix, stream):
         self._prefix = prefix
         self._stream = stream
+        self.consumed = len(prefix)     # bytes taken from the underlying stream
 
     def readable(self):
         return True
@@ -143,7 +149,9 @@ class _Prefixed(io.RawIOBase):
             b[:k] = self._prefix[:k]
             self._prefix = self._prefix[k:]
             return k
-        return _read_into(self._stream, memoryview(b).cast("B"))
+        got = _read_into(self._stream, memoryview(b).cast("B"))
+        self.consumed += got
+        return got
 
 
 def _read_into(stream, view):
@@ -169,6 +177,9 @@ class _MappedSource:
 
     def __init__(self, fileobj):
         self._map = mmap.mmap(fileobj.fileno(), 0, access=mmap.ACCESS_READ)
+        if hasattr(self._map, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
+            # One forward pass over headers: let the kernel read ahead and drop behind.
+            self._map.madvise(mmap.MADV_SEQUENTIAL)
         self.buf = np.frombuffer(self._map, dtype=np.uint8)
 
     def close(self):
@@ -240,8 +251,10 @@ class CaptureReader:
     dict per interface: ``linktype``, ``snaplen``, ``tsresol`` (ns per
     timestamp tick), ``tsoffset`` (seconds), ``fcs_len``, ``name``,
     ``description``, ``section``), ``bytes_read`` (bytes of the
-    (decompressed) file consumed so far) and ``packets_read``.  Use as a
-    context manager or call :meth:`close`.
+    (decompressed) file consumed so far), ``packets_read``, ``size`` (bytes
+    on disk, ``None`` for streams) and ``raw_bytes_read`` (file bytes
+    consumed, compressed ones for .gz/.zst).  Use as a context manager or
+    call :meth:`close`.
     """
 
     def __init__(self, path, *, batch_packets=262144, batch_bytes=64 << 20, use_mmap=True):
@@ -254,7 +267,9 @@ class CaptureReader:
         self.interfaces = []
         self.bytes_read = 0
         self.packets_read = 0
+        self.size = None
         self._src = None
+        self._raw = None
         self._iterated = False
         self._section = -1
         self._big = False
@@ -282,6 +297,8 @@ class CaptureReader:
         try:
             st = os.fstat(fileobj.fileno())
             regular = st.st_mode & 0o170000 == 0o100000
+            if regular:
+                self.size = st.st_size
         except (AttributeError, OSError, io.UnsupportedOperation, ValueError):
             pass
         if regular and st.st_size == 0:
@@ -309,6 +326,7 @@ class CaptureReader:
                 self.compression = "zstd"
                 stream = zstandard.ZstdDecompressor().stream_reader(
                     raw, read_across_frames=True, closefd=False)
+            self._raw = raw
             return _StreamSource(stream, self._batch_bytes, (stream.close,) + closers)
         if regular and use_mmap and owned:
             src = _MappedSource(fileobj)
@@ -636,6 +654,14 @@ class CaptureReader:
                 warnings.warn(TruncatedCaptureWarning(
                     f"{self.path}: {what}; read {self.packets_read} packets"), stacklevel=2)
             return
+
+    @property
+    def raw_bytes_read(self):
+        """Bytes of the file itself consumed so far (compressed bytes for
+        .gz/.zst input; else ``bytes_read``): with ``size``, a progress measure."""
+        if self._raw is not None:
+            return self._raw.consumed
+        return self.bytes_read
 
     # -- lifetime ----------------------------------------------------------
     def close(self):

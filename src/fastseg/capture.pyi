@@ -40,6 +40,9 @@ class CaptureReader:
     interfaces: list[dict[str, Any]]
     bytes_read: int
     packets_read: int
+    size: Optional[int]
+    @property
+    def raw_bytes_read(self) -> int: ...
     def __init__(
         self,
         path: Union[str, bytes, PathLike[str], IO[bytes]],
