@@ -167,6 +167,8 @@ def test_pcapng_decimal_and_binary_tsresol_conversions(tmp_path):
         (0x80 | 10, 1536, 1_500_000_000),             # 2^-10 s
         (0x80 | 30, (1 << 30) + 1, 1_000_000_000),    # 0.93 ns rounds down
         (0x80 | 63, (1 << 63) + (1 << 62), 1_500_000_000),
+        (0x80 | 40, (5 << 40) + (1 << 40) - 1, 5_999_999_999),   # 0.99999999999909 s
+        (0x80 | 50, (1 << 50) - 1, 999_999_999),
     ]
     data = cf.shb()
     for i, (res, ticks, _) in enumerate(cases):
@@ -660,3 +662,123 @@ def test_mapped_reads_of_damaged_files_stay_in_bounds(tmp_path_factory, which, p
                 assert int((batch.offset + batch.caplen).max(initial=0)) <= len(batch.data)
     except CaptureError:
         pass
+
+
+# -- agreement with a pure-Python reader on random valid files ----------------------------
+def reference_read(data):
+    """A straightforward pure-Python pcap/pcapng reader (whole, valid files only):
+    [(bytes, caplen, wirelen, ts_ns, linktype, record_offset)]."""
+    import struct
+    out = []
+    if data[:4] != b"\x0a\x0d\x0d\x0a":
+        e = ">" if data[:4] in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d") else "<"
+        ns = data[:4] in (b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1")
+        lt = struct.unpack_from(e + "I", data, 20)[0] & 0xFFFF
+        pos = 24
+        while pos < len(data):
+            sec, frac, cap, wire = struct.unpack_from(e + "IIII", data, pos)
+            ts = sec * 10**9 + frac * (1 if ns else 1000)
+            out.append((data[pos + 16:pos + 16 + cap], cap, wire, ts, lt, pos))
+            pos += 16 + cap
+        return out
+    pos, e, ifs = 0, "<", []
+    while pos < len(data):
+        if data[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":
+            e = ">" if data[pos + 8:pos + 12] == b"\x1a\x2b\x3c\x4d" else "<"
+            ifs = []
+        btype, blen = struct.unpack_from(e + "II", data, pos)
+        if btype == 1:
+            lt, _, snap = struct.unpack_from(e + "HHI", data, pos + 8)
+            res, off, opt = 10**-6, 0, pos + 16
+            while opt < pos + blen - 4:
+                code, olen = struct.unpack_from(e + "HH", data, opt)
+                if code == 0:
+                    break
+                if code == 9:
+                    v = data[opt + 4]
+                    res = (2, v & 0x7F) if v & 0x80 else (10, v)
+                if code == 14:
+                    off = struct.unpack_from(e + "q", data, opt + 4)[0]
+                opt += 4 + olen + (-olen % 4)
+            ifs.append((lt, snap, res, off))
+        elif btype in (2, 6):
+            if_id = struct.unpack_from(e + ("I" if btype == 6 else "H"), data, pos + 8)[0]
+            hi, lo, cap, wire = struct.unpack_from(e + "IIII", data, pos + 12)
+            lt, _, res, off = ifs[if_id]
+            base, exp = res if isinstance(res, tuple) else (10, 6)
+            ts = (((hi << 32) | lo) * 10**9) // base**exp + off * 10**9
+            ts = (ts + 2**63) % 2**64 - 2**63          # int64 wraps
+            out.append((data[pos + 28:pos + 28 + cap], cap, wire, ts, lt, pos))
+        elif btype == 3:
+            wire = struct.unpack_from(e + "I", data, pos + 8)[0]
+            lt, snap = ifs[0][:2]
+            cap = min(wire, snap or wire, blen - 16)
+            out.append((data[pos + 12:pos + 12 + cap], cap, wire, 0, lt, pos))
+        pos += blen
+    return out
+
+
+packet_st = st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 10**6 - 1),
+                      st.binary(max_size=70), st.integers(0, 3000))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(packet_st, max_size=25), st.booleans(), st.booleans(), st.integers(1, 7))
+def test_random_pcap_agrees_with_reference(pkts, big, ns, batch):
+    data = cf.pcap(pkts, big=big, nanosecond=ns)
+    got = concat(read_all(io.BytesIO(data), batch_packets=batch, batch_bytes=200)[0])
+    want = reference_read(data)
+    assert [g[1:] for g in got] == want
+
+
+idb_st = st.tuples(st.sampled_from([0, 1, 101, 113, 276]), st.integers(0, 100),
+                   st.one_of(st.none(), st.integers(0, 12), st.integers(0x80, 0x80 + 40)),
+                   st.one_of(st.none(), st.integers(-10**6, 10**6)))
+block_st = st.one_of(
+    st.tuples(st.just("epb"), st.integers(0, 7), st.integers(0, 2**64 - 1), st.binary(max_size=60),
+              st.integers(0, 3000)),
+    st.tuples(st.just("pb"), st.integers(0, 7), st.integers(0, 2**64 - 1), st.binary(max_size=60),
+              st.integers(0, 3000)),
+    st.tuples(st.just("spb"), st.binary(max_size=60), st.integers(0, 100)),
+    st.tuples(st.just("idb"), idb_st),
+    st.tuples(st.just("shb"), st.booleans(), idb_st),
+    st.tuples(st.just("other"), st.sampled_from([4, 5, 0xBAD, 0x40000BAD, 0x1234]),
+              st.binary(max_size=20)),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.booleans(), idb_st, st.lists(block_st, max_size=30), st.integers(1, 7),
+       st.booleans())
+def test_random_pcapng_agrees_with_reference(big, first_idb, blocks, batch, mapped):
+    def make_idb(spec, big):
+        lt, snap, res, off = spec
+        return cf.idb(lt, snap, big=big, tsresol=res, tsoffset=off)
+    data = cf.shb(big=big) + make_idb(first_idb, big)
+    n_if = 1
+    for blk in blocks:
+        kind = blk[0]
+        if kind in ("epb", "pb"):
+            _, if_id, ticks, payload, wire = blk
+            make = cf.epb if kind == "epb" else cf.pb
+            data += make(if_id % n_if, ticks, payload, wirelen=wire, big=big)
+        elif kind == "spb":
+            data += cf.spb(blk[1], wirelen=blk[2], big=big)
+        elif kind == "idb":
+            data += make_idb(blk[1], big)
+            n_if += 1
+        elif kind == "shb":
+            big = blk[1]
+            data += cf.shb(big=big) + make_idb(blk[2], big)
+            n_if = 1
+        else:
+            data += cf.block(blk[1], blk[2], big=big)
+    if mapped:
+        import tempfile
+        with tempfile.NamedTemporaryFile(suffix=".pcapng") as f:
+            f.write(data)
+            f.flush()
+            got = concat(read_all(f.name, batch_packets=batch)[0])
+    else:
+        got = concat(read_all(io.BytesIO(data), batch_packets=batch, batch_bytes=300)[0])
+    assert [g[1:] for g in got] == reference_read(data)

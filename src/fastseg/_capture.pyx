@@ -67,15 +67,22 @@ cdef struct Interfaces:
 
 
 cdef inline int64_t ticks_to_ns(uint64_t ticks, uint64_t mul, uint64_t div) noexcept nogil:
-    # Exact for every power-of-10 resolution; 2^-k resolutions round down.
-    # The remainder product is done in integers whenever it cannot overflow.
+    # ns = floor(ticks * mul / div), exact, wrapping like int64 arithmetic.
+    # Decimal resolutions have mul == 1 or div == 1; only 2^-k with k >= 35
+    # (mul = 10^9, div = 2^k) overflows rem * mul and takes the split path.
     cdef uint64_t whole = ticks / div
     cdef uint64_t rem = ticks - whole * div
-    cdef uint64_t frac
+    cdef uint64_t frac, mid, lo
+    cdef int k = 0
     if mul == 0 or rem <= (<uint64_t>0xFFFFFFFFFFFFFFFF) / mul:
         frac = rem * mul / div
     else:
-        frac = <uint64_t>(<long double>rem * <long double>mul / <long double>div)
+        # rem * mul = mid * 2^32 + lo, and div = 2^k with k > 32 here.
+        while k < 63 and (div >> k) > 1:
+            k += 1
+        mid = (rem >> 32) * mul
+        lo = ((rem << 32) >> 32) * mul
+        frac = (mid + (lo >> 32)) >> (k - 32)
     return <int64_t>(whole * mul + frac)
 
 
