@@ -290,6 +290,21 @@ def test_record_larger_than_a_chunk_is_carried_whole(tmp_path):
     assert [g[1] for g in got] == [b"a", big, b"c"]
 
 
+def test_readers_on_threads_agree(tmp_path):
+    path = write(tmp_path, sample_pcapng())
+    want = concat(read_all(path)[0])
+    results = [None] * 4
+
+    def work(k):
+        results[k] = concat(read_all(path, batch_packets=7, use_mmap=k % 2 == 0)[0])
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [want] * 4
+
+
 # -- compression -------------------------------------------------------------------
 def sample_pcapng():
     data = cf.shb() + cf.idb(1, tsresol=9)
