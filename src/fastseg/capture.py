@@ -683,10 +683,10 @@ class CaptureReader:
 def open_capture(path, *, batch_packets=262144, batch_bytes=64 << 20, use_mmap=True):
     """Open a pcap / pcapng capture (plain, gzip or zstd) for batch reading.
 
-    ``path`` is a file path or a binary file object (pipes and other
-    non-seekable streams are read sequentially).  Batches hold at most
+    ``path`` is a file path or a binary file object.  Uncompressed regular
+    files named by path are memory-mapped (``use_mmap=False`` streams them
+    instead); file objects, pipes and compressed input are streamed.  Batches hold at most
     ``batch_packets`` packets and about ``batch_bytes`` bytes of records.
-    ``use_mmap=False`` streams an uncompressed file instead of mapping it.
     Raises :class:`fastseg.CaptureError` when the file is empty, cut inside
     its header or not a capture.
     """
