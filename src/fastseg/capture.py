@@ -685,8 +685,9 @@ def open_capture(path, *, batch_packets=262144, batch_bytes=64 << 20, use_mmap=T
 
     ``path`` is a file path or a binary file object.  Uncompressed regular
     files named by path are memory-mapped (``use_mmap=False`` streams them
-    instead); file objects, pipes and compressed input are streamed.  Batches hold at most
-    ``batch_packets`` packets and about ``batch_bytes`` bytes of records.
+    instead); file objects, pipes and compressed input are streamed.
+    Batches hold at most ``batch_packets`` packets and about ``batch_bytes``
+    bytes of records.
     Raises :class:`fastseg.CaptureError` when the file is empty, cut inside
     its header or not a capture.
     """
