@@ -274,8 +274,9 @@ cdef inline int parse_packet(const uint8_t* pkt, uint32_t caplen, uint32_t wirel
         if ip_cap < 40:
             return short_of(40, ip_cap, ip_wire, OUT_BAD_IP_HEADER)
         payload = ld_be16(ip + 4)
-        if payload == 0:
-            # Jumbograms (RFC 2675) are not followed.
+        if payload == 0 and ip[6] != 59:
+            # A jumbogram (RFC 2675) or a header chain with no room: jumbo
+            # payload lengths are not followed.
             return OUT_BAD_IP_LENGTH
         if 40 + payload > ip_wire:
             return OUT_BAD_IP_LENGTH

@@ -26,8 +26,13 @@ def _segments(data: np.ndarray, offset, caplen, wirelen, ts_ns, linktype,
 
 
 def _as_bytes(buf) -> np.ndarray:
-    arr = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf
-    return np.ascontiguousarray(arr.reshape(-1).view(np.uint8))
+    # The same object comes back for a 1-D uint8 array, so batches that share
+    # one memory map are recognised by identity.
+    if isinstance(buf, np.ndarray) and buf.dtype == np.uint8 and buf.ndim == 1 \
+            and buf.flags.c_contiguous:
+        return buf
+    arr = buf if isinstance(buf, np.ndarray) else np.frombuffer(buf, dtype=np.uint8)
+    return np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
 
 
 def parse_batch(batch) -> Segments:
