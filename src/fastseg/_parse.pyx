@@ -20,6 +20,19 @@ from fastseg._consts cimport (
     LINKTYPE_LOOP, LINKTYPE_LINUX_SLL, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2,
 )
 
+cdef extern from *:
+    """
+    #include "_csum.h"
+    #include "_siphash.h"
+    /* Both are called once or more per packet; left to its own heuristics
+     * GCC keeps them out of line, which costs a third of the loop. */
+    #if defined(__GNUC__)
+    static inline uint64_t fs_csum_partial(const uint8_t *p, size_t len) __attribute__((always_inline));
+    static inline uint64_t fs_flow_key(const uint8_t *src, uint16_t sport,
+                                       const uint8_t *dst, uint16_t dport) __attribute__((always_inline));
+    #endif
+    """
+
 cdef extern from "_csum.h" nogil:
     uint64_t fs_csum_partial(const uint8_t* p, size_t length)
     uint16_t fs_csum_fold(uint64_t s)
@@ -40,6 +53,41 @@ cdef enum:
 # BSD AF_INET6 differs per OS: Linux 10, FreeBSD 28, Darwin 30, NetBSD/OpenBSD 24.
 cdef enum:
     AF_INET = 2
+
+
+cdef struct Row:
+    # One TCP segment, assembled on the stack: stores into uint8 columns may
+    # alias anything, so writing columns directly from the parser would make
+    # the compiler reload every column pointer after each byte store.
+    uint8_t src[16]
+    uint8_t dst[16]
+    uint64_t flow_key
+    int64_t tsval
+    int64_t tsecr
+    uint32_t seq
+    uint32_t ack
+    uint32_t payload_len
+    uint32_t l3_caplen
+    uint32_t l3_off
+    uint32_t l4_off
+    int32_t ip_id
+    int32_t mss
+    uint16_t sport
+    uint16_t dport
+    uint16_t flags
+    uint16_t window
+    uint16_t checksum
+    uint16_t urgent
+    int16_t wscale
+    int16_t tfo_cookie_len
+    uint8_t ip_version
+    uint8_t hdr_len
+    uint8_t ttl
+    uint8_t sack_perm
+    uint8_t sack_blocks
+    uint8_t checksum_status
+    uint8_t ip_checksum_status
+    uint8_t fragment
 
 
 cdef struct Cols:
@@ -164,18 +212,18 @@ cdef inline int link_layer(const uint8_t* pkt, uint32_t caplen, uint32_t wirelen
     return OUT_TCP
 
 
-cdef inline int tcp_options(const uint8_t* tcp, uint32_t hdr_len, Cols* c, Py_ssize_t k) noexcept nogil:
-    """Decode the options into row k; OUT_TCP_OPTIONS_OVERRUN when an option's
+cdef inline int tcp_options(const uint8_t* tcp, uint32_t hdr_len, Row* r) noexcept nogil:
+    """Decode the options into *r; OUT_TCP_OPTIONS_OVERRUN when an option's
     length is missing, below 2 or runs past the header (RFC 9293 3.2)."""
     cdef uint32_t i = 20, olen
     cdef uint8_t kind
-    c.mss[k] = -1
-    c.wscale[k] = -1
-    c.sack_perm[k] = 0
-    c.sack_blocks[k] = 0
-    c.tsval[k] = -1
-    c.tsecr[k] = -1
-    c.tfo_cookie_len[k] = -1
+    r.mss = -1
+    r.wscale = -1
+    r.sack_perm = 0
+    r.sack_blocks = 0
+    r.tsval = -1
+    r.tsecr = -1
+    r.tfo_cookie_len = -1
     while i < hdr_len:
         kind = tcp[i]
         if kind == 0:
@@ -192,34 +240,34 @@ cdef inline int tcp_options(const uint8_t* tcp, uint32_t hdr_len, Cols* c, Py_ss
         # Linux tcp_parse_options does.
         if kind == 2:
             if olen == 4:
-                c.mss[k] = ld_be16(tcp + i + 2)
+                r.mss = ld_be16(tcp + i + 2)
         elif kind == 3:
             if olen == 3:
-                c.wscale[k] = tcp[i + 2]
+                r.wscale = tcp[i + 2]
         elif kind == 4:
             if olen == 2:
-                c.sack_perm[k] = 1
+                r.sack_perm = 1
         elif kind == 5:
             if olen >= 10 and (olen - 2) % 8 == 0:
-                c.sack_blocks[k] = <uint8_t>((olen - 2) // 8)
+                r.sack_blocks = <uint8_t>((olen - 2) // 8)
         elif kind == 8:
             if olen == 10:
-                c.tsval[k] = ld_be32(tcp + i + 2)
-                c.tsecr[k] = ld_be32(tcp + i + 6)
+                r.tsval = ld_be32(tcp + i + 2)
+                r.tsecr = ld_be32(tcp + i + 6)
         elif kind == 34:
-            c.tfo_cookie_len[k] = <int16_t>(olen - 2)
+            r.tfo_cookie_len = <int16_t>(olen - 2)
         elif kind == 254:
             # RFC 7413 experimental TFO: ExID 0xF989 before the cookie.
             if olen >= 4 and ld_be16(tcp + i + 2) == 0xF989:
-                c.tfo_cookie_len[k] = <int16_t>(olen - 4)
+                r.tfo_cookie_len = <int16_t>(olen - 4)
         i += olen
     return OUT_TCP
 
 
 cdef inline int parse_packet(const uint8_t* pkt, uint32_t caplen, uint32_t wirelen,
-                             uint16_t linktype, Cols* c, Py_ssize_t k) noexcept nogil:
-    """Classify one packet; for a TCP segment fill row k (except frame, ts_ns
-    and the buffer offsets, which the caller owns)."""
+                             uint16_t linktype, Row* r) noexcept nogil:
+    """Classify one packet; for a TCP segment fill *r (all but frame and
+    ts_ns, which the caller owns; offsets relative to the packet)."""
     cdef uint32_t l3 = 0, ip_cap, ip_wire, ihl, total, l4, payload, tcp_cap, hdr_len
     cdef uint32_t pos, end, ext_len
     cdef int version = 0, out, n_ext
@@ -337,60 +385,107 @@ cdef inline int parse_packet(const uint8_t* pkt, uint32_t caplen, uint32_t wirel
             return OUT_BAD_TCP_OFFSET
         if hdr_len > tcp_cap:
             return OUT_TRUNCATED
-    out = tcp_options(tcp, hdr_len, c, k)
+    out = tcp_options(tcp, hdr_len, r)
     if out != OUT_TCP:
         return out
 
-    c.ip_version[k] = <uint8_t>version
+    r.ip_version = <uint8_t>version
     if version == 4:
-        memset(c.src + 16 * k, 0, 10)
-        c.src[16 * k + 10] = 0xFF
-        c.src[16 * k + 11] = 0xFF
-        memcpy(c.src + 16 * k + 12, ip + 12, 4)
-        memset(c.dst + 16 * k, 0, 10)
-        c.dst[16 * k + 10] = 0xFF
-        c.dst[16 * k + 11] = 0xFF
-        memcpy(c.dst + 16 * k + 12, ip + 16, 4)
-        c.ttl[k] = ip[8]
-        c.ip_id[k] = ld_be16(ip + 4)
+        memset(r.src, 0, 10)
+        r.src[10] = 0xFF
+        r.src[11] = 0xFF
+        memcpy(r.src + 12, ip + 12, 4)
+        memset(r.dst, 0, 10)
+        r.dst[10] = 0xFF
+        r.dst[11] = 0xFF
+        memcpy(r.dst + 12, ip + 16, 4)
+        r.ttl = ip[8]
+        r.ip_id = ld_be16(ip + 4)
         if fs_csum_fold(fs_csum_partial(ip, ihl)) == 0xFFFF:
-            c.ip_checksum_status[k] = CSUM_OK
+            r.ip_checksum_status = CSUM_OK
         else:
-            c.ip_checksum_status[k] = CSUM_BAD
+            r.ip_checksum_status = CSUM_BAD
     else:
-        memcpy(c.src + 16 * k, ip + 8, 16)
-        memcpy(c.dst + 16 * k, ip + 24, 16)
-        c.ttl[k] = ip[7]
-        c.ip_id[k] = -1
-        c.ip_checksum_status[k] = CSUM_NOT_APPLICABLE
-    c.sport[k] = ld_be16(tcp)
-    c.dport[k] = ld_be16(tcp + 2)
-    c.seq[k] = ld_be32(tcp + 4)
-    c.ack[k] = ld_be32(tcp + 8)
-    c.flags[k] = <uint16_t>(((tcp[12] & 1) << 8) | tcp[13])
-    c.hdr_len[k] = <uint8_t>hdr_len
-    c.payload_len[k] = payload - hdr_len
-    c.window[k] = ld_be16(tcp + 14)
-    c.checksum[k] = ld_be16(tcp + 16)
-    c.urgent[k] = ld_be16(tcp + 18)
-    c.fragment[k] = fragment
+        memcpy(r.src, ip + 8, 16)
+        memcpy(r.dst, ip + 24, 16)
+        r.ttl = ip[7]
+        r.ip_id = -1
+        r.ip_checksum_status = CSUM_NOT_APPLICABLE
+    r.sport = ld_be16(tcp)
+    r.dport = ld_be16(tcp + 2)
+    r.seq = ld_be32(tcp + 4)
+    r.ack = ld_be32(tcp + 8)
+    r.flags = <uint16_t>(((tcp[12] & 1) << 8) | tcp[13])
+    r.hdr_len = <uint8_t>hdr_len
+    r.payload_len = payload - hdr_len
+    r.window = ld_be16(tcp + 14)
+    r.checksum = ld_be16(tcp + 16)
+    r.urgent = ld_be16(tcp + 18)
+    r.fragment = fragment
     if fragment or tcp_cap < payload:
-        c.checksum_status[k] = CSUM_UNVERIFIED
+        r.checksum_status = CSUM_UNVERIFIED
     else:
         # Pseudo-header (RFC 9293 3.1 / RFC 8200 8.1) + segment.  With a
         # routing header the IPv6 pseudo-header would need the final
         # destination; the packet's destination field is used.
         if version == 4:
-            csum = fs_csum_partial(ip + 12, 8) + 6 + payload
+            csum = (<uint64_t>ld_be16(ip + 12) + ld_be16(ip + 14) + ld_be16(ip + 16)
+                    + ld_be16(ip + 18) + 6 + payload)
         else:
             csum = fs_csum_partial(ip + 8, 32) + 6 + (payload >> 16) + (payload & 0xFFFF)
         csum += fs_csum_partial(tcp, payload)
-        c.checksum_status[k] = CSUM_OK if fs_csum_fold(csum) == 0xFFFF else CSUM_BAD
-    c.flow_key[k] = fs_flow_key(c.src + 16 * k, c.sport[k], c.dst + 16 * k, c.dport[k])
-    c.l3_caplen[k] = ip_cap
-    c.l3_off[k] = l3
-    c.l4_off[k] = l3 + l4
+        r.checksum_status = CSUM_OK if fs_csum_fold(csum) == 0xFFFF else CSUM_BAD
+    r.l3_caplen = ip_cap
+    r.l3_off = l3
+    r.l4_off = l3 + l4
     return OUT_TCP
+
+
+cdef inline void store_row(Cols* c, Py_ssize_t k, const Row* r, int64_t frame,
+                           int64_t ts_ns, int64_t pkt_off) noexcept nogil:
+    c.frame[k] = frame
+    c.ts_ns[k] = ts_ns
+    c.ip_version[k] = r.ip_version
+    memcpy(c.src + 16 * k, r.src, 16)
+    memcpy(c.dst + 16 * k, r.dst, 16)
+    c.sport[k] = r.sport
+    c.dport[k] = r.dport
+    c.seq[k] = r.seq
+    c.ack[k] = r.ack
+    c.flags[k] = r.flags
+    c.hdr_len[k] = r.hdr_len
+    c.payload_len[k] = r.payload_len
+    c.window[k] = r.window
+    c.checksum[k] = r.checksum
+    c.urgent[k] = r.urgent
+    c.ttl[k] = r.ttl
+    c.ip_id[k] = r.ip_id
+    c.mss[k] = r.mss
+    c.wscale[k] = r.wscale
+    c.sack_perm[k] = r.sack_perm
+    c.sack_blocks[k] = r.sack_blocks
+    c.tsval[k] = r.tsval
+    c.tsecr[k] = r.tsecr
+    c.tfo_cookie_len[k] = r.tfo_cookie_len
+    c.checksum_status[k] = r.checksum_status
+    c.ip_checksum_status[k] = r.ip_checksum_status
+    c.fragment[k] = r.fragment
+    c.l3_off[k] = pkt_off + r.l3_off
+    c.l4_off[k] = pkt_off + r.l4_off
+    c.l3_caplen[k] = r.l3_caplen
+
+
+# Flow keys are hashed a block of rows at a time, while the rows are still in
+# L1: independent SipHash chains back to back overlap in the out-of-order
+# core, where one chain per packet between parses would stall it.
+cdef enum:
+    HASH_BLOCK = 32
+
+
+cdef inline void hash_rows(Cols* c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(lo, hi):
+        c.flow_key[j] = fs_flow_key(c.src + 16 * j, c.sport[j], c.dst + 16 * j, c.dport[j])
 
 
 cdef inline void* _ptr(object arr):
@@ -452,21 +547,23 @@ def parse_batch(const uint8_t[::1] data, const int64_t[::1] offset,
     cdef uint8_t[::1] outcome = outcome_arr
     cdef const uint8_t* base = &data[0] if data.shape[0] > 0 else NULL
     cdef int64_t data_len = data.shape[0]
-    cdef Py_ssize_t i, k = 0, bad_bounds = -1
+    cdef Py_ssize_t i, k = 0, bad_bounds = -1, hashed = 0
     cdef int out
+    cdef Row row
     with nogil:
         for i in range(n):
             if offset[i] < 0 or offset[i] + <int64_t>caplen[i] > data_len:
                 bad_bounds = i
                 break
-            out = parse_packet(base + offset[i], caplen[i], wirelen[i], linktype[i], &c, k)
+            out = parse_packet(base + offset[i], caplen[i], wirelen[i], linktype[i], &row)
             outcome[i] = <uint8_t>out
             if out == OUT_TCP:
-                c.frame[k] = first_frame + i
-                c.ts_ns[k] = ts_ns[i]
-                c.l3_off[k] += offset[i]
-                c.l4_off[k] += offset[i]
+                store_row(&c, k, &row, first_frame + i, ts_ns[i], offset[i])
                 k += 1
+                if k - hashed == HASH_BLOCK:
+                    hash_rows(&c, hashed, k)
+                    hashed = k
+        hash_rows(&c, hashed, k)
     if bad_bounds >= 0:
         raise ValueError(f"packet {bad_bounds}: offset {offset[bad_bounds]} + caplen "
                          f"{caplen[bad_bounds]} lies outside the {data_len}-byte buffer")
