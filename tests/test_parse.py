@@ -591,9 +591,9 @@ def _file_batches(shared=True):
 def fake_capture(monkeypatch):
     made = {}
 
-    def install(batches, error=None):
+    def install(batches, error=None, reader_cls=FakeReader):
         def open_capture(path, **kwargs):
-            made["reader"] = FakeReader(batches, error)
+            made["reader"] = reader_cls(batches, error)
             made["kwargs"] = kwargs
             return made["reader"]
         monkeypatch.setattr(fastseg.capture, "open_capture", open_capture)
@@ -636,24 +636,26 @@ def test_read_segments_on_damage_keeps_the_segments_before_it(fake_capture):
 
 
 def test_truncation_warning_passes_through(fake_capture):
-    class WarningReader(FakeReader):
+    class CutReader(FakeReader):
         def __iter__(self):
             yield from self._batches
-            warnings.warn("cut", TruncatedCaptureWarning)
+            warnings.warn("file ends inside a record", TruncatedCaptureWarning)
 
-    monkey = {}
-
-    def open_capture(path, **kwargs):
-        return WarningReader(_file_batches())
-    import fastseg.capture
-    orig = fastseg.capture.open_capture
-    fastseg.capture.open_capture = open_capture
-    try:
-        with pytest.warns(TruncatedCaptureWarning):
-            seg = fastseg.read_segments("x.pcap")
-    finally:
-        fastseg.capture.open_capture = orig
+    fake_capture(_file_batches(), reader_cls=CutReader)
+    with pytest.warns(TruncatedCaptureWarning):
+        seg = fastseg.read_segments("x.pcap")
     assert len(seg) == 6
+
+
+def test_batches_parse_correctly_on_concurrent_threads():
+    from concurrent.futures import ThreadPoolExecutor
+    pkts = [pb.ether(syn4(sport=1 + i % 60000, payload=b"x" * (i % 50))) for i in range(20000)]
+    expected = fastseg.parse_packets(pkts)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: fastseg.parse_packets(pkts), range(4)))
+    for seg in results:
+        for name in expected.columns:
+            assert np.array_equal(seg[name], expected[name]), name
 
 
 def test_open_yields_one_segments_per_batch_with_running_stats(fake_capture):
