@@ -1,0 +1,577 @@
+# Bulk parser: link layer -> IP -> TCP header and options -> Segments columns.
+#
+# One pass over a packet batch with the GIL released.  Each packet gets exactly
+# one Outcome code; a TCP segment is assembled as a Row on the stack and stored
+# into the column arrays through raw pointers.  Every read is bounded by the packet's
+# captured length: a malformed packet yields a code, never a read past caplen.
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy, memset
+
+cimport numpy as cnp
+import numpy as np
+
+from fastseg._bytes cimport ld_be16, ld_be32, ld_le32
+from fastseg._consts cimport (
+    OUT_TCP, OUT_NOT_IP, OUT_NOT_TCP, OUT_LATER_FRAGMENT, OUT_FRAGMENT_NO_TCP_HDR,
+    OUT_TRUNCATED, OUT_BAD_LINK_HEADER, OUT_UNSUPPORTED_LINKTYPE, OUT_BAD_IP_VERSION,
+    OUT_BAD_IP_HEADER, OUT_BAD_IP_LENGTH, OUT_BAD_TCP_OFFSET, OUT_TCP_OPTIONS_OVERRUN,
+    OUT_EMPTY, CSUM_OK, CSUM_BAD, CSUM_UNVERIFIED, CSUM_NOT_APPLICABLE,
+    LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_RAW_OLD, LINKTYPE_RAW_OLD2, LINKTYPE_RAW,
+    LINKTYPE_LOOP, LINKTYPE_LINUX_SLL, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2,
+)
+
+cdef extern from *:
+    """
+    #include "_csum.h"
+    #include "_siphash.h"
+    /* Both run for every segment; left to its own heuristics GCC keeps them
+     * out of line, which cost about a sixth of the loop's time. */
+    #if defined(__GNUC__)
+    static inline uint64_t fs_csum_partial(const uint8_t *p, size_t len) __attribute__((always_inline));
+    static inline uint64_t fs_flow_key(const uint8_t *src, uint16_t sport,
+                                       const uint8_t *dst, uint16_t dport) __attribute__((always_inline));
+    #endif
+    """
+
+cdef extern from "_csum.h" nogil:
+    uint64_t fs_csum_partial(const uint8_t* p, size_t length)
+    uint16_t fs_csum_fold(uint64_t s)
+
+cdef extern from "_siphash.h" nogil:
+    uint64_t fs_flow_key(const uint8_t* src, uint16_t sport, const uint8_t* dst, uint16_t dport)
+
+cnp.import_array()
+
+# A VLAN stack deeper than this is not a real network (QinQ is 2, rarely 3).
+cdef enum:
+    MAX_VLAN_TAGS = 8
+# IPv6 extension headers walked before the chain is declared bad; a legitimate
+# packet carries a handful (RFC 8200 4.1 orders at most ~8 distinct kinds).
+cdef enum:
+    MAX_IPV6_EXT = 16
+
+# BSD AF_INET6 differs per OS: Linux 10, FreeBSD 28, Darwin 30, NetBSD/OpenBSD 24.
+cdef enum:
+    AF_INET = 2
+
+
+cdef struct Row:
+    # One TCP segment, assembled on the stack so the parser never touches the
+    # column pointers (a store through a uint8 column may alias anything, so
+    # the compiler would reload them after every byte store).
+    uint8_t src[16]
+    uint8_t dst[16]
+    uint64_t flow_key
+    int64_t tsval
+    int64_t tsecr
+    uint32_t seq
+    uint32_t ack
+    uint32_t payload_len
+    uint32_t l3_caplen
+    uint32_t l3_off
+    uint32_t l4_off
+    int32_t ip_id
+    int32_t mss
+    uint16_t sport
+    uint16_t dport
+    uint16_t flags
+    uint16_t window
+    uint16_t checksum
+    uint16_t urgent
+    int16_t wscale
+    int16_t tfo_cookie_len
+    uint8_t ip_version
+    uint8_t hdr_len
+    uint8_t ttl
+    uint8_t sack_perm
+    uint8_t sack_blocks
+    uint8_t checksum_status
+    uint8_t ip_checksum_status
+    uint8_t fragment
+
+
+cdef struct Cols:
+    int64_t* frame
+    int64_t* ts_ns
+    uint8_t* ip_version
+    uint8_t* src
+    uint8_t* dst
+    uint16_t* sport
+    uint16_t* dport
+    uint32_t* seq
+    uint32_t* ack
+    uint16_t* flags
+    uint8_t* hdr_len
+    uint32_t* payload_len
+    uint16_t* window
+    uint16_t* checksum
+    uint16_t* urgent
+    uint8_t* ttl
+    int32_t* ip_id
+    int32_t* mss
+    int16_t* wscale
+    uint8_t* sack_perm
+    uint8_t* sack_blocks
+    int64_t* tsval
+    int64_t* tsecr
+    int16_t* tfo_cookie_len
+    uint8_t* checksum_status
+    uint8_t* ip_checksum_status
+    uint8_t* fragment
+    uint64_t* flow_key
+    int64_t* l3_off
+    int64_t* l4_off
+    uint32_t* l3_caplen
+
+
+cdef inline bint is_vlan(uint16_t ethertype) noexcept nogil:
+    return ethertype == 0x8100 or ethertype == 0x88A8 or ethertype == 0x9100
+
+
+cdef inline int ethertype_version(uint16_t ethertype) noexcept nogil:
+    if ethertype == 0x0800:
+        return 4
+    if ethertype == 0x86DD:
+        return 6
+    return 0
+
+
+cdef inline int short_of(uint32_t need, uint32_t caplen, uint32_t wirelen, int otherwise) noexcept nogil:
+    # Bytes missing from the capture but present on the wire were cut by the
+    # snapshot length; missing on the wire too means the packet itself is bad.
+    if wirelen >= need:
+        return OUT_TRUNCATED
+    return otherwise
+
+
+cdef inline int link_layer(const uint8_t* pkt, uint32_t caplen, uint32_t wirelen,
+                           uint16_t linktype, uint32_t* l3, int* version) noexcept nogil:
+    """Find the IP header: its offset in *l3 and the IP version the link
+    layer announces in *version (0: let the version nibble decide)."""
+    cdef uint32_t pos, family
+    cdef uint16_t ethertype
+    cdef int tags
+    version[0] = 0
+    if linktype == LINKTYPE_ETHERNET or linktype == LINKTYPE_LINUX_SLL:
+        pos = 14 if linktype == LINKTYPE_ETHERNET else 16
+        if caplen < pos:
+            return short_of(pos, caplen, wirelen, OUT_BAD_LINK_HEADER)
+        ethertype = ld_be16(pkt + pos - 2)
+    elif linktype == LINKTYPE_LINUX_SLL2:
+        pos = 20
+        if caplen < pos:
+            return short_of(pos, caplen, wirelen, OUT_BAD_LINK_HEADER)
+        ethertype = ld_be16(pkt)
+    elif linktype == LINKTYPE_NULL or linktype == LINKTYPE_LOOP:
+        if caplen < 4:
+            return short_of(4, caplen, wirelen, OUT_BAD_LINK_HEADER)
+        if linktype == LINKTYPE_LOOP:
+            family = ld_be32(pkt)
+        else:
+            # NULL stores the family in the capturing host's byte order; the
+            # families are small, so a value above 16 bits means the other order.
+            family = ld_le32(pkt)
+            if family > 0xFFFF:
+                family = ld_be32(pkt)
+        l3[0] = 4
+        if family == AF_INET:
+            version[0] = 4
+        elif family == 10 or family == 24 or family == 28 or family == 30:
+            version[0] = 6
+        else:
+            return OUT_NOT_IP
+        return OUT_TCP
+    elif linktype == LINKTYPE_RAW or linktype == LINKTYPE_RAW_OLD or linktype == LINKTYPE_RAW_OLD2:
+        l3[0] = 0
+        return OUT_TCP
+    elif linktype == LINKTYPE_IPV4:
+        l3[0] = 0
+        version[0] = 4
+        return OUT_TCP
+    elif linktype == LINKTYPE_IPV6:
+        l3[0] = 0
+        version[0] = 6
+        return OUT_TCP
+    else:
+        return OUT_UNSUPPORTED_LINKTYPE
+    # 802.1Q / 802.1ad tags: 2 bytes TCI then the inner ethertype.
+    tags = 0
+    while is_vlan(ethertype):
+        tags += 1
+        if tags > MAX_VLAN_TAGS:
+            return OUT_BAD_LINK_HEADER
+        if caplen < pos + 4:
+            return short_of(pos + 4, caplen, wirelen, OUT_BAD_LINK_HEADER)
+        ethertype = ld_be16(pkt + pos + 2)
+        pos += 4
+    version[0] = ethertype_version(ethertype)
+    if version[0] == 0:
+        # Includes 802.3 frames, whose "ethertype" is a length <= 1500.
+        return OUT_NOT_IP
+    l3[0] = pos
+    return OUT_TCP
+
+
+cdef inline int tcp_options(const uint8_t* tcp, uint32_t hdr_len, Row* r) noexcept nogil:
+    """Decode the options into *r; OUT_TCP_OPTIONS_OVERRUN when an option's
+    length is missing, below 2 or runs past the header (RFC 9293 3.2)."""
+    cdef uint32_t i = 20, olen
+    cdef uint8_t kind
+    r.mss = -1
+    r.wscale = -1
+    r.sack_perm = 0
+    r.sack_blocks = 0
+    r.tsval = -1
+    r.tsecr = -1
+    r.tfo_cookie_len = -1
+    while i < hdr_len:
+        kind = tcp[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= hdr_len:
+            return OUT_TCP_OPTIONS_OVERRUN
+        olen = tcp[i + 1]
+        if olen < 2 or i + olen > hdr_len:
+            return OUT_TCP_OPTIONS_OVERRUN
+        # Known kinds with a wrong length are skipped by their length, as
+        # Linux tcp_parse_options does.
+        if kind == 2:
+            if olen == 4:
+                r.mss = ld_be16(tcp + i + 2)
+        elif kind == 3:
+            if olen == 3:
+                r.wscale = tcp[i + 2]
+        elif kind == 4:
+            if olen == 2:
+                r.sack_perm = 1
+        elif kind == 5:
+            if olen >= 10 and (olen - 2) % 8 == 0:
+                r.sack_blocks = <uint8_t>((olen - 2) // 8)
+        elif kind == 8:
+            if olen == 10:
+                r.tsval = ld_be32(tcp + i + 2)
+                r.tsecr = ld_be32(tcp + i + 6)
+        elif kind == 34:
+            r.tfo_cookie_len = <int16_t>(olen - 2)
+        elif kind == 254:
+            # RFC 7413 experimental TFO: ExID 0xF989 before the cookie.
+            if olen >= 4 and ld_be16(tcp + i + 2) == 0xF989:
+                r.tfo_cookie_len = <int16_t>(olen - 4)
+        i += olen
+    return OUT_TCP
+
+
+cdef inline int parse_packet(const uint8_t* pkt, uint32_t caplen, uint32_t wirelen,
+                             uint16_t linktype, Row* r) noexcept nogil:
+    """Classify one packet; for a TCP segment fill *r (all but frame, ts_ns
+    and flow_key, which the caller owns; offsets relative to the packet)."""
+    cdef uint32_t l3 = 0, ip_cap, ip_wire, ihl, total, l4, payload, tcp_cap, hdr_len
+    cdef uint32_t pos, end, ext_len
+    cdef int version = 0, out, n_ext
+    cdef uint16_t frag
+    cdef uint8_t proto
+    cdef bint fragment = False
+    cdef const uint8_t* ip
+    cdef const uint8_t* tcp
+    cdef const uint8_t* ext
+    cdef uint64_t csum
+
+    if caplen == 0:
+        return OUT_EMPTY
+    if wirelen < caplen:
+        wirelen = caplen
+    out = link_layer(pkt, caplen, wirelen, linktype, &l3, &version)
+    if out != OUT_TCP:
+        return out
+    if caplen <= l3:
+        return short_of(l3 + 1, caplen, wirelen, OUT_BAD_IP_HEADER)
+    ip = pkt + l3
+    ip_cap = caplen - l3
+    ip_wire = wirelen - l3
+    if version == 0:
+        version = ip[0] >> 4
+        if version != 4 and version != 6:
+            return OUT_BAD_IP_VERSION
+    elif (ip[0] >> 4) != version:
+        return OUT_BAD_IP_VERSION
+
+    if version == 4:
+        if ip_cap < 20:
+            return short_of(20, ip_cap, ip_wire, OUT_BAD_IP_HEADER)
+        ihl = (ip[0] & 0x0F) * 4
+        if ihl < 20:
+            return OUT_BAD_IP_HEADER
+        if ip_cap < ihl:
+            return short_of(ihl, ip_cap, ip_wire, OUT_BAD_IP_HEADER)
+        total = ld_be16(ip + 2)
+        # Bytes past the total length (Ethernet padding) are ignored.
+        if total < ihl or total > ip_wire:
+            return OUT_BAD_IP_LENGTH
+        frag = ld_be16(ip + 6)
+        if frag & 0x1FFF:
+            return OUT_LATER_FRAGMENT
+        if ip[9] != 6:
+            return OUT_NOT_TCP
+        fragment = (frag & 0x2000) != 0
+        l4 = ihl
+        payload = total - ihl
+    else:
+        if ip_cap < 40:
+            return short_of(40, ip_cap, ip_wire, OUT_BAD_IP_HEADER)
+        payload = ld_be16(ip + 4)
+        if payload == 0 and ip[6] != 59:
+            # A jumbogram (RFC 2675) or a header chain with no room: jumbo
+            # payload lengths are not followed.
+            return OUT_BAD_IP_LENGTH
+        if 40 + payload > ip_wire:
+            return OUT_BAD_IP_LENGTH
+        end = 40 + payload
+        proto = ip[6]
+        pos = 40
+        n_ext = 0
+        while proto != 6:
+            if proto == 0 or proto == 43 or proto == 60 or proto == 135 or proto == 139 or proto == 140 or proto == 51 or proto == 44:
+                n_ext += 1
+                if n_ext > MAX_IPV6_EXT:
+                    return OUT_BAD_IP_HEADER
+                if pos + 8 > end:
+                    return OUT_BAD_IP_HEADER
+                if pos + 8 > ip_cap:
+                    return OUT_TRUNCATED
+                ext = ip + pos
+                if proto == 44:
+                    if ld_be16(ext + 2) & 0xFFF8:
+                        return OUT_LATER_FRAGMENT
+                    if ext[3] & 1:
+                        fragment = True
+                    ext_len = 8
+                elif proto == 51:
+                    # AH counts 4-byte words minus 2 (RFC 4302 2.2).
+                    ext_len = (<uint32_t>ext[1] + 2) * 4
+                else:
+                    ext_len = (<uint32_t>ext[1] + 1) * 8
+                if pos + ext_len > end:
+                    return OUT_BAD_IP_HEADER
+                proto = ext[0]
+                pos += ext_len
+            else:
+                # 59 no next header, 50 ESP (opaque), UDP, ICMPv6, ...
+                return OUT_NOT_TCP
+        l4 = pos
+        payload = end - pos
+        ihl = 0
+
+    # TCP header: l4 is within the captured bytes only if tcp_cap > 0.
+    tcp_cap = ip_cap - l4 if ip_cap > l4 else 0
+    tcp = ip + l4
+    if fragment:
+        if payload < 20 or tcp_cap < 20:
+            return OUT_FRAGMENT_NO_TCP_HDR
+        hdr_len = (tcp[12] >> 4) * 4
+        if hdr_len < 20:
+            return OUT_BAD_TCP_OFFSET
+        if hdr_len > payload or hdr_len > tcp_cap:
+            return OUT_FRAGMENT_NO_TCP_HDR
+    else:
+        if payload < 20:
+            return OUT_BAD_TCP_OFFSET
+        if tcp_cap < 20:
+            return OUT_TRUNCATED
+        hdr_len = (tcp[12] >> 4) * 4
+        if hdr_len < 20 or hdr_len > payload:
+            return OUT_BAD_TCP_OFFSET
+        if hdr_len > tcp_cap:
+            return OUT_TRUNCATED
+    out = tcp_options(tcp, hdr_len, r)
+    if out != OUT_TCP:
+        return out
+
+    r.ip_version = <uint8_t>version
+    if version == 4:
+        memset(r.src, 0, 10)
+        r.src[10] = 0xFF
+        r.src[11] = 0xFF
+        memcpy(r.src + 12, ip + 12, 4)
+        memset(r.dst, 0, 10)
+        r.dst[10] = 0xFF
+        r.dst[11] = 0xFF
+        memcpy(r.dst + 12, ip + 16, 4)
+        r.ttl = ip[8]
+        r.ip_id = ld_be16(ip + 4)
+        if fs_csum_fold(fs_csum_partial(ip, ihl)) == 0xFFFF:
+            r.ip_checksum_status = CSUM_OK
+        else:
+            r.ip_checksum_status = CSUM_BAD
+    else:
+        memcpy(r.src, ip + 8, 16)
+        memcpy(r.dst, ip + 24, 16)
+        r.ttl = ip[7]
+        r.ip_id = -1
+        r.ip_checksum_status = CSUM_NOT_APPLICABLE
+    r.sport = ld_be16(tcp)
+    r.dport = ld_be16(tcp + 2)
+    r.seq = ld_be32(tcp + 4)
+    r.ack = ld_be32(tcp + 8)
+    r.flags = <uint16_t>(((tcp[12] & 1) << 8) | tcp[13])
+    r.hdr_len = <uint8_t>hdr_len
+    r.payload_len = payload - hdr_len
+    r.window = ld_be16(tcp + 14)
+    r.checksum = ld_be16(tcp + 16)
+    r.urgent = ld_be16(tcp + 18)
+    r.fragment = fragment
+    if fragment or tcp_cap < payload:
+        r.checksum_status = CSUM_UNVERIFIED
+    else:
+        # Pseudo-header (RFC 9293 3.1 / RFC 8200 8.1) + segment.  With a
+        # routing header the IPv6 pseudo-header would need the final
+        # destination; the packet's destination field is used.
+        if version == 4:
+            csum = (<uint64_t>ld_be16(ip + 12) + ld_be16(ip + 14) + ld_be16(ip + 16)
+                    + ld_be16(ip + 18) + 6 + payload)
+        else:
+            csum = fs_csum_partial(ip + 8, 32) + 6 + (payload >> 16) + (payload & 0xFFFF)
+        csum += fs_csum_partial(tcp, payload)
+        r.checksum_status = CSUM_OK if fs_csum_fold(csum) == 0xFFFF else CSUM_BAD
+    r.l3_caplen = ip_cap
+    r.l3_off = l3
+    r.l4_off = l3 + l4
+    return OUT_TCP
+
+
+cdef inline void store_row(Cols* c, Py_ssize_t k, const Row* r, int64_t frame,
+                           int64_t ts_ns, int64_t pkt_off) noexcept nogil:
+    c.frame[k] = frame
+    c.ts_ns[k] = ts_ns
+    c.ip_version[k] = r.ip_version
+    memcpy(c.src + 16 * k, r.src, 16)
+    memcpy(c.dst + 16 * k, r.dst, 16)
+    c.sport[k] = r.sport
+    c.dport[k] = r.dport
+    c.seq[k] = r.seq
+    c.ack[k] = r.ack
+    c.flags[k] = r.flags
+    c.hdr_len[k] = r.hdr_len
+    c.payload_len[k] = r.payload_len
+    c.window[k] = r.window
+    c.checksum[k] = r.checksum
+    c.urgent[k] = r.urgent
+    c.ttl[k] = r.ttl
+    c.ip_id[k] = r.ip_id
+    c.mss[k] = r.mss
+    c.wscale[k] = r.wscale
+    c.sack_perm[k] = r.sack_perm
+    c.sack_blocks[k] = r.sack_blocks
+    c.tsval[k] = r.tsval
+    c.tsecr[k] = r.tsecr
+    c.tfo_cookie_len[k] = r.tfo_cookie_len
+    c.checksum_status[k] = r.checksum_status
+    c.ip_checksum_status[k] = r.ip_checksum_status
+    c.fragment[k] = r.fragment
+    c.l3_off[k] = pkt_off + r.l3_off
+    c.l4_off[k] = pkt_off + r.l4_off
+    c.l3_caplen[k] = r.l3_caplen
+
+
+# Flow keys are hashed a block of rows at a time, while the rows are still in
+# L1: independent SipHash chains back to back overlap in the out-of-order
+# core, where one chain per packet between parses would stall it.
+cdef enum:
+    HASH_BLOCK = 32
+
+
+cdef inline void hash_rows(Cols* c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(lo, hi):
+        c.flow_key[j] = fs_flow_key(c.src + 16 * j, c.sport[j], c.dst + 16 * j, c.dport[j])
+
+
+cdef inline void* _ptr(object arr):
+    return cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+
+def parse_batch(const uint8_t[::1] data, const int64_t[::1] offset,
+                const uint32_t[::1] caplen, const uint32_t[::1] wirelen,
+                const int64_t[::1] ts_ns, const uint16_t[::1] linktype,
+                int64_t first_frame=1):
+    """Parse a packet batch.
+
+    Returns ``(columns, outcome)``: a dict with every Segments column (public
+    and hidden) for the TCP rows, in packet order, and one uint8 Outcome code
+    per packet.  ``_l3_off`` / ``_l4_off`` are offsets into ``data``.
+    """
+    from fastseg import segments
+
+    cdef Py_ssize_t n = offset.shape[0]
+    if caplen.shape[0] != n or wirelen.shape[0] != n or ts_ns.shape[0] != n or linktype.shape[0] != n:
+        raise ValueError("offset, caplen, wirelen, ts_ns and linktype must have the same length")
+    outcome_arr = np.empty(n, dtype=np.uint8)
+    cols = segments.empty_columns(n)
+    if n == 0:
+        return cols, outcome_arr
+    cdef Cols c
+    c.frame = <int64_t*>_ptr(cols["frame"])
+    c.ts_ns = <int64_t*>_ptr(cols["ts_ns"])
+    c.ip_version = <uint8_t*>_ptr(cols["ip_version"])
+    c.src = <uint8_t*>_ptr(cols["src"])
+    c.dst = <uint8_t*>_ptr(cols["dst"])
+    c.sport = <uint16_t*>_ptr(cols["sport"])
+    c.dport = <uint16_t*>_ptr(cols["dport"])
+    c.seq = <uint32_t*>_ptr(cols["seq"])
+    c.ack = <uint32_t*>_ptr(cols["ack"])
+    c.flags = <uint16_t*>_ptr(cols["flags"])
+    c.hdr_len = <uint8_t*>_ptr(cols["hdr_len"])
+    c.payload_len = <uint32_t*>_ptr(cols["payload_len"])
+    c.window = <uint16_t*>_ptr(cols["window"])
+    c.checksum = <uint16_t*>_ptr(cols["checksum"])
+    c.urgent = <uint16_t*>_ptr(cols["urgent"])
+    c.ttl = <uint8_t*>_ptr(cols["ttl"])
+    c.ip_id = <int32_t*>_ptr(cols["ip_id"])
+    c.mss = <int32_t*>_ptr(cols["mss"])
+    c.wscale = <int16_t*>_ptr(cols["wscale"])
+    c.sack_perm = <uint8_t*>_ptr(cols["sack_perm"])
+    c.sack_blocks = <uint8_t*>_ptr(cols["sack_blocks"])
+    c.tsval = <int64_t*>_ptr(cols["tsval"])
+    c.tsecr = <int64_t*>_ptr(cols["tsecr"])
+    c.tfo_cookie_len = <int16_t*>_ptr(cols["tfo_cookie_len"])
+    c.checksum_status = <uint8_t*>_ptr(cols["checksum_status"])
+    c.ip_checksum_status = <uint8_t*>_ptr(cols["ip_checksum_status"])
+    c.fragment = <uint8_t*>_ptr(cols["fragment"])
+    c.flow_key = <uint64_t*>_ptr(cols["flow_key"])
+    c.l3_off = <int64_t*>_ptr(cols["_l3_off"])
+    c.l4_off = <int64_t*>_ptr(cols["_l4_off"])
+    c.l3_caplen = <uint32_t*>_ptr(cols["_l3_caplen"])
+
+    cdef uint8_t[::1] outcome = outcome_arr
+    cdef const uint8_t* base = &data[0] if data.shape[0] > 0 else NULL
+    cdef int64_t data_len = data.shape[0]
+    cdef Py_ssize_t i, k = 0, bad_bounds = -1, hashed = 0
+    cdef int out
+    cdef Row row
+    with nogil:
+        for i in range(n):
+            if offset[i] < 0 or offset[i] + <int64_t>caplen[i] > data_len:
+                bad_bounds = i
+                break
+            out = parse_packet(base + offset[i], caplen[i], wirelen[i], linktype[i], &row)
+            outcome[i] = <uint8_t>out
+            if out == OUT_TCP:
+                store_row(&c, k, &row, first_frame + i, ts_ns[i], offset[i])
+                k += 1
+                if k - hashed == HASH_BLOCK:
+                    hash_rows(&c, hashed, k)
+                    hashed = k
+        hash_rows(&c, hashed, k)
+    if bad_bounds >= 0:
+        raise ValueError(f"packet {bad_bounds}: offset {offset[bad_bounds]} + caplen "
+                         f"{caplen[bad_bounds]} lies outside the {data_len}-byte buffer")
+    if k < n:
+        # Keep a trimmed view when most packets are TCP; copy out otherwise so
+        # a mostly non-TCP batch does not pin n rows of memory.
+        if 2 * k >= n:
+            cols = {name: col[:k] for name, col in cols.items()}
+        else:
+            cols = {name: col[:k].copy() for name, col in cols.items()}
+    return cols, outcome_arr
