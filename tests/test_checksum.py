@@ -536,3 +536,13 @@ def test_offload_rule_needs_enough_segments_and_share(checksum_dir):
     result = diagnose_offload(damaged)
     assert "127.0.0.1" not in result and "::1" in result
     assert diagnose_offload(damaged, min_share=0.5)["127.0.0.1"] == len(v4) - len(v4) // 4
+
+
+def test_verify_gives_the_same_answer_from_concurrent_threads(checksum_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    seg = read_pcap_rows(checksum_dir / "veth_flipped.pcap")
+    expect = verify_checksums(seg)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: verify_checksums(seg), range(16)))
+    assert all((r == expect).all() for r in results)
