@@ -595,3 +595,18 @@ def test_cli_bad_arguments_print_one_line_and_exit_2(bad, message, capsys):
     status, out, err = _cli(argv, capsys)
     assert status == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_kernels_refuse_columns_that_would_be_read_out_of_bounds():
+    key = syncookies.split_secret(SECRET)
+    a4 = np.zeros((8, 4), np.uint8)
+    u16, u32 = np.zeros(8, np.uint16), np.zeros(8, np.uint32)
+    out32, out16 = np.empty(8, np.uint32), np.empty(8, np.uint16)
+    with pytest.raises(ValueError, match="rows"):
+        _cookies.encode(key, False, a4, a4, u16[:7], u16, u32, u16, u32, out32, out16)
+    with pytest.raises(ValueError, match="addresses"):
+        _cookies.encode(key, True, a4, a4, u16, u16, u32, u16, u32, out32, out16)
+    with pytest.raises(ValueError, match="rows"):
+        _cookies.check(key, False, a4, a4, u16, u16, u32, u32[:3], u32, out16)
+    with pytest.raises(ValueError, match="out"):
+        _cookies.siphash24_rows(1, 2, np.zeros((8, 16), np.uint8), np.empty(7, np.uint64))

@@ -83,11 +83,10 @@ cdef inline uint64_t _ports_word(uint16_t sport, uint16_t dport) noexcept nogil:
 
 cdef inline int _mss_index(uint16_t mss, const uint16_t *table) noexcept nogil:
     # __cookie_v4_init_sequence: the largest entry not above the MSS, and
-    # entry 0 for anything smaller than entry 1.
-    cdef int idx = N_MSS - 1
-    while idx > 0 and mss < table[idx]:
-        idx -= 1
-    return idx
+    # entry 0 for anything smaller than entry 1.  The table is sorted, so
+    # that index is the number of entries 1.. not above the MSS; counting
+    # avoids a data-dependent branch per row.
+    return (<int>(mss >= table[1])) + (<int>(mss >= table[2])) + (<int>(mss >= table[3]))
 
 
 cdef inline void _stage(uint64_t *m, int lane, bint v6, const uint8_t *saddr,
@@ -117,6 +116,20 @@ cdef inline void _set_count(uint64_t *m, int lane, bint v6, uint32_t count) noex
     else:
         m[1 * FS_SIP_LANES + lane] = ((m[1 * FS_SIP_LANES + lane] & 0xFFFFFFFFULL)
                                       | (<uint64_t>count << 32))
+
+
+cdef int _check_shapes(Py_ssize_t n, bint v6, const uint8_t[:, :] saddr,
+                       const uint8_t[:, :] daddr, tuple columns) except -1:
+    # The kernels index without bounds checks: refuse anything that would
+    # let them read past a buffer.
+    cdef Py_ssize_t width = 16 if v6 else 4
+    if (saddr.shape[0] != n or daddr.shape[0] != n or saddr.shape[1] != width
+            or daddr.shape[1] != width or (n and (saddr.strides[1] != 1 or daddr.strides[1] != 1))):
+        raise ValueError(f"addresses must be ({n}, {width}) rows of contiguous bytes")
+    for col in columns:
+        if col.shape[0] != n:
+            raise ValueError(f"every column needs {n} rows")
+    return 0
 
 
 cdef inline void _fill_keys(uint64_t *k0, uint64_t *k1, uint64_t a, uint64_t b) noexcept nogil:
@@ -151,6 +164,7 @@ def encode(tuple secret, bint v6,
     cdef int mssind[FS_SIP_LANES]
     cdef uint32_t c
     cdef fs_sip_lanes_fn lanes = _lanes_v6 if v6 else _lanes_v4
+    _check_shapes(n, v6, saddr, daddr, (sport, dport, isn, mss, count, mss_out))
     if v6:
         table = &MSS_V6[0]
     with nogil:
@@ -203,6 +217,7 @@ def check(tuple secret, bint v6,
     cdef uint32_t diff[FS_SIP_LANES]
     cdef uint32_t cookie, idx
     cdef fs_sip_lanes_fn lanes = _lanes_v6 if v6 else _lanes_v4
+    _check_shapes(n, v6, saddr, daddr, (sport, dport, seq, ack, count))
     if v6:
         table = &MSS_V6[0]
     with nogil:
@@ -258,6 +273,8 @@ def siphash24_rows(uint64_t k0, uint64_t k1, const uint8_t[:, ::1] rows,
     cdef uint64_t tail
     cdef const uint8_t *p
     cdef fs_sip_lanes_fn lanes = _lanes
+    if out.shape[0] != n:
+        raise ValueError(f"out needs {n} rows")
     cdef size_t staging_bytes = (nw if nw > 0 else 1) * FS_SIP_LANES * sizeof(uint64_t)
     cdef uint64_t *m = <uint64_t *>malloc(staging_bytes)
     if m == NULL:
