@@ -288,6 +288,9 @@ def siphash24_rows(uint64_t k0, uint64_t k1, const uint8_t[:, ::1] rows,
             while i0 < n:
                 nb = FS_SIP_LANES if n - i0 >= FS_SIP_LANES else <int>(n - i0)
                 for lane in range(nb):
+                    if length == 0:
+                        last[lane] = 0
+                        continue
                     p = &rows[i0 + lane, 0]
                     for w in range(nw):
                         m[w * FS_SIP_LANES + lane] = ld_le64(p + 8 * w)
