@@ -582,7 +582,10 @@ def test_cli_encode_then_check(capsys):
 
 
 @pytest.mark.parametrize("bad,message", [
+    (["action", "decode"], "encode or check"),
     (["--secret", "abcd"], "--secret"),
+    (["--saddr", "10.0.0.300"], "--saddr"),
+    (["--count", "-4"], "--count"),
     (["--sport", "70000"], "--sport"),
     (["--saddr", "2001:db8::1"], "same IP version"),
     (["--isn", "x12"], "--isn"),
@@ -590,8 +593,10 @@ def test_cli_encode_then_check(capsys):
 def test_cli_bad_arguments_print_one_line_and_exit_2(bad, message, capsys):
     argv = ["cookie", "encode", "--secret", SECRET.hex(), "--saddr", "10.0.0.1",
             "--daddr", "10.0.0.2", "--sport", "1", "--dport", "2", "--isn", "3", "--count", "4"]
-    for i in range(0, len(bad), 2):
-        argv[argv.index(bad[i]) + 1] = bad[i + 1]
+    if bad[0] == "action":
+        argv[1] = bad[1]
+    else:
+        argv[argv.index(bad[0]) + 1] = bad[1]
     status, out, err = _cli(argv, capsys)
     assert status == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and message in err
@@ -610,3 +615,16 @@ def test_kernels_refuse_columns_that_would_be_read_out_of_bounds():
         _cookies.check(key, False, a4, a4, u16, u16, u32, u32[:3], u32, out16)
     with pytest.raises(ValueError, match="out"):
         _cookies.siphash24_rows(1, 2, np.zeros((8, 16), np.uint8), np.empty(7, np.uint64))
+
+
+def test_cli_missing_or_conflicting_options_print_one_line_and_exit_2(capsys):
+    base = ["cookie", "check", "--secret", SECRET.hex(), "--saddr", "10.0.0.1",
+            "--daddr", "10.0.0.2", "--sport", "1", "--dport", "2", "--seq", "3", "--ack", "4"]
+    for argv, message in ((base[:2] + base[4:], "--secret is required"),
+                          (base, "--count"),          # neither --count nor --time: now, fine
+                          (base + ["--count", "1", "--time", "60"], "not both")):
+        status, out, err = _cli(argv, capsys)
+        if message == "--count":
+            assert status in (0, 1) and err == ""
+            continue
+        assert status == 2 and len(err.strip().splitlines()) == 1 and message in err

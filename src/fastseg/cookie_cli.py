@@ -22,21 +22,21 @@ def register(subparsers):
         description="Compute the SYN cookie a Linux server sends for a SYN "
                     "(encode), or verify a client's final ACK against it (check). "
                     "Numbers accept decimal or 0x-hex.")
-    p.add_argument("action", choices=("encode", "check"))
-    p.add_argument("--secret", required=True,
-                   help="the 32-byte secret as 64 hex digits (two SipHash keys)")
-    p.add_argument("--saddr", required=True, help="client address (SYN source)")
-    p.add_argument("--daddr", required=True, help="server address (SYN destination)")
-    p.add_argument("--sport", required=True, help="client port")
-    p.add_argument("--dport", required=True, help="server port")
+    # Values are checked by run_cookie, not argparse, so that every bad
+    # argument gives one line and exit status 2.
+    p.add_argument("action", metavar="{encode,check}")
+    p.add_argument("--secret", help="the 32-byte secret as 64 hex digits (two SipHash keys)")
+    p.add_argument("--saddr", help="client address (SYN source)")
+    p.add_argument("--daddr", help="server address (SYN destination)")
+    p.add_argument("--sport", help="client port")
+    p.add_argument("--dport", help="server port")
     p.add_argument("--isn", help="encode: the SYN's sequence number")
     p.add_argument("--mss", default="536", help="encode: the SYN's MSS option (default 536)")
     p.add_argument("--seq", help="check: the ACK's sequence number (ISN + 1)")
     p.add_argument("--ack", help="check: the ACK's acknowledgment number (cookie + 1)")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--count", help="minute counter (default: from --time)")
-    group.add_argument("--time", dest="seconds",
-                       help="seconds on the host's cookie clock (default: now)")
+    p.add_argument("--count", help="minute counter (default: from --time)")
+    p.add_argument("--time", dest="seconds",
+                   help="seconds on the host's cookie clock (default: now)")
     p.set_defaults(func=run_cookie)
     return p
 
@@ -65,6 +65,13 @@ def _address(text, name):
 
 
 def _parse(args):
+    if args.action not in ("encode", "check"):
+        raise _BadArgument(f"action must be encode or check, not {args.action!r}")
+    for name in ("secret", "saddr", "daddr", "sport", "dport"):
+        if getattr(args, name) is None:
+            raise _BadArgument(f"--{name} is required")
+    if args.count is not None and args.seconds is not None:
+        raise _BadArgument("give --count or --time, not both")
     try:
         secret = bytes.fromhex(args.secret)
     except ValueError:
