@@ -414,6 +414,14 @@ def test_address_strings_mixed_families_match_per_family_arrays():
     assert list(mss) == [1460, 1440, 1460, 1440]
 
 
+def test_address_text_arrays_and_lists_agree():
+    s = ["10.1.2.3", "2001:db8::5"]
+    d = ["10.9.9.9", "2001:db8::6"]
+    from_list = syncookies.encode(SECRET, s, d, 1, 2, 3, 1460, 4)
+    from_array = syncookies.encode(SECRET, np.array(s), np.array(d, dtype=object), 1, 2, 3, 1460, 4)
+    np.testing.assert_array_equal(from_list[0], from_array[0])
+
+
 def test_ipv4_mapped_rows_with_ip_version_hash_as_ipv4():
     inp = random_inputs(4, 100, seed=702)
     mapped = lambda a: np.concatenate([np.tile(np.array([0] * 10 + [255, 255], np.uint8), (len(a), 1)), a], 1)

@@ -99,6 +99,8 @@ def _addresses(value, name):
             return rows, None, False
         return rows, version, False
     arr = np.asarray(value)
+    if arr.dtype.kind in "UO" and arr.ndim == 1:
+        return _addresses(arr.tolist(), name)
     if arr.dtype != np.uint8:
         if arr.dtype.kind not in "iu" or arr.size and (arr.min() < 0 or arr.max() > 255):
             raise ValueError(f"{name}: address bytes must be a uint8 array")
