@@ -1,6 +1,6 @@
 # SipHash-2-4 in bulk and Linux SYN cookies (net/ipv4/syncookies.c,
 # net/ipv6/syncookies.c) over columns.  Inputs are validated and broadcast by
-# fastseg.syncookies; these kernels trust shapes and only loop.
+# fastseg.syncookies; the kernels check shapes once, then only loop.
 #
 # Work goes in blocks of FS_SIP_LANES rows: the rows' messages are staged
 # word-major and hashed together by the multi-lane SipHash (AVX2 when the CPU
