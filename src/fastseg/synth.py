@@ -1090,10 +1090,13 @@ def generate(path, connections: int = 10000, *, seed: int = 0, mix=None,
         raise ValueError("snaplen must be >= 64")
     started = time.perf_counter()
     path = os.fspath(path)
+    truth = os.fspath(truth) if truth else None
     npk = nbytes = 0
     kinds = np.zeros(len(KINDS), np.int64)
     tf = open(truth, "w", encoding="ascii", newline="\n") if truth else None
     tkind = _truth_kind(truth) if truth else None
+    if tf is not None and tkind == "csv":
+        tf.write(",".join(TRUTH_COLUMNS) + "\n")
     try:
         with open(path, "wb") as f:
             hdr = _file_header(format, nanosecond, snaplen)
