@@ -693,122 +693,166 @@ def _fold(s):
     return (s & 0xffff) + (s >> 16)
 
 
-def _headers(rng, pk, p: _Params):
-    """Ethernet + IP + TCP header bytes for every packet row: (n, 114) uint8 and
-    the header length per row.  Checksums are filled in."""
+def _ones_sum(rows: np.ndarray) -> np.ndarray:
+    """Folded 16-bit one's-complement sum of the big-endian words of each row of a
+    uint8 matrix whose width is a multiple of 4.  The sum is byte-order independent
+    (RFC 1071 section 2(B)): add native 32-bit words, fold, swap the two bytes."""
+    rows = np.ascontiguousarray(rows)
+    s = rows.view(np.uint32).sum(axis=1, dtype=np.uint64)
+    s = _fold((s & 0xffffffff) + (s >> 32))
+    if np.little_endian:
+        s = ((s & 0xff) << 8) | (s >> 8)
+    return s
+
+
+_HEAD = 114          # Ethernet 14 + IPv6 40 + TCP 60: the widest header
+
+
+def _templates(p: _Params):
+    """Header bytes that never change within a connection, per direction:
+    (n, 2, _HEAD) uint8 (Ethernet, the static IP fields, TCP ports), with the
+    folded sums of the static IPv4 header (per direction) and of the TCP
+    pseudo-header and ports (the same both ways)."""
+    n = len(p)
+    v6, m4 = p.v6, ~p.v6
+    tpl = np.zeros((n, 2, _HEAD), np.uint8)
+    cmac = np.empty((n, 6), np.uint8)
+    cmac[:, 0:2] = (0x02, 0x42)                           # locally administered
+    cmac[:, 2:6] = p.caddr[:, 12:]
+    tpl[:, C, 0:6] = _ROUTER_MAC
+    tpl[:, C, 6:12] = cmac
+    tpl[:, S, 0:6] = cmac
+    tpl[:, S, 6:12] = _ROUTER_MAC
+    tpl[:, :, 12] = np.where(v6, 0x86, 0x08)[:, None]
+    tpl[:, :, 13] = np.where(v6, 0xdd, 0x00)[:, None]
+    cport = _be(p.cport, ">u2", n, 2)
+    sport = _be(p.sport, ">u2", n, 2)
+    ends = ((C, p.caddr, p.saddr, cport, sport, p.ttl_c, p.flow_c),
+            (S, p.saddr, p.caddr, sport, cport, p.ttl_s, p.flow_s))
+    for d, src, dst, sp, dp, ttl, flow in ends:
+        if m4.any():
+            h = np.zeros((int(m4.sum()), 40), np.uint8)
+            h[:, 0] = 0x45
+            h[:, 6] = 0x40                                 # DF
+            h[:, 8] = ttl[m4]
+            h[:, 9] = 6
+            h[:, 12:16] = src[m4, 12:]
+            h[:, 16:20] = dst[m4, 12:]
+            h[:, 20:22] = sp[m4]
+            h[:, 22:24] = dp[m4]
+            tpl[m4, d, 14:54] = h
+        if v6.any():
+            k = int(v6.sum())
+            h = np.zeros((k, 44), np.uint8)
+            fl = flow[v6]
+            h[:, 0] = 0x60
+            h[:, 1] = fl >> 16
+            h[:, 2] = (fl >> 8) & 0xff
+            h[:, 3] = fl & 0xff
+            h[:, 6] = 6
+            h[:, 7] = ttl[v6]
+            h[:, 8:24] = src[v6]
+            h[:, 24:40] = dst[v6]
+            h[:, 40:42] = sp[v6]
+            h[:, 42:44] = dp[v6]
+            tpl[v6, d, 14:58] = h
+    ip_sum = np.zeros((n, 2), np.uint64)
+    ip_sum[:, C] = _ones_sum(np.ascontiguousarray(tpl[:, C, 14:34]))
+    ip_sum[:, S] = _ones_sum(np.ascontiguousarray(tpl[:, S, 14:34]))
+    # IPv4-mapped rows add two 0xffff words: one's-complement zeros, harmless.
+    pseudo = _fold(_ones_sum(p.caddr) + _ones_sum(p.saddr) + np.uint64(6)
+                   + p.cport.astype(np.uint64) + p.sport.astype(np.uint64))
+    return tpl, ip_sum, pseudo
+
+
+def _headers(rng, pk, p: _Params, tpl):
+    """Ethernet + IP + TCP header bytes for every packet row: (n, _HEAD) uint8,
+    the header length per row, and the row order used (IPv4 packets first, then
+    IPv6, so that every field sits at a fixed column within each group)."""
+    tpl, ip_sum, pseudo = tpl
+    v6 = p.v6[pk["lc"]]
+    groups = [np.flatnonzero(~v6), np.flatnonzero(v6)]
+    heads, hlens = [], []
+    for fam6, sel in zip((False, True), groups):
+        h, l = _head_group(rng, {k: v[sel] for k, v in pk.items()}, p, tpl, ip_sum,
+                           pseudo, fam6)
+        heads.append(h)
+        hlens.append(l)
+    return np.concatenate(heads), np.concatenate(hlens), np.concatenate(groups)
+
+
+def _head_group(rng, pk, p, tpl, ip_sum, pseudo, fam6):
     n = len(pk["t"])
-    lc, d, flags = pk["lc"], pk["d"], pk["flags"]
-    fromc = d == C
-    v6 = p.v6[lc]
-    ca, sa = p.caddr[lc], p.saddr[lc]
-    src = np.where(fromc[:, None], ca, sa)
-    dst = np.where(fromc[:, None], sa, ca)
-    sport = np.where(fromc, p.cport[lc], p.sport[lc])
-    dport = np.where(fromc, p.sport[lc], p.cport[lc])
+    lc, d, flags, plen = pk["lc"], pk["d"], pk["flags"], pk["plen"]
+    head = tpl[lc, d]
+    o = 54 if fam6 else 34                                  # TCP header offset
     is_syn = (flags & SYN) != 0
 
-    # --- TCP options
-    lid = np.where(is_syn, np.where(fromc, p.lid_c[lc], p.lid_s[lc]),
-                   np.where(p.ts_ok[lc] & ~pk["noopt"], 1, 0))
-    opt = _LAYOUTS[lid]
-    r = np.arange(n)
-    mss = np.where(fromc, p.mss_c[lc], p.mss_s[lc])
-    o = _LAYOUT_OFF["mss"][lid]
-    opt[r, o] = mss >> 8
-    opt[r, o + 1] = mss & 0xff
-    opt[r, _LAYOUT_OFF["ws"][lid]] = np.where(fromc, p.ws_c[lc], p.ws_s[lc]) & 0xff
+    # --- TCP options.  Established packets carry at most the timestamp option,
+    # written column-wise; SYNs (a minority) go through the layout templates.
     tsv = _be(pk["tsval"], ">u4", n, 4)
     tse = _be(pk["tsecr"], ">u4", n, 4)
-    o = _LAYOUT_OFF["tsval"][lid]
-    o2 = _LAYOUT_OFF["tsecr"][lid]
-    ck = _LAYOUT_OFF["cookie"][lid]
-    cookie = p.cookie[lc]
-    for i in range(4):
-        opt[r, o + i] = tsv[:, i]
-        opt[r, o2 + i] = tse[:, i]
-    for i in range(8):
-        opt[r, ck + i] = cookie[:, i]
-    tcp_len = 20 + _LAYOUT_LEN[lid]
-    plen = pk["plen"]
+    ts_rows = ~is_syn & p.ts_ok[lc] & ~pk["noopt"]
+    tsm = ts_rows.astype(np.uint8)[:, None]
+    head[:, o + 20:o + 24] = tsm * np.array([1, 1, 8, 10], np.uint8)
+    head[:, o + 24:o + 28] = tsv * tsm
+    head[:, o + 28:o + 32] = tse * tsm
+    opt_len = np.where(ts_rows, 12, 0)
+    si = np.flatnonzero(is_syn)
+    if len(si):
+        fromc, slc = d[si] == C, lc[si]
+        lid = np.where(fromc, p.lid_c[slc], p.lid_s[slc])
+        opt = _LAYOUTS[lid]
+        r = np.arange(len(si))
+        mss = np.where(fromc, p.mss_c[slc], p.mss_s[slc])
+        off = _LAYOUT_OFF["mss"][lid]
+        opt[r, off] = mss >> 8
+        opt[r, off + 1] = mss & 0xff
+        opt[r, _LAYOUT_OFF["ws"][lid]] = np.where(fromc, p.ws_c[slc], p.ws_s[slc]) & 0xff
+        off, off2 = _LAYOUT_OFF["tsval"][lid], _LAYOUT_OFF["tsecr"][lid]
+        ck = _LAYOUT_OFF["cookie"][lid]
+        cookie = p.cookie[slc]
+        for i in range(4):
+            opt[r, off + i] = tsv[si, i]
+            opt[r, off2 + i] = tse[si, i]
+        for i in range(8):
+            opt[r, ck + i] = cookie[:, i]
+        head[si, o + 20:o + 60] = opt[:, :40]
+        opt_len[si] = _LAYOUT_LEN[lid]
+    tcp_len = 20 + opt_len
+    head[:, o + 4:o + 8] = _be(pk["seq"] & 0xffffffff, ">u4", n, 4)
+    head[:, o + 8:o + 12] = _be(pk["ack"] & 0xffffffff, ">u4", n, 4)
+    head[:, o + 12] = ((tcp_len // 4) << 4) | ((flags >> 8) & 1)
+    head[:, o + 13] = flags & 0xff
+    head[:, o + 14:o + 16] = _be(pk["win"], ">u2", n, 2)
 
-    tcp = np.zeros((n, 60), np.uint8)
-    tcp[:, 0:2] = _be(sport, ">u2", n, 2)
-    tcp[:, 2:4] = _be(dport, ">u2", n, 2)
-    tcp[:, 4:8] = _be(pk["seq"] & 0xffffffff, ">u4", n, 4)
-    tcp[:, 8:12] = _be(pk["ack"] & 0xffffffff, ">u4", n, 4)
-    tcp[:, 12] = ((tcp_len // 4) << 4) | ((flags >> 8) & 1)
-    tcp[:, 13] = flags & 0xff
-    tcp[:, 14:16] = _be(pk["win"], ">u2", n, 2)
-    tcp[:, 20:60] = opt[:, :40]
-
-    # --- TCP checksum: header words + pseudo-header + payload prefix sums
-    s = tcp.view(">u2").sum(axis=1, dtype=np.uint64)
-    sw = src.view(">u2").astype(np.uint64)
-    dw = dst.view(">u2").astype(np.uint64)
-    pseudo = np.where(v6, sw.sum(1) + dw.sum(1), sw[:, 6:].sum(1) + dw[:, 6:].sum(1))
-    s = s + pseudo + np.uint64(6) + (tcp_len + plen).astype(np.uint64)
-    s = s + _PSUM[d, plen]
+    # --- TCP checksum: variable header words (the ports are in the static sum),
+    # pseudo-header, payload from the prefix-sum table.
+    var = np.ascontiguousarray(head[:, o + 4:o + 60])
+    s = (_ones_sum(var) + pseudo[lc] + (tcp_len + plen).astype(np.uint64)
+         + _PSUM[d, plen])
     csum = (~_fold(s)) & 0xffff
     bad = pk["bad"]
     if bad.any():
         csum = np.where(bad, csum ^ rng.integers(1, 1 << 16, n).astype(np.uint64), csum)
-    tcp[:, 16:18] = _be(csum, ">u2", n, 2)
+    head[:, o + 16:o + 18] = _be(csum, ">u2", n, 2)
 
-    # --- IP
-    ecn_ok = p.ecn_c[lc] & p.ecn_s[lc]
-    tos = np.where(ecn_ok & (plen > 0), 2, 0)            # ECT(0) on data segments
-    ttl = np.where(fromc, p.ttl_c[lc], p.ttl_s[lc])
-    ipid = (np.where(fromc, p.ipid_c[lc], p.ipid_s[lc]) + pk["key"] // 2) & 0xffff
-    ip = np.zeros((n, 40), np.uint8)
-    m4 = ~v6
-    if m4.any():
-        k = int(m4.sum())
-        h = np.zeros((k, 20), np.uint8)
-        h[:, 0] = 0x45
-        h[:, 1] = tos[m4]
-        h[:, 2:4] = _be(20 + tcp_len[m4] + plen[m4], ">u2", k, 2)
-        h[:, 4:6] = _be(ipid[m4], ">u2", k, 2)
-        h[:, 6] = 0x40                                    # DF
-        h[:, 8] = ttl[m4]
-        h[:, 9] = 6
-        h[:, 12:16] = src[m4, 12:]
-        h[:, 16:20] = dst[m4, 12:]
-        h[:, 10:12] = _be((~_fold(h.view(">u2").sum(axis=1, dtype=np.uint64))) & 0xffff,
-                          ">u2", k, 2)
-        ip[m4, :20] = h
-    if v6.any():
-        k = int(v6.sum())
-        fl = np.where(fromc, p.flow_c[lc], p.flow_s[lc])[v6]
-        tc = tos[v6]
-        h = np.zeros((k, 40), np.uint8)
-        h[:, 0] = 0x60 | (tc >> 4)
-        h[:, 1] = ((tc & 0xf) << 4) | (fl >> 16)
-        h[:, 2] = (fl >> 8) & 0xff
-        h[:, 3] = fl & 0xff
-        h[:, 4:6] = _be(tcp_len[v6] + plen[v6], ">u2", k, 2)
-        h[:, 6] = 6
-        h[:, 7] = ttl[v6]
-        h[:, 8:24] = src[v6]
-        h[:, 24:40] = dst[v6]
-        ip[v6] = h
-
-    # --- Ethernet, then the three parts packed per row
-    cmac = np.empty((n, 6), np.uint8)
-    cmac[:, 0] = 0x02
-    cmac[:, 1] = 0x42
-    cmac[:, 2:6] = np.where(fromc[:, None], src[:, 12:], dst[:, 12:])
-    head = np.zeros((n, 114), np.uint8)
-    head[:, 0:6] = np.where(fromc[:, None], _ROUTER_MAC, cmac)
-    head[:, 6:12] = np.where(fromc[:, None], cmac, _ROUTER_MAC)
-    head[:, 12] = np.where(v6, 0x86, 0x08)
-    head[:, 13] = np.where(v6, 0xdd, 0x00)
-    head[:, 14:54] = ip
-    if m4.any():
-        head[m4, 34:94] = tcp[m4]
-    if v6.any():
-        head[v6, 54:114] = tcp[v6]
-    hlen = 14 + np.where(v6, 40, 20) + tcp_len
-    return head, hlen.astype(np.int32)
+    # --- IP: length, ECN codepoint, IPv4 identification and header checksum
+    ecn_ok = p.ecn_c[lc] & p.ecn_s[lc] & (plen > 0)       # ECT(0) on data segments
+    if fam6:
+        head[:, 18:20] = _be(tcp_len + plen, ">u2", n, 2)
+        head[:, 15] |= np.where(ecn_ok, 0x20, 0).astype(np.uint8)
+    else:
+        total = 20 + tcp_len + plen
+        ipid = (np.where(d == C, p.ipid_c[lc], p.ipid_s[lc]) + pk["key"] // 2) & 0xffff
+        tos = np.where(ecn_ok, 2, 0)
+        head[:, 15] = tos
+        head[:, 16:18] = _be(total, ">u2", n, 2)
+        head[:, 18:20] = _be(ipid, ">u2", n, 2)
+        s = ip_sum[lc, d] + total.astype(np.uint64) + ipid.astype(np.uint64) \
+            + tos.astype(np.uint64)
+        head[:, 24:26] = _be((~_fold(s)) & 0xffff, ">u2", n, 2)
+    return head, (o + tcp_len).astype(np.int32)
 
 
 # ---------------------------------------------------------------------------
@@ -973,7 +1017,8 @@ def _stream(connections, seed, mix, ipv6_fraction, start_ts, duration, nanosecon
         p = _params(brng, gidx, kind[lo:hi].astype(np.int64), syn[lo:hi], burst[lo:hi],
                     bursts, ipv6_fraction)
         pk, truth = _block(brng, p, quantum, bad_checksum_fraction)
-        head, hlen = _headers(brng, pk, p)
+        head, hlen, order = _headers(brng, pk, p, _templates(p))
+        pk = {k: v[order] for k, v in pk.items()}
         new = {"ts": pk["t"], "conn": gidx[pk["lc"]], "key": pk["key"], "head": head,
                "hlen": hlen, "plen": pk["plen"], "pay_off": pk["d"] * _PAT_LEN}
         if carry is not None:
