@@ -431,26 +431,35 @@ def _handshake(sc: _Script, p: _Params):
 _RMAX = 6          # response segments at most
 
 
-def _exchange(sc: _Script, p: _Params, t, nseg_min=1):
+def _exchange(sc: _Script, p: _Params, t, final_ack=True):
     """Client request (unless it rode in a TFO SYN), server response of up to
-    _RMAX segments, client ACK.  Returns the time of that ACK and the per-segment
-    response sizes."""
+    _RMAX segments, client ACKs.  Returns the time of the last client ACK, or
+    without ``final_ack`` the time the last response segment ended."""
+    req = np.minimum(p.req, p.eff_mss)
     if np.any(p.tfo != 2):
-        t = sc.send(C, PSH | ACK, t + p.cli_proc, plen=np.minimum(p.req, p.eff_mss),
-                    valid=p.tfo != 2)
-    k = np.clip(-(-p.resp // p.eff_mss), nseg_min, _RMAX)
+        t = sc.send(C, PSH | ACK, t + p.cli_proc, plen=req, valid=p.tfo != 2)
+    # Linux delays an ACK by at least 40 ms: a slow server acknowledges the
+    # request on its own before the response is ready.
+    slow = p.think > 40 * _MS
+    sc.send(S, ACK, t + p.srv_rtt + 40 * _MS, valid=slow)
+    k = np.clip(-(-p.resp // p.eff_mss), 1, _RMAX)
     resp = np.clip(p.resp, (k - 1) * p.eff_mss + 1, k * p.eff_mss)
     t_r = t + p.srv_rtt + p.think
+    full_gap = (p.eff_mss * p.ns_per_byte).astype(np.int64) + _US
     last = t_r
     for j in range(_RMAX):
         seg = np.clip(resp - j * p.eff_mss, 0, p.eff_mss)
-        gap = (seg * p.ns_per_byte).astype(np.int64) + _US
         flags = ACK | np.where(j == k - 1, PSH, 0)
-        tj = t_r + j * (p.eff_mss * p.ns_per_byte).astype(np.int64) + j * _US
+        tj = t_r + j * full_gap
         sc.send(S, flags, tj, plen=seg, valid=j < k)
-        last = np.where(j < k, tj + gap, last)
-    t = sc.send(C, ACK, last + p.cli_rtt + p.cli_proc)
-    return t
+        last = np.where(j < k, tj + (seg * p.ns_per_byte).astype(np.int64) + _US, last)
+        if j % 2 == 1 and j < _RMAX - 1:
+            # Delayed ACK: one ACK per two full segments (RFC 9293 3.8.6.3); the
+            # tap may see it after later segments already passed.
+            sc.send(C, ACK, tj + full_gap + p.cli_rtt + p.cli_proc, valid=j < k - 1)
+    if not final_ack:
+        return last
+    return sc.send(C, ACK, last + p.cli_rtt + p.cli_proc)
 
 
 def _close_orig(sc, p, t):
@@ -468,10 +477,12 @@ def _k_fin_orig(sc, p):
 
 def _k_fin_resp(sc, p):
     t = _handshake(sc, p)
-    t = _exchange(sc, p, t)
-    # The server closes after the response (HTTP/1.0 style) and so holds TIME-WAIT.
-    t = sc.send(S, FIN | ACK, t - p.cli_rtt + p.srv_proc)
-    t = sc.send(C, FIN | ACK, t + p.cli_rtt + p.idle // 8 + p.cli_proc)
+    last = _exchange(sc, p, t, final_ack=False)
+    # The server closes right after the response (HTTP/1.0 style, or an idle
+    # timeout) and so it is the side that holds TIME-WAIT.
+    t = sc.send(S, FIN | ACK, last + p.srv_proc)
+    t = sc.send(C, ACK, t + p.cli_rtt + p.cli_proc)
+    t = sc.send(C, FIN | ACK, t + p.idle // 8 + p.cli_proc)
     sc.send(S, ACK, t + p.srv_rtt + p.srv_proc)
     sc.state[:] = _ST["SF"]
 
@@ -519,14 +530,20 @@ def _k_close_wait(sc, p):
 def _k_half_open(sc, p):
     t = _handshake(sc, p)
     t = _exchange(sc, p, t)
-    # The server vanishes; the client's next request is retransmitted with RTO
-    # backoff (Linux: RTO >= 200 ms, doubling) and never acknowledged.
-    t = sc.send(C, PSH | ACK, t + p.idle, plen=np.minimum(p.req, p.eff_mss), lost=True)
-    seq = sc.nxt[C] - np.minimum(p.req, p.eff_mss)
+    # The server vanishes (crashed, unplugged, state lost behind a NAT).  Half of
+    # the clients send their next request and retransmit it with RTO backoff
+    # (Linux: RTO >= 200 ms, doubling); the others only probe with keepalives.
+    req = np.minimum(p.req, p.eff_mss)
+    data = p.n_retx % 2 == 0
+    t1 = sc.send(C, PSH | ACK, t + p.idle, plen=req, lost=True, valid=data)
+    seq = sc.nxt[C] - np.where(data, req, 0)
     rto = np.maximum(200 * _MS, p.rtt + 200 * _MS)
     for j in range(6):
-        sc.send(C, PSH | ACK, t + rto * ((2 << j) - 1), plen=np.minimum(p.req, p.eff_mss),
-                seq=seq, lost=True, valid=j < p.n_retx)
+        sc.send(C, PSH | ACK, t1 + rto * ((2 << j) - 1), plen=req, seq=seq, lost=True,
+                valid=data & (j < p.n_retx))
+    for j in range(3):
+        sc.send(C, ACK, t + (j + 1) * p.probe_gap, seq=seq - 1, lost=True,
+                valid=~data & (j < p.n_probe))
     sc.state[:] = _ST["S1"]
 
 
@@ -995,8 +1012,10 @@ class SynthPackets:
 def _stream(connections, seed, mix, ipv6_fraction, start_ts, duration, nanosecond,
             bad_checksum_fraction, block_size, flood_bursts):
     """Yield (packet batch, truth batch) in global time order, block by block."""
-    if connections < 0:
-        raise ValueError("connections must be >= 0")
+    if not 0 <= connections <= 1 << _ID_BITS:
+        raise ValueError(f"connections must be within [0, {1 << _ID_BITS}]")
+    if block_size < 1:
+        raise ValueError("block_size must be >= 1")
     if not 0 <= ipv6_fraction <= 1 or not 0 <= bad_checksum_fraction <= 1:
         raise ValueError("fractions must be within [0, 1]")
     mix = _parse_mix(mix)
