@@ -172,6 +172,27 @@ def test_closer_and_close_kind_match_first_fin_or_rst(streams):
         assert t["close"] == ("rst" if flags(first) & 0x04 else "fin")
 
 
+def test_per_direction_packets_duration_and_handshake_split_match_frames(streams):
+    for s in streams.values():
+        t = s["truth"]
+        src = [(f["ip.src"] or f["ipv6.src"]) for f in s["frames"]]
+        assert src.count(t["client"]) == int(t["orig_pkts"])
+        assert src.count(t["server"]) == int(t["resp_pkts"])
+        ts = [Decimal(f["frame.time_epoch"]) for f in s["frames"]]
+        assert max(ts) - ts[0] == Decimal(t["duration"])
+        assert ts[0] == Decimal(t["syn_ts"])
+        synacks = [Decimal(f["frame.time_epoch"]) for f in s["good"] if flags(f) & 0x12 == 0x12]
+        if synacks:
+            assert synacks[0] - ts[0] == Decimal(t["syn_synack"])
+        else:
+            assert t["syn_synack"] == ""
+        if t["handshake_completed"] == "1":
+            assert Decimal(t["syn_synack"]) + Decimal(t["synack_ack"]) == \
+                Decimal(t["handshake_rtt"])
+        else:
+            assert t["synack_ack"] == ""
+
+
 def test_packets_are_in_global_time_order(frames):
     ts = [Decimal(fr["frame.time_epoch"]) for fr in frames]
     assert all(a <= b for a, b in zip(ts, ts[1:]))

@@ -30,7 +30,7 @@ from . import _consts
 from ._synth import assemble
 from .segments import format_addresses
 
-__all__ = ["generate", "packets", "scenarios", "SynthResult", "SynthPackets",
+__all__ = ["generate", "packets", "demo", "scenarios", "SynthResult", "SynthPackets",
            "add_arguments", "run_from_args", "DEFAULT_MIX", "TRUTH_COLUMNS"]
 
 FIN, SYN, RST, PSH, ACK = _consts.FIN, _consts.SYN, _consts.RST, _consts.PSH, _consts.ACK
@@ -90,7 +90,8 @@ TRUTH_COLUMNS = (
     "synack_count", "fin_count", "rst_count", "handshake_completed",
     "handshake_rtt", "orig_bytes", "resp_bytes", "tfo", "tfo_data", "orig_isn",
     "resp_isn", "mss", "wscale", "sack", "ts", "ecn", "resp_mss", "resp_wscale",
-    "ecn_ok", "packets", "bad_checksums",
+    "ecn_ok", "packets", "bad_checksums", "orig_pkts", "resp_pkts", "duration",
+    "syn_synack", "synack_ack",
 )
 
 
@@ -370,7 +371,8 @@ class _Script:
         self.data = [np.zeros(self.n, np.int64), np.zeros(self.n, np.int64)]
         self.tsb = [p.tsb_c, p.tsb_s]
         self.steps: List[dict] = []
-        self.hs_ack: Optional[int] = None
+        self.hs_ack: Optional[int] = None       # step of the handshake-completing ACK
+        self.synack: Optional[int] = None       # step of the (first) SYN-ACK
         self.state = np.zeros(self.n, np.int64)
 
     def _vec(self, x, dtype=np.int64):
@@ -422,6 +424,7 @@ def _handshake(sc: _Script, p: _Params):
     ecn_syn = np.where(p.ecn_c, ECE | CWR, 0)
     tfo_len = np.where(p.tfo == 2, np.minimum(p.req, p.eff_mss), 0)
     t0 = sc.send(C, SYN | ecn_syn, p.syn_ts, plen=tfo_len)
+    sc.synack = len(sc.steps)
     t1 = sc.send(S, SYN | ACK | np.where(p.ecn_s, ECE, 0), t0 + p.srv_rtt + p.srv_proc)
     t2 = sc.send(C, ACK, t1 + p.cli_rtt + p.cli_proc)
     sc.hs_ack = len(sc.steps) - 1
@@ -610,6 +613,7 @@ def _k_flood(sc, p):
     ans = p.synack_answered
     # With the listen queue full and syncookies on, Linux answers with a
     # cookie SYN-ACK and keeps no state, so it never retransmits it.
+    sc.synack = len(sc.steps)
     sc.send(S, SYN | ACK, t0 + p.srv_proc, valid=ans, lost=True)
     # Zeek marks both endpoints ESTABLISHED on a SYN-ACK (no final ACK needed).
     sc.state[:] = np.where(ans, _ST["S1"], _ST["S0"])
@@ -666,6 +670,18 @@ def _block(rng, p: _Params, quantum: int, bad_fraction: float):
         tr["orig_bytes"], tr["resp_bytes"] = sc.data
         tr["tfo_data"] = np.where(flags[:, 0] & SYN, st["plen"][:, 0], 0)
         tr["packets"] = valid.sum(1)
+        tr["orig_pkts"] = (valid & (d == C)).sum(1)
+        tr["resp_pkts"] = (valid & (d == S)).sum(1)
+        tr["duration"] = np.where(valid, t, 0).max(1) - t[:, 0]
+        if sc.synack is not None:
+            tr["syn_synack"] = np.where(valid[:, sc.synack], t[:, sc.synack] - t[:, 0], -1)
+        else:
+            tr["syn_synack"] = np.full(n, -1, np.int64)
+        if sc.synack is not None and sc.hs_ack is not None:
+            tr["synack_ack"] = np.where(valid[:, sc.hs_ack],
+                                        t[:, sc.hs_ack] - t[:, sc.synack], -1)
+        else:
+            tr["synack_ack"] = np.full(n, -1, np.int64)
         tr_parts.append(tr)
         # Per-packet rows.
         rows, steps = np.nonzero(valid)
@@ -697,6 +713,10 @@ def _block(rng, p: _Params, quantum: int, bad_fraction: float):
             pk = {k: np.concatenate([pk[k], dup[k]]) for k in pk}
             truth["bad_checksums"] = np.bincount(dup["lc"], minlength=len(p))
             truth["packets"] = truth["packets"] + truth["bad_checksums"]
+            truth["orig_pkts"] = truth["orig_pkts"] + np.bincount(
+                dup["lc"], weights=dup["d"] == C, minlength=len(p)).astype(np.int64)
+            truth["resp_pkts"] = truth["resp_pkts"] + np.bincount(
+                dup["lc"], weights=dup["d"] == S, minlength=len(p)).astype(np.int64)
     return pk, truth
 
 
@@ -1077,12 +1097,17 @@ def _truth_rows(p: _Params, t: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         "resp_wscale": np.where(t["synack_count"] > 0, p.ws_s, -1),
         "ecn_ok": p.ecn_c & p.ecn_s & (t["synack_count"] > 0),
         "packets": t["packets"], "bad_checksums": t["bad_checksums"],
+        "orig_pkts": t["orig_pkts"], "resp_pkts": t["resp_pkts"], "duration": t["duration"],
+        "syn_synack": t["syn_synack"], "synack_ack": t["synack_ack"],
     }
+
+
+_SECONDS_COLUMNS = ("syn_ts", "handshake_rtt", "duration", "syn_synack", "synack_ack")
 
 
 def _fmt_column(name, col, kind):
     """Text of one truth column: CSV (kind 'csv') or JSON ('json')."""
-    if name in ("syn_ts", "handshake_rtt"):
+    if name in _SECONDS_COLUMNS:
         ns = col.astype(np.int64)
         neg = ns < 0
         text = np.char.add(np.char.add((np.abs(ns) // _SEC).astype(str), "."),
@@ -1121,7 +1146,7 @@ def generate(path, connections: int = 10000, *, seed: int = 0, mix=None,
              duration: Optional[float] = None, format: str = "pcap",
              nanosecond: bool = False, truth: Optional[str] = None,
              bad_checksum_fraction: float = 0.0, snaplen: int = 262144,
-             block_size: int = 50_000, flood_bursts: int = 2) -> SynthResult:
+             block_size: int = 20_000, flood_bursts: int = 2) -> SynthResult:
     """Write a synthetic capture (and optionally its ground truth).
 
     Parameters
@@ -1139,8 +1164,16 @@ def generate(path, connections: int = 10000, *, seed: int = 0, mix=None,
     format : ``"pcap"`` or ``"pcapng"``; ``nanosecond`` selects the nanosecond
         pcap magic / pcapng ``if_tsresol`` = 9 (else microseconds).
     truth : path of the ground-truth file, CSV, or JSON lines if it ends in
-        ``.jsonl``/``.json``; one row per connection, columns ``TRUTH_COLUMNS``
-        (``syn_ts`` and ``handshake_rtt`` in seconds, empty/null when absent).
+        ``.jsonl``/``.json``; one row per connection in first-SYN order (the
+        order of Wireshark's tcp.stream), columns ``TRUTH_COLUMNS``: Zeek's
+        ``conn_state``, ``closer`` (orig/resp/none) and ``close`` (fin/rst/none)
+        of the first FIN or RST, SYN/SYN-ACK/FIN/RST counts, handshake times
+        (``syn_ts``, ``handshake_rtt`` = first SYN to completing ACK as
+        Wireshark's iRTT, ``syn_synack``, ``synack_ack``, ``duration``: seconds
+        with nanosecond digits, empty/null when absent), payload bytes each way
+        (distinct bytes, retransmissions counted once), TFO, the options the
+        client offered (``mss``/``wscale`` -1 when absent) and the server's
+        answer, packets per direction including ``bad_checksums`` copies.
     bad_checksum_fraction : probability per non-handshake packet that the tap
         also saw a damaged copy of it (wrong TCP checksum) just before it; the
         truth counts them per connection (``bad_checksums``).
@@ -1190,15 +1223,30 @@ def generate(path, connections: int = 10000, *, seed: int = 0, mix=None,
                        kinds={k: int(c) for k, c in zip(KINDS, kinds) if c})
 
 
+DEMO_CONNECTIONS = 20_000
+
+
+def demo(path, connections: int = DEMO_CONNECTIONS, *, seed: int = 0,
+         truth: Optional[str] = None, **kwargs) -> SynthResult:
+    """The capture behind ``fastseg demo``: every scenario kind of ``DEFAULT_MIX``
+    (so every part of the analysis report has something to say), two SYN-flood
+    bursts and a few damaged checksums (0.2 % of packets unless overridden)."""
+    kwargs.setdefault("bad_checksum_fraction", 0.002)
+    return generate(path, connections, seed=seed, truth=truth, **kwargs)
+
+
 def packets(connections: int = 1000, *, seed: int = 0, mix=None,
             ipv6_fraction: float = 0.2, start_ts: float = 1_700_000_000.0,
             duration: Optional[float] = None, nanosecond: bool = True,
             bad_checksum_fraction: float = 0.0, snaplen: int = 262144,
-            block_size: int = 50_000, flood_bursts: int = 2) -> SynthPackets:
+            block_size: int = 20_000, flood_bursts: int = 2) -> SynthPackets:
     """The same packets ``generate`` would write, as Ethernet frames in memory.
 
     Returns ``SynthPackets`` (``data``, ``offsets``, ``caplens``, ``lens``,
-    ``ts_ns``, ``truth`` as a dict of arrays with the ``TRUTH_COLUMNS`` names)."""
+    ``ts_ns``, ``truth`` as a dict of arrays with the ``TRUTH_COLUMNS`` names;
+    its time columns are int64 nanoseconds, -1 when absent).  Timestamps are
+    nanoseconds unless ``nanosecond=False`` (then whole microseconds, exactly
+    as ``generate`` writes them by default)."""
     datas, caps, lens, tss, truths = [], [], [], [], []
     for batch, blk in _stream(connections, seed, mix, ipv6_fraction, start_ts,
                               duration, nanosecond, bad_checksum_fraction,
@@ -1257,7 +1305,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--bad-checksum-fraction", type=float, default=0.0)
     parser.add_argument("--snaplen", type=int, default=262144)
     parser.add_argument("--flood-bursts", type=int, default=2)
-    parser.add_argument("--block-size", type=int, default=50_000,
+    parser.add_argument("--block-size", type=int, default=20_000,
                         help="connections generated at a time (bounds memory)")
     return parser
 
