@@ -473,3 +473,19 @@ def test_command_line_options_drive_generate(tmp_path):
     assert res.connections == 150 and set(res.kinds) == {"fin_orig", "flood"}
     assert open(out, "rb").read(4) == b"\x0a\x0d\x0d\x0a"     # pcapng from the name
     assert len(read_pcapng(out)) == res.packets
+
+
+def test_demo_capture_has_every_kind_and_some_damaged_checksums(tmp_path):
+    res = synth.demo(tmp_path / "demo.pcap", 4000, truth=tmp_path / "demo.csv")
+    assert set(res.kinds) == set(synth.KINDS)
+    with open(tmp_path / "demo.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sum(int(r["bad_checksums"]) for r in rows) > 0
+    assert res.summary().startswith(f"wrote {res.path}: {res.packets} packets")
+
+
+def test_bad_arguments_raise_value_error(tmp_path):
+    for kw in ({"seed": -1}, {"ipv6_fraction": 1.5}, {"bad_checksum_fraction": -0.1},
+               {"block_size": 0}, {"snaplen": 10}):
+        with pytest.raises(ValueError):
+            synth.generate(tmp_path / "bad.pcap", 10, **kw)

@@ -277,7 +277,7 @@ def _params(rng, gidx, kind, syn_ts, burst, bursts, ipv6_fraction) -> _Params:
     saddr[v6] = _SERVERS_V6[srv[v6] % len(_SERVERS_V6)]
 
     ids = _unique_ids(gidx, 0)
-    # Clients live in 10.0.0.0/8 (and 2001:db8:c1::/48); spoofed flood sources in
+    # Clients live in 10.20.0.0/15 (and 2001:db8:c1::/48); spoofed flood sources in
     # 198.18.0.0/15 (and 2001:db8:bad::/48): the two never share a 4-tuple.
     caddr = _addresses(ids, v6, (10, 20), [0x20, 0x01, 0x0d, 0xb8, 0x00, 0xc1])
     cport = 32768 + (ids & 0x3fff)
@@ -1013,6 +1013,14 @@ class SynthResult:
     seconds: float
     kinds: Dict[str, int] = field(default_factory=dict)
 
+    def summary(self) -> str:
+        """One line for people: what was written and how fast."""
+        rate = self.packets / self.seconds if self.seconds > 0 else 0.0
+        line = (f"wrote {self.path}: {self.packets} packets, {self.connections} "
+                f"connections, {self.bytes / 1e6:.1f} MB in {self.seconds:.2f} s "
+                f"({rate / 1e6:.2f} M packets/s)")
+        return line + (f"; truth in {self.truth}" if self.truth else "")
+
 
 @dataclass
 class SynthPackets:
@@ -1038,6 +1046,9 @@ def _stream(connections, seed, mix, ipv6_fraction, start_ts, duration, nanosecon
         raise ValueError("block_size must be >= 1")
     if not 0 <= ipv6_fraction <= 1 or not 0 <= bad_checksum_fraction <= 1:
         raise ValueError("fractions must be within [0, 1]")
+    if int(seed) != seed or seed < 0:
+        raise ValueError("seed must be a non-negative integer")
+    seed = int(seed)
     mix = _parse_mix(mix)
     quantum = 1 if nanosecond else _US
     start_ns = int(round(float(start_ts) * _SEC))
