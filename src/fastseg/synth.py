@@ -1091,8 +1091,8 @@ def _truth_rows(p: _Params, t: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     ws_c = p.ws_c
     return {
         "conn": p.gidx, "kind": np.array(KINDS)[p.kind],
-        "client": format_addresses(p.caddr, ipv), "client_port": p.cport,
-        "server": format_addresses(p.saddr, ipv), "server_port": p.sport,
+        "client": _format_addresses(p.caddr, v6), "client_port": p.cport,
+        "server": _format_addresses(p.saddr, v6), "server_port": p.sport,
         "ip_version": ipv, "syn_ts": t["syn_ts"], "syn_ts_ns": t["syn_ts"],
         "conn_state": np.array(CONN_STATES)[t["state"]],
         "closer": np.array(_CLOSERS)[t["closer"]], "close": np.array(_CLOSES)[t["close"]],
@@ -1119,20 +1119,30 @@ _SECONDS_COLUMNS = ("syn_ts", "handshake_rtt", "duration", "syn_synack", "synack
 def _fmt_column(name, col, kind):
     """Text of one truth column: CSV (kind 'csv') or JSON ('json')."""
     if name in _SECONDS_COLUMNS:
-        ns = col.astype(np.int64)
-        neg = ns < 0
-        text = np.char.add(np.char.add((np.abs(ns) // _SEC).astype(str), "."),
-                           np.char.zfill((np.abs(ns) % _SEC).astype(str), 9))
-        text = np.where(neg, "" if kind == "csv" else "null", text)
-        return text.tolist()
+        absent = "" if kind == "csv" else "null"
+        return [f"{v // _SEC}.{v % _SEC:09d}" if v >= 0 else absent
+                for v in col.astype(np.int64).tolist()]
     if col.dtype == bool:
         return np.where(col, "true", "false").tolist() if kind == "json" else \
-            col.astype(np.int8).astype(str).tolist()
+            np.where(col, "1", "0").tolist()
     if col.dtype.kind in "OUS":
         if kind == "json":
             return [json.dumps(str(x)) for x in col.tolist()]
         return [str(x) for x in col.tolist()]
-    return col.astype(np.int64).astype(str).tolist()
+    return list(map(str, col.astype(np.int64).tolist()))
+
+
+def _format_addresses(addrs: np.ndarray, v6: np.ndarray) -> List[str]:
+    """Text addresses; IPv4 straight from the bytes, IPv6 through
+    ``format_addresses`` (RFC 5952) for the distinct rows only."""
+    out = np.empty(len(addrs), dtype=object)
+    m4 = ~v6
+    if m4.any():
+        q = addrs[m4, 12:].tolist()
+        out[m4] = [f"{a}.{b}.{c}.{d}" for a, b, c, d in q]
+    if v6.any():
+        out[v6] = format_addresses(addrs[v6], np.full(int(v6.sum()), 6))
+    return out
 
 
 def _write_truth(f, rows: Dict[str, np.ndarray], kind: str):
