@@ -26,7 +26,8 @@ FIELDS = [
     "tcp.analysis.initial_rtt", "_ws.malformed", "frame.time_epoch", "tcp.len",
     "tcp.options.mss_val", "tcp.options.wscale.shift", "tcp.options.sack_perm",
     "tcp.options.timestamp.tsval", "tcp.options.tfo.request", "tcp.options.tfo.cookie",
-    "tcp.seq_raw", "tcp.ack_raw", "frame.protocols",
+    "tcp.seq_raw", "tcp.ack_raw", "frame.protocols", "tcp.options.sack.count",
+    "tcp.analysis.duplicate_ack",
 ]
 
 
@@ -489,3 +490,19 @@ def test_bad_arguments_raise_value_error(tmp_path):
                {"block_size": 0}, {"snaplen": 10}):
         with pytest.raises(ValueError):
             synth.generate(tmp_path / "bad.pcap", 10, **kw)
+
+
+def test_lost_segment_gives_duplicate_ack_with_sack_then_retransmission(streams):
+    checked = 0
+    for s in streams.values():
+        t = s["truth"]
+        if t["kind"] != "retransmit" or t["bad_checksums"] != "0":
+            continue         # a damaged copy would make its good twin a dup ACK too
+        dup = [f for f in s["good"] if f["tcp.analysis.duplicate_ack"]]
+        assert len(dup) == 1
+        assert bool(dup[0]["tcp.options.sack.count"]) == (t["sack"] == "1")
+        seqs = [int(f["tcp.seq_raw"]) for f in s["good"]
+                if (f["ip.src"] or f["ipv6.src"]) == t["server"] and int(f["tcp.len"])]
+        assert len(seqs) == 4 and seqs[3] == seqs[1]         # the lost one, resent
+        checked += 1
+    assert checked

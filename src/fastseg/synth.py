@@ -379,7 +379,7 @@ class _Script:
         return np.broadcast_to(np.asarray(x, dtype), (self.n,))
 
     def send(self, d, flags, t, plen=0, valid=True, lost=False, seq=None, ack=None,
-             noopt=False):
+             noopt=False, sack=None):
         p = self.p
         flags = self._vec(flags)
         plen = self._vec(plen)
@@ -406,14 +406,19 @@ class _Script:
             self.rcv[peer] = np.where(in_order, np.maximum(self.rcv[peer], end),
                                       self.rcv[peer])
             self.recent[peer] = np.where(valid, tsval, self.recent[peer])
+        if sack is None:
+            sack_l = sack_r = np.zeros(self.n, np.int64)
+        else:
+            sack_l, sack_r = self._vec(sack[0]), self._vec(sack[1])
         self.steps.append(dict(t=t, d=d, flags=flags, seq=s, ack=a, plen=plen,
                                tsval=tsval, tsecr=tsecr, win=win, valid=valid.copy(),
-                               noopt=noopt))
+                               noopt=noopt, sack_l=sack_l, sack_r=sack_r))
         return t
 
     def stacked(self):
         cols = {}
-        for k in ("t", "flags", "seq", "ack", "plen", "tsval", "tsecr", "win", "valid"):
+        for k in ("t", "flags", "seq", "ack", "plen", "tsval", "tsecr", "win", "valid",
+                  "sack_l", "sack_r"):
             cols[k] = np.stack([s[k] for s in self.steps], axis=1)
         cols["d"] = np.array([s["d"] for s in self.steps], np.int64)
         cols["noopt"] = np.array([s["noopt"] for s in self.steps], bool)
@@ -578,13 +583,17 @@ def _k_retransmit(sc, p):
     gap = (seg * p.ns_per_byte).astype(np.int64) + _US
     t_r = t + p.srv_rtt + p.think
     s0 = sc.send(S, ACK, t_r, plen=seg)
+    # Early in a connection Linux acknowledges every segment (quick-ACK mode).
+    sc.send(C, ACK, s0 + gap + p.cli_rtt + p.cli_proc)
     seq1 = sc.nxt[S].copy()
     sc.send(S, ACK, s0 + gap, plen=seg, lost=True)
     ack_hole = sc.rcv[C].copy()
     s2 = sc.send(S, ACK | PSH, s0 + 2 * gap, plen=seg, lost=True)
     end = sc.nxt[S].copy()
-    # Duplicate ACK for the hole (with a SACK-capable peer it would carry SACK).
-    sc.send(C, ACK, s2 + gap + p.cli_rtt + p.cli_proc, ack=ack_hole)
+    # Duplicate ACK for the hole; with SACK negotiated it reports the segment
+    # that did arrive (RFC 2018).
+    sack = (np.where(p.sack_c, end - seg, 0), np.where(p.sack_c, end, 0))
+    sc.send(C, ACK, s2 + gap + p.cli_rtt + p.cli_proc, ack=ack_hole, sack=sack)
     rto = np.maximum(200 * _MS, p.rtt + 200 * _MS)
     tr = sc.send(S, ACK, s0 + gap + rto, plen=seg, seq=seq1)
     sc.rcv[C] = end
@@ -686,7 +695,8 @@ def _block(rng, p: _Params, quantum: int, bad_fraction: float):
         # Per-packet rows.
         rows, steps = np.nonzero(valid)
         pk = {k: st[k][rows, steps] for k in ("t", "flags", "seq", "ack", "plen",
-                                               "tsval", "tsecr", "win")}
+                                               "tsval", "tsecr", "win", "sack_l",
+                                               "sack_r")}
         pk["d"] = st["d"][steps]
         pk["noopt"] = st["noopt"][steps]
         pk["lc"] = idx[rows]
@@ -835,6 +845,18 @@ def _head_group(rng, pk, p, tpl, ip_sum, pseudo, fam6):
     head[:, o + 24:o + 28] = tsv * tsm
     head[:, o + 28:o + 32] = tse * tsm
     opt_len = np.where(ts_rows, 12, 0)
+    ki = np.flatnonzero(pk["sack_r"] != pk["sack_l"])
+    if len(ki):
+        # One SACK block after the timestamp option (or alone), NOP-aligned as
+        # Linux writes it.
+        blk = np.zeros((len(ki), 12), np.uint8)
+        blk[:, 0:4] = (1, 1, 5, 10)
+        blk[:, 4:8] = _be(pk["sack_l"][ki] & 0xffffffff, ">u4", len(ki), 4)
+        blk[:, 8:12] = _be(pk["sack_r"][ki] & 0xffffffff, ">u4", len(ki), 4)
+        at = o + 20 + opt_len[ki]
+        for i in range(12):
+            head[ki, at + i] = blk[:, i]
+        opt_len[ki] += 12
     si = np.flatnonzero(is_syn)
     if len(si):
         fromc, slc = d[si] == C, lc[si]
