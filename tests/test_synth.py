@@ -11,9 +11,11 @@ import json
 import struct
 import subprocess
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from fastseg import synth
 
@@ -311,7 +313,7 @@ def test_same_seed_gives_identical_bytes_other_seed_does_not(tmp_path):
 # --- independent readers and checksum -------------------------------------------
 
 def read_pcap(path):
-    b = open(path, "rb").read()
+    b = Path(path).read_bytes()
     magic, = struct.unpack_from("<I", b, 0)
     nano = magic == 0xa1b23c4d
     assert magic in (0xa1b2c3d4, 0xa1b23c4d)
@@ -326,7 +328,7 @@ def read_pcap(path):
 
 
 def read_pcapng(path):
-    b = open(path, "rb").read()
+    b = Path(path).read_bytes()
     pos, out, resol = 0, [], 10**3
     while pos < len(b):
         btype, blen = struct.unpack_from("<II", b, pos)
@@ -414,7 +416,7 @@ def test_pcapng_microsecond_reads_back(tmp_path):
 def test_snaplen_truncates_captured_bytes_but_keeps_wire_length(tmp_path):
     p = tmp_path / "s.pcap"
     synth.generate(p, 200, seed=1, snaplen=96)
-    b = open(p, "rb").read()
+    b = p.read_bytes()
     assert struct.unpack_from("<I", b, 16)[0] == 96
     recs = read_pcap(p)
     assert all(len(f) == min(96, orig) for _, f, orig in recs)
@@ -424,7 +426,7 @@ def test_snaplen_truncates_captured_bytes_but_keeps_wire_length(tmp_path):
 def test_truth_jsonl_has_the_same_rows_as_csv(tmp_path):
     synth.generate(tmp_path / "j.pcap", 300, seed=9, truth=tmp_path / "t.jsonl")
     synth.generate(tmp_path / "c.pcap", 300, seed=9, truth=tmp_path / "t.csv")
-    js = [json.loads(line) for line in open(tmp_path / "t.jsonl")]
+    js = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
     with open(tmp_path / "t.csv", newline="") as f:
         cs = list(csv.DictReader(f))
     assert len(js) == len(cs) == 300
@@ -461,7 +463,7 @@ def test_zero_connections_is_an_empty_valid_capture(tmp_path):
     p = tmp_path / "z.pcap"
     res = synth.generate(p, 0, truth=tmp_path / "z.csv")
     assert res.packets == 0 and read_pcap(p) == []
-    assert open(tmp_path / "z.csv").read().strip() == ",".join(synth.TRUTH_COLUMNS)
+    assert (tmp_path / "z.csv").read_text().strip() == ",".join(synth.TRUTH_COLUMNS)
 
 
 def test_command_line_options_drive_generate(tmp_path):
@@ -472,7 +474,7 @@ def test_command_line_options_drive_generate(tmp_path):
                               "--mix", "fin_orig=3,flood=1"])
     res = synth.run_from_args(args)
     assert res.connections == 150 and set(res.kinds) == {"fin_orig", "flood"}
-    assert open(out, "rb").read(4) == b"\x0a\x0d\x0d\x0a"     # pcapng from the name
+    assert out.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"     # pcapng from the name
     assert len(read_pcapng(out)) == res.packets
 
 
@@ -506,3 +508,35 @@ def test_lost_segment_gives_duplicate_ack_with_sack_then_retransmission(streams)
         assert len(seqs) == 4 and seqs[3] == seqs[1]         # the lost one, resent
         checked += 1
     assert checked
+
+
+@settings(max_examples=15, deadline=None)
+@given(connections=st.integers(0, 250), seed=st.integers(0, 2**32),
+       kinds=st.sets(st.sampled_from(synth.KINDS), min_size=1),
+       ipv6_fraction=st.sampled_from([0.0, 0.3, 1.0]), nanosecond=st.booleans(),
+       bad=st.sampled_from([0.0, 0.05]), block_size=st.integers(1, 300))
+def test_any_arguments_give_valid_ordered_packets_that_match_truth(
+        connections, seed, kinds, ipv6_fraction, nanosecond, bad, block_size):
+    mem = synth.packets(connections, seed=seed, mix={k: 1 for k in kinds},
+                        ipv6_fraction=ipv6_fraction, nanosecond=nanosecond,
+                        bad_checksum_fraction=bad, block_size=block_size)
+    truth = mem.truth
+    assert len(truth["conn"]) == connections
+    assert len(mem) == int(truth["packets"].sum())
+    assert np.all(np.diff(mem.ts_ns) >= 0)
+    if not nanosecond:
+        assert np.all(mem.ts_ns % 1000 == 0)
+    data = mem.data.tobytes()
+    n_bad = 0
+    per_tuple = collections.Counter()
+    for o, cap in zip(mem.offsets.tolist(), mem.caplens.tolist()):
+        frame = data[o:o + cap]
+        n_bad += not tcp_checksum_ok(frame)
+        v4 = frame[12:14] == b"\x08\x00"
+        ip = frame[14:]
+        src, dst = (ip[12:16], ip[16:20]) if v4 else (ip[8:24], ip[24:40])
+        sport, dport = struct.unpack_from("!HH", ip, 20 if v4 else 40)
+        per_tuple[frozenset([(src, sport), (dst, dport)])] += 1
+    assert n_bad == int(truth["bad_checksums"].sum())
+    assert sorted(per_tuple.values()) == sorted(truth["packets"].tolist())
+    assert set(truth["kind"].tolist()) <= kinds
