@@ -29,7 +29,7 @@ FIELDS = [
     "tcp.options.mss_val", "tcp.options.wscale.shift", "tcp.options.sack_perm",
     "tcp.options.timestamp.tsval", "tcp.options.tfo.request", "tcp.options.tfo.cookie",
     "tcp.seq_raw", "tcp.ack_raw", "frame.protocols", "tcp.options.sack.count",
-    "tcp.analysis.duplicate_ack",
+    "tcp.analysis.duplicate_ack", "tcp.analysis.retransmission", "tcp.analysis.keep_alive",
 ]
 
 
@@ -540,3 +540,18 @@ def test_any_arguments_give_valid_ordered_packets_that_match_truth(
     assert n_bad == int(truth["bad_checksums"].sum())
     assert sorted(per_tuple.values()) == sorted(truth["packets"].tolist())
     assert set(truth["kind"].tolist()) <= kinds
+
+
+def test_retransmissions_and_keepalives_match_wireshark(streams):
+    totals = collections.Counter()
+    for s in streams.values():
+        t = s["truth"]
+        if t["bad_checksums"] != "0":
+            continue          # Wireshark calls a damaged copy's good twin a retransmission
+        retx = sum(bool(f["tcp.analysis.retransmission"]) for f in s["good"]
+                   if not flags(f) & 0x02)
+        ka = sum(bool(f["tcp.analysis.keep_alive"]) for f in s["good"])
+        assert (retx, ka) == (int(t["retransmits"]), int(t["keepalives"])), t["kind"]
+        totals["retx"] += retx
+        totals["ka"] += ka
+    assert totals["retx"] and totals["ka"]

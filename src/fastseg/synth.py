@@ -91,7 +91,7 @@ TRUTH_COLUMNS = (
     "handshake_rtt", "orig_bytes", "resp_bytes", "tfo", "tfo_data", "orig_isn",
     "resp_isn", "mss", "wscale", "sack", "ts", "ecn", "resp_mss", "resp_wscale",
     "ecn_ok", "packets", "bad_checksums", "orig_pkts", "resp_pkts", "duration",
-    "syn_synack", "synack_ack",
+    "syn_synack", "synack_ack", "retransmits", "keepalives",
 )
 
 
@@ -354,6 +354,9 @@ def _params(rng, gidx, kind, syn_ts, burst, bursts, ipv6_fraction) -> _Params:
 # ---------------------------------------------------------------------------
 # Scripts: packet steps over all connections of one kind.
 
+_RETX, _KEEPALIVE = 1, 2        # step tags counted in the truth
+
+
 class _Script:
     """Sequence/ack/timestamp bookkeeping for n connections stepping in lockstep.
 
@@ -379,7 +382,7 @@ class _Script:
         return np.broadcast_to(np.asarray(x, dtype), (self.n,))
 
     def send(self, d, flags, t, plen=0, valid=True, lost=False, seq=None, ack=None,
-             noopt=False, sack=None):
+             noopt=False, sack=None, tag=0):
         p = self.p
         flags = self._vec(flags)
         plen = self._vec(plen)
@@ -412,7 +415,7 @@ class _Script:
             sack_l, sack_r = self._vec(sack[0]), self._vec(sack[1])
         self.steps.append(dict(t=t, d=d, flags=flags, seq=s, ack=a, plen=plen,
                                tsval=tsval, tsecr=tsecr, win=win, valid=valid.copy(),
-                               noopt=noopt, sack_l=sack_l, sack_r=sack_r))
+                               noopt=noopt, sack_l=sack_l, sack_r=sack_r, tag=tag))
         return t
 
     def stacked(self):
@@ -422,6 +425,7 @@ class _Script:
             cols[k] = np.stack([s[k] for s in self.steps], axis=1)
         cols["d"] = np.array([s["d"] for s in self.steps], np.int64)
         cols["noopt"] = np.array([s["noopt"] for s in self.steps], bool)
+        cols["tag"] = np.array([s["tag"] for s in self.steps], np.int64)
         return cols
 
 
@@ -547,10 +551,10 @@ def _k_half_open(sc, p):
     seq = sc.nxt[C] - np.where(data, req, 0)
     rto = np.maximum(200 * _MS, p.rtt + 200 * _MS)
     for j in range(6):
-        sc.send(C, PSH | ACK, t1 + rto * ((2 << j) - 1), plen=req, seq=seq, lost=True,
+        sc.send(C, PSH | ACK, t1 + rto * ((2 << j) - 1), plen=req, seq=seq, lost=True, tag=_RETX,
                 valid=data & (j < p.n_retx))
     for j in range(3):
-        sc.send(C, ACK, t + (j + 1) * p.probe_gap, seq=seq - 1, lost=True,
+        sc.send(C, ACK, t + (j + 1) * p.probe_gap, seq=seq - 1, lost=True, tag=_KEEPALIVE,
                 valid=~data & (j < p.n_probe))
     sc.state[:] = _ST["S1"]
 
@@ -561,7 +565,8 @@ def _k_keepalive(sc, p):
     # A keepalive probe carries seq = SND.NXT - 1 and no data (RFC 9293 3.8.4).
     for j in range(3):
         ok = j < p.n_probe
-        tp = sc.send(C, ACK, t + (j + 1) * p.probe_gap, seq=sc.nxt[C] - 1, valid=ok)
+        tp = sc.send(C, ACK, t + (j + 1) * p.probe_gap, seq=sc.nxt[C] - 1, valid=ok,
+                     tag=_KEEPALIVE)
         sc.send(S, ACK, tp + p.srv_rtt + p.srv_proc, valid=ok)
     t = t + p.n_probe * p.probe_gap + p.rtt + 2 * _MS
     _close_orig(sc, p, t)
@@ -595,7 +600,7 @@ def _k_retransmit(sc, p):
     sack = (np.where(p.sack_c, end - seg, 0), np.where(p.sack_c, end, 0))
     sc.send(C, ACK, s2 + gap + p.cli_rtt + p.cli_proc, ack=ack_hole, sack=sack)
     rto = np.maximum(200 * _MS, p.rtt + 200 * _MS)
-    tr = sc.send(S, ACK, s0 + gap + rto, plen=seg, seq=seq1)
+    tr = sc.send(S, ACK, s0 + gap + rto, plen=seg, seq=seq1, tag=_RETX)
     sc.rcv[C] = end
     t = sc.send(C, ACK, tr + gap + p.cli_rtt + p.cli_proc, ack=end)
     _close_orig(sc, p, t)
@@ -679,6 +684,8 @@ def _block(rng, p: _Params, quantum: int, bad_fraction: float):
         tr["orig_bytes"], tr["resp_bytes"] = sc.data
         tr["tfo_data"] = np.where(flags[:, 0] & SYN, st["plen"][:, 0], 0)
         tr["packets"] = valid.sum(1)
+        tr["retransmits"] = (valid & (st["tag"] == _RETX)).sum(1)
+        tr["keepalives"] = (valid & (st["tag"] == _KEEPALIVE)).sum(1)
         tr["orig_pkts"] = (valid & (d == C)).sum(1)
         tr["resp_pkts"] = (valid & (d == S)).sum(1)
         tr["duration"] = np.where(valid, t, 0).max(1) - t[:, 0]
@@ -1132,6 +1139,7 @@ def _truth_rows(p: _Params, t: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         "packets": t["packets"], "bad_checksums": t["bad_checksums"],
         "orig_pkts": t["orig_pkts"], "resp_pkts": t["resp_pkts"], "duration": t["duration"],
         "syn_synack": t["syn_synack"], "synack_ack": t["synack_ack"],
+        "retransmits": t["retransmits"], "keepalives": t["keepalives"],
     }
 
 
@@ -1216,7 +1224,9 @@ def generate(path, connections: int = 10000, *, seed: int = 0, mix=None,
         with nanosecond digits, empty/null when absent), payload bytes each way
         (distinct bytes, retransmissions counted once), TFO, the options the
         client offered (``mss``/``wscale`` -1 when absent) and the server's
-        answer, packets per direction including ``bad_checksums`` copies.
+        answer, packets per direction including ``bad_checksums`` copies,
+        retransmitted data segments and keepalive probes (SYN retransmissions
+        are in ``syn_count``).
     bad_checksum_fraction : probability per non-handshake packet that the tap
         also saw a damaged copy of it (wrong TCP checksum) just before it; the
         truth counts them per connection (``bad_checksums``).
