@@ -1192,6 +1192,23 @@ def _truth_kind(path: str) -> str:
     return "json" if low.endswith((".jsonl", ".json", ".ndjson")) else "csv"
 
 
+def _open_output(path: str):
+    """The capture file, compressed when its name ends in .gz (stdlib) or .zst
+    (needs the optional ``zstandard`` package)."""
+    low = path.lower()
+    if low.endswith(".gz"):
+        import gzip
+        return gzip.open(path, "wb", compresslevel=1)
+    if low.endswith(".zst"):
+        try:
+            import zstandard
+        except ImportError:
+            raise ValueError(f"{path}: writing .zst needs the 'zstandard' package") from None
+        return zstandard.ZstdCompressor(level=1).stream_writer(open(path, "wb"),
+                                                               closefd=True)
+    return open(path, "wb")
+
+
 def generate(path, connections: int = 10000, *, seed: int = 0, mix=None,
              ipv6_fraction: float = 0.2, start_ts: float = 1_700_000_000.0,
              duration: Optional[float] = None, format: str = "pcap",
@@ -1202,7 +1219,8 @@ def generate(path, connections: int = 10000, *, seed: int = 0, mix=None,
 
     Parameters
     ----------
-    path : output capture file (``.pcap`` or ``.pcapng`` per ``format``).
+    path : output capture file (``.pcap`` or ``.pcapng`` per ``format``);
+        gzip- or zstd-compressed when the name ends in ``.gz`` / ``.zst``.
     connections : number of TCP connections, spoofed flood SYNs included (each
         flood SYN is a connection of its own, as Wireshark and Zeek see it).
     seed : the same seed and arguments give byte-identical output.
@@ -1248,7 +1266,7 @@ def generate(path, connections: int = 10000, *, seed: int = 0, mix=None,
     if tf is not None and tkind == "csv":
         tf.write(",".join(TRUTH_COLUMNS) + "\n")
     try:
-        with open(path, "wb") as f:
+        with _open_output(path) as f:
             hdr = _file_header(format, nanosecond, snaplen)
             f.write(hdr)
             nbytes += len(hdr)
@@ -1366,7 +1384,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def run_from_args(args: argparse.Namespace) -> SynthResult:
     """Run ``fastseg synth`` from parsed arguments; returns the result (the CLI
     prints it).  Raises ValueError on bad arguments."""
-    fmt = args.format or ("pcapng" if str(args.output).endswith(".pcapng") else "pcap")
+    name = str(args.output).lower()
+    for ext in (".gz", ".zst"):
+        name = name[:-len(ext)] if name.endswith(ext) else name
+    fmt = args.format or ("pcapng" if name.endswith(".pcapng") else "pcap")
     return generate(args.output, args.connections, seed=args.seed, mix=args.mix,
                     ipv6_fraction=args.ipv6_fraction, start_ts=args.start,
                     duration=args.duration, format=fmt, nanosecond=args.nanosecond,
