@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -28,7 +29,6 @@ import numpy as np
 
 from . import _consts
 from ._synth import assemble
-from .segments import format_addresses
 
 __all__ = ["generate", "packets", "demo", "scenarios", "SynthResult", "SynthPackets",
            "add_arguments", "run_from_args", "DEFAULT_MIX", "TRUTH_COLUMNS"]
@@ -1162,16 +1162,18 @@ def _fmt_column(name, col, kind):
     return list(map(str, col.astype(np.int64).tolist()))
 
 
-def _format_addresses(addrs: np.ndarray, v6: np.ndarray) -> List[str]:
-    """Text addresses; IPv4 straight from the bytes, IPv6 through
-    ``format_addresses`` (RFC 5952) for the distinct rows only."""
+def _format_addresses(addrs: np.ndarray, v6: np.ndarray) -> np.ndarray:
+    """Text addresses: dotted quads straight from the bytes; IPv6 through the C
+    library's inet_ntop (RFC 5952 form), once per distinct address."""
     out = np.empty(len(addrs), dtype=object)
     m4 = ~v6
     if m4.any():
-        q = addrs[m4, 12:].tolist()
-        out[m4] = [f"{a}.{b}.{c}.{d}" for a, b, c, d in q]
+        out[m4] = [f"{a}.{b}.{c}.{d}" for a, b, c, d in addrs[m4, 12:].tolist()]
     if v6.any():
-        out[v6] = format_addresses(addrs[v6], np.full(int(v6.sum()), 6))
+        uniq, inverse = np.unique(addrs[v6], axis=0, return_inverse=True)
+        text = np.array([socket.inet_ntop(socket.AF_INET6, row.tobytes()) for row in uniq],
+                        dtype=object)
+        out[v6] = text[inverse.reshape(-1)]
     return out
 
 
