@@ -708,7 +708,8 @@ def _block(rng, p: _Params, quantum: int, bad_fraction: float):
         pk["noopt"] = st["noopt"][steps]
         pk["lc"] = idx[rows]
         pk["key"] = 2 * steps + 1
-        pk["hs"] = (steps == 0) | (steps == 1) | (steps == (sc.hs_ack if sc.hs_ack is not None else -1))
+        hs_steps = [0] + [x for x in (sc.synack, sc.hs_ack) if x is not None]
+        pk["hs"] = np.isin(steps, hs_steps)
         pk_parts.append(pk)
     pk = {k: np.concatenate([x[k] for x in pk_parts]) for k in pk_parts[0]}
     truth = {k: np.concatenate([x[k] for x in tr_parts]) for k in tr_parts[0]}
