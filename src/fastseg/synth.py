@@ -65,7 +65,8 @@ _KIND_DOC = {
                   "retransmission after RTO (SF)",
     "reorder": "two response segments seen out of order at the tap (SF)",
     "flood": "spoofed SYN of a SYN-flood burst toward one server:port; the "
-             "SYN-ACK (if any) is never answered (S1 / S0)",
+             "SYN-ACK (if any, resent with backoff when the server has no "
+             "syncookies) is never answered (S1 / S0)",
 }
 KINDS = tuple(_KIND_DOC)
 _KIND_ID = {k: i for i, k in enumerate(KINDS)}
@@ -346,8 +347,11 @@ def _params(rng, gidx, kind, syn_ts, burst, bursts, ipv6_fraction) -> _Params:
         probe_gap=rng.integers(5 * _SEC, 20 * _SEC, n),
         n_retx=rng.integers(3, 7, n),
     )
+    cols["synack_retx"] = np.zeros(n, np.int64)
     if flood.any():
         cols["syn_win_c"][flood] = rng.choice([512, 1024, 64240], int(flood.sum()))
+        cols["synack_retx"][flood] = np.where(bursts["cookies"][burst[flood]], 0,
+                                              rng.integers(1, 6, int(flood.sum())))
     return _Params(cols)
 
 
@@ -625,10 +629,15 @@ def _k_reorder(sc, p):
 def _k_flood(sc, p):
     t0 = sc.send(C, SYN, p.syn_ts)
     ans = p.synack_answered
-    # With the listen queue full and syncookies on, Linux answers with a
-    # cookie SYN-ACK and keeps no state, so it never retransmits it.
     sc.synack = len(sc.steps)
-    sc.send(S, SYN | ACK, t0 + p.srv_proc, valid=ans, lost=True)
+    t1 = sc.send(S, SYN | ACK, t0 + p.srv_proc, valid=ans, lost=True)
+    # With syncookies active Linux keeps no state for the SYN, so the cookie
+    # SYN-ACK is never retransmitted.  Without them the request sits in the SYN
+    # queue and its SYN-ACK is resent after 1, 2, 4 ... s (tcp_synack_retries = 5)
+    # until the entry is pruned.
+    for j in range(1, 6):
+        sc.send(S, SYN | ACK, t1 + ((1 << j) - 1) * _SEC, seq=p.isn_s, lost=True,
+                valid=ans & (j <= p.synack_retx))
     # Zeek marks both endpoints ESTABLISHED on a SYN-ACK (no final ACK needed).
     sc.state[:] = np.where(ans, _ST["S1"], _ST["S0"])
 
@@ -1017,7 +1026,7 @@ def _schedule(rng, connections, mix, start_ns, duration_ns, quantum, flood_burst
     nb = max(1, min(flood_bursts, len(flood))) if len(flood) else 0
     burst = np.full(connections, -1, np.int16)
     bursts = {"v6": np.zeros(nb, bool), "server": np.zeros(nb, np.int64),
-              "port": np.zeros(nb, np.int64)}
+              "port": np.zeros(nb, np.int64), "cookies": np.zeros(nb, bool)}
     if len(flood):
         # Each burst is a dense stream of spoofed SYNs toward one server:port.
         b = rng.integers(0, nb, len(flood))
@@ -1026,7 +1035,8 @@ def _schedule(rng, connections, mix, start_ns, duration_ns, quantum, flood_burst
         syn[flood] = bstart[b] + (rng.random(len(flood)) * blen).astype(np.int64)
         burst[flood] = b
         bursts = {"v6": rng.random(nb) < 0.2, "server": rng.integers(0, 1 << 30, nb),
-                  "port": _PORTS[rng.integers(0, 2, nb)]}
+                  "port": _PORTS[rng.integers(0, 2, nb)],
+                  "cookies": np.arange(nb) % 2 == 0}
     syn = (syn // quantum) * quantum
     order = np.argsort(syn, kind="stable")
     return kind[order], syn[order], burst[order], bursts
