@@ -324,7 +324,7 @@ def read_pcap(path):
     magic, = struct.unpack_from("<I", b, 0)
     nano = magic == 0xa1b23c4d
     assert magic in (0xa1b2c3d4, 0xa1b23c4d)
-    assert struct.unpack_from("<HHiIII", b, 4)[5] == 1            # Ethernet
+    assert struct.unpack_from("<HH", b, 4) == (2, 4)
     pos, out = 24, []
     while pos < len(b):
         sec, frac, cap, orig = struct.unpack_from("<IIII", b, pos)
@@ -578,3 +578,21 @@ def test_compressed_outputs_hold_the_same_capture(tmp_path):
     synth.generate(zst, 200, seed=8, format="pcapng")
     assert zstandard.ZstdDecompressor().stream_reader(zst.read_bytes()).read() == \
         plain.read_bytes()
+
+
+@pytest.mark.parametrize("link,linktype,proto", [("vlan", 1, "eth:ethertype:vlan:ethertype:ip"),
+                                                 ("raw", 101, "raw:ip"),
+                                                 ("sll", 113, "sll:ethertype:ip")])
+def test_other_link_layers_carry_the_same_tcp(tmp_path, tshark, link, linktype, proto):
+    p = tmp_path / f"{link}.pcap"
+    res = synth.generate(p, 150, seed=6, link=link, ipv6_fraction=0.0)
+    assert struct.unpack_from("<I", p.read_bytes(), 20)[0] == linktype
+    rows = run_tshark(tshark, p, ["frame.protocols", "tcp.checksum.status", "_ws.malformed",
+                                  "tcp.stream"])
+    assert len(rows) == res.packets
+    assert all(r["frame.protocols"].startswith(proto) for r in rows)
+    assert all(r["tcp.checksum.status"] == "1" and not r["_ws.malformed"] for r in rows)
+    assert len({r["tcp.stream"] for r in rows}) == 150
+    mem = synth.packets(150, seed=6, link=link, ipv6_fraction=0.0, nanosecond=False)
+    assert mem.linktype == linktype
+    assert mem.data.tobytes() == b"".join(f for _, f, _ in read_pcap(p))

@@ -41,6 +41,7 @@ _US = 1_000
 _MS = 1_000_000
 _SEC = 1_000_000_000
 LINKTYPE_ETHERNET = 1
+LINKS = {"ethernet": 1, "vlan": 1, "raw": 101, "sll": 113}   # name -> pcap LINKTYPE_*
 
 # ---------------------------------------------------------------------------
 # Scenario kinds and their expected Zeek conn_state.
@@ -934,11 +935,38 @@ def _head_group(rng, pk, p, tpl, ip_sum, pseudo, fam6):
 # ---------------------------------------------------------------------------
 # Output formats.
 
-def _file_header(fmt: str, nanosecond: bool, snaplen: int) -> bytes:
+def _relink(head, hlen, d, link):
+    """Re-frame Ethernet header rows for another link layer."""
+    if link == "ethernet":
+        return head, hlen
+    n = len(head)
+    if link == "raw":
+        return np.ascontiguousarray(head[:, 14:]), hlen - 14
+    if link == "vlan":
+        # One 802.1Q tag (TPID 0x8100, priority 0, VLAN 100) before the EtherType.
+        out = np.empty((n, head.shape[1] + 4), np.uint8)
+        out[:, :12] = head[:, :12]
+        out[:, 12:16] = (0x81, 0x00, 0x00, 100)
+        out[:, 16:] = head[:, 12:]
+        return out, hlen + 4
+    # Linux cooked capture v1, taken on the client: its own packets are
+    # "outgoing" (4), the server's are "to us" (0); the address is the sender's MAC.
+    out = np.zeros((n, head.shape[1] + 2), np.uint8)
+    out[:, 1] = np.where(d == C, 4, 0)
+    out[:, 3] = 1                                            # ARPHRD_ETHER
+    out[:, 5] = 6
+    out[:, 6:12] = head[:, 6:12]
+    out[:, 14:16] = head[:, 12:14]
+    out[:, 16:] = head[:, 14:]
+    return out, hlen + 2
+
+
+def _file_header(fmt: str, nanosecond: bool, snaplen: int,
+                 linktype: int = LINKTYPE_ETHERNET) -> bytes:
     if fmt == "pcap":
         magic = 0xa1b23c4d if nanosecond else 0xa1b2c3d4
         return np.array([magic], "<u4").tobytes() + np.array([2, 4], "<u2").tobytes() + \
-            np.array([0, 0, snaplen, LINKTYPE_ETHERNET], "<u4").tobytes()
+            np.array([0, 0, snaplen, linktype], "<u4").tobytes()
     shb = (np.array([0x0A0D0D0A, 28, 0x1A2B3C4D], "<u4").tobytes()
            + np.array([1, 0], "<u2").tobytes()
            + np.array([-1], "<i8").tobytes() + np.array([28], "<u4").tobytes())
@@ -949,7 +977,7 @@ def _file_header(fmt: str, nanosecond: bool, snaplen: int) -> bytes:
             np.array([0, 0], "<u2").tobytes()
     blen = 20 + len(opts)
     idb = (np.array([1, blen], "<u4").tobytes()
-           + np.array([LINKTYPE_ETHERNET, 0], "<u2").tobytes()
+           + np.array([linktype, 0], "<u2").tobytes()
            + np.array([snaplen], "<u4").tobytes() + opts + np.array([blen], "<u4").tobytes())
     return shb + idb
 
@@ -1064,7 +1092,8 @@ class SynthResult:
 
 @dataclass
 class SynthPackets:
-    """Packets in memory (Ethernet frames, time order) and their ground truth."""
+    """Packets in memory (link-layer frames in time order, ``linktype`` says which)
+    and their ground truth."""
     data: np.ndarray         # uint8, all frames back to back
     offsets: np.ndarray      # int64, start of each frame in data
     caplens: np.ndarray      # int32, captured bytes per frame
@@ -1227,7 +1256,8 @@ def generate(path, connections: int = 10000, *, seed: int = 0, mix=None,
              duration: Optional[float] = None, format: str = "pcap",
              nanosecond: bool = False, truth: Optional[str] = None,
              bad_checksum_fraction: float = 0.0, snaplen: int = 262144,
-             block_size: int = 20_000, flood_bursts: int = 2) -> SynthResult:
+             block_size: int = 20_000, flood_bursts: int = 2,
+             link: str = "ethernet") -> SynthResult:
     """Write a synthetic capture (and optionally its ground truth).
 
     Parameters
@@ -1264,11 +1294,16 @@ def generate(path, connections: int = 10000, *, seed: int = 0, mix=None,
     snaplen : capture length limit per packet.
     block_size : connections generated at a time (bounds memory).
     flood_bursts : number of SYN-flood bursts the ``flood`` connections form.
+    link : link layer: ``"ethernet"`` (default), ``"vlan"`` (Ethernet with one
+        802.1Q tag), ``"raw"`` (LINKTYPE_RAW 101) or ``"sll"`` (Linux cooked
+        capture, LINKTYPE_LINUX_SLL 113, taken on the client).
     """
     if format not in ("pcap", "pcapng"):
         raise ValueError(f"format must be 'pcap' or 'pcapng', not {format!r}")
     if snaplen < 64:
         raise ValueError("snaplen must be >= 64")
+    if link not in LINKS:
+        raise ValueError(f"link must be one of {', '.join(LINKS)}, not {link!r}")
     started = time.perf_counter()
     path = os.fspath(path)
     truth = os.fspath(truth) if truth else None
@@ -1280,16 +1315,17 @@ def generate(path, connections: int = 10000, *, seed: int = 0, mix=None,
         tf.write(",".join(TRUTH_COLUMNS) + "\n")
     try:
         with _open_output(path) as f:
-            hdr = _file_header(format, nanosecond, snaplen)
+            hdr = _file_header(format, nanosecond, snaplen, LINKS[link])
             f.write(hdr)
             nbytes += len(hdr)
             for batch, blk in _stream(connections, seed, mix, ipv6_fraction, start_ts,
                                       duration, nanosecond, bad_checksum_fraction,
                                       block_size, flood_bursts):
                 if len(batch["ts"]):
-                    out = _records(format, nanosecond, snaplen, batch["head"],
-                                   batch["hlen"], batch["plen"], batch["pay_off"],
-                                   batch["ts"])
+                    head, hlen = _relink(batch["head"], batch["hlen"],
+                                         batch["pay_off"] // _PAT_LEN, link)
+                    out = _records(format, nanosecond, snaplen, head, hlen,
+                                   batch["plen"], batch["pay_off"], batch["ts"])
                     f.write(memoryview(out))
                     nbytes += len(out)
                     npk += len(batch["ts"])
@@ -1323,25 +1359,30 @@ def packets(connections: int = 1000, *, seed: int = 0, mix=None,
             ipv6_fraction: float = 0.2, start_ts: float = 1_700_000_000.0,
             duration: Optional[float] = None, nanosecond: bool = True,
             bad_checksum_fraction: float = 0.0, snaplen: int = 262144,
-            block_size: int = 20_000, flood_bursts: int = 2) -> SynthPackets:
-    """The same packets ``generate`` would write, as Ethernet frames in memory.
+            block_size: int = 20_000, flood_bursts: int = 2,
+            link: str = "ethernet") -> SynthPackets:
+    """The same packets ``generate`` would write, as link-layer frames in memory.
 
     Returns ``SynthPackets`` (``data``, ``offsets``, ``caplens``, ``lens``,
     ``ts_ns``, ``truth`` as a dict of arrays with the ``TRUTH_COLUMNS`` names;
     its time columns are int64 nanoseconds, -1 when absent).  Timestamps are
     nanoseconds unless ``nanosecond=False`` (then whole microseconds, exactly
     as ``generate`` writes them by default)."""
+    if link not in LINKS:
+        raise ValueError(f"link must be one of {', '.join(LINKS)}, not {link!r}")
     datas, caps, lens, tss, truths = [], [], [], [], []
     for batch, blk in _stream(connections, seed, mix, ipv6_fraction, start_ts,
                               duration, nanosecond, bad_checksum_fraction,
                               block_size, flood_bursts):
         n = len(batch["ts"])
         if n:
-            orig = batch["hlen"].astype(np.int64) + batch["plen"]
+            head, hlen = _relink(batch["head"], batch["hlen"],
+                                 batch["pay_off"] // _PAT_LEN, link)
+            orig = hlen.astype(np.int64) + batch["plen"]
             cap = np.minimum(orig, snaplen)
-            head_cap = np.minimum(batch["hlen"], cap).astype(np.int32)
+            head_cap = np.minimum(hlen, cap).astype(np.int32)
             out = np.empty(int(cap.sum()), np.uint8)
-            assemble(out, np.zeros((n, 0), np.uint8), 0, batch["head"], head_cap,
+            assemble(out, np.zeros((n, 0), np.uint8), 0, head, head_cap,
                      _PATTERN, batch["pay_off"].astype(np.int64),
                      (cap - head_cap).astype(np.int32), False)
             datas.append(out)
@@ -1360,7 +1401,8 @@ def packets(connections: int = 1000, *, seed: int = 0, mix=None,
         data=np.concatenate(datas) if datas else np.zeros(0, np.uint8),
         offsets=offsets, caplens=caplens,
         lens=np.concatenate(lens).astype(np.int32) if lens else np.zeros(0, np.int32),
-        ts_ns=np.concatenate(tss) if tss else np.zeros(0, np.int64), truth=truth)
+        ts_ns=np.concatenate(tss) if tss else np.zeros(0, np.int64), truth=truth,
+        linktype=LINKS[link])
 
 
 # ---------------------------------------------------------------------------
@@ -1389,6 +1431,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--bad-checksum-fraction", type=float, default=0.0)
     parser.add_argument("--snaplen", type=int, default=262144)
     parser.add_argument("--flood-bursts", type=int, default=2)
+    parser.add_argument("--link", choices=tuple(LINKS), default="ethernet",
+                        help="link layer (default ethernet)")
     parser.add_argument("--block-size", type=int, default=20_000,
                         help="connections generated at a time (bounds memory)")
     return parser
@@ -1406,4 +1450,4 @@ def run_from_args(args: argparse.Namespace) -> SynthResult:
                     duration=args.duration, format=fmt, nanosecond=args.nanosecond,
                     truth=args.truth, bad_checksum_fraction=args.bad_checksum_fraction,
                     snaplen=args.snaplen, block_size=args.block_size,
-                    flood_bursts=args.flood_bursts)
+                    flood_bursts=args.flood_bursts, link=args.link)
