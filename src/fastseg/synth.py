@@ -31,7 +31,8 @@ from . import _consts
 from ._synth import assemble
 
 __all__ = ["generate", "packets", "demo", "scenarios", "SynthResult", "SynthPackets",
-           "add_arguments", "run_from_args", "DEFAULT_MIX", "TRUTH_COLUMNS"]
+           "add_arguments", "run_from_args", "KINDS", "DEFAULT_MIX", "TRUTH_COLUMNS",
+           "CONN_STATES", "LINKS", "DEMO_CONNECTIONS"]
 
 FIN, SYN, RST, PSH, ACK = _consts.FIN, _consts.SYN, _consts.RST, _consts.PSH, _consts.ACK
 ECE, CWR = _consts.ECE, _consts.CWR
@@ -1423,14 +1424,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                              "kinds: " + ", ".join(KINDS))
     parser.add_argument("--truth", default=None,
                         help="ground-truth file (CSV, or JSON lines for .jsonl)")
-    parser.add_argument("--ipv6-fraction", type=float, default=0.2)
+    parser.add_argument("--ipv6-fraction", type=float, default=0.2,
+                        help="share of connections over IPv6 (default 0.2)")
     parser.add_argument("--start", type=float, default=1_700_000_000.0,
                         help="first SYN time, seconds since the epoch")
     parser.add_argument("--duration", type=float, default=None,
                         help="seconds over which connections start")
-    parser.add_argument("--bad-checksum-fraction", type=float, default=0.0)
-    parser.add_argument("--snaplen", type=int, default=262144)
-    parser.add_argument("--flood-bursts", type=int, default=2)
+    parser.add_argument("--bad-checksum-fraction", type=float, default=0.0,
+                        help="share of packets also seen as a damaged copy (default 0)")
+    parser.add_argument("--snaplen", type=int, default=262144,
+                        help="captured bytes per packet at most (default 262144)")
+    parser.add_argument("--flood-bursts", type=int, default=2,
+                        help="SYN-flood bursts formed by the flood connections (default 2)")
     parser.add_argument("--link", choices=tuple(LINKS), default="ethernet",
                         help="link layer (default ethernet)")
     parser.add_argument("--block-size", type=int, default=20_000,
