@@ -1,10 +1,12 @@
 """Synthetic TCP captures with ground truth.
 
 ``generate()`` writes a pcap or pcapng file of realistic TCP connections (Ethernet
-link type, IPv4 and IPv6, Linux-like option layouts, lognormal RTTs) together with
-a ground-truth file that says, for every connection, what it is and what a
-correct analyser must report about it.  It is the benchmark input of fastseg and
-the capture behind ``fastseg demo``.
+by default, also 802.1Q, raw IP and Linux SLL; IPv4 and IPv6; Linux-like option
+layouts, retransmission and keepalive timers; lognormal RTTs) together with a
+ground-truth file that says, for every connection, what it is and what a correct
+analyser must report about it (Zeek's conn_state, Wireshark's initial RTT, who
+closed and how, ...).  ``scenarios()`` lists the connection kinds.  It is the
+benchmark input of fastseg and the capture behind ``fastseg demo``.
 
 How it stays fast: every connection kind is a short *script* of packet steps
 written once with numpy arrays over all the connections of that kind (one row
@@ -13,7 +15,9 @@ then assembled column-wise (fixed byte templates per option layout, fancy
 indexing for the variable fields) and the TCP checksum is the sum of the header
 words, the pseudo-header words and a prefix-sum table over the fixed payload
 pattern.  Blocks of connections are merged in time order, so the file is in
-global timestamp order while memory stays bounded by the block size.
+global timestamp order while memory stays bounded by the block size; only the
+final concatenation of variable-length records is a small Cython loop
+(``_synth.assemble``).
 """
 from __future__ import annotations
 
