@@ -81,3 +81,16 @@ def test_column_matches_tshark(tshark, name, col):
         ours = ours.astype(np.int64)
         theirs = theirs.astype(np.int64)
     assert np.array_equal(ours, theirs), f"{name} {col}: " + describe(common, ours, theirs)
+
+
+# Frames tshark reads, per capture; lo_cut.pcap's last record is cut short.
+@pytest.mark.parametrize("name", CAPTURES)
+def test_capture_accounting_matches_tshark(tshark, name):
+    """Every frame tshark reads is accounted for once, and the TCP count is
+    the number of segments tshark dissects."""
+    from oracle import tshark_frame_count
+    seg, ref = ours_and_theirs(name)
+    stats = seg.stats
+    assert stats.packets == tshark_frame_count(DATA / name)
+    assert stats.tcp == len(ref["frame"]) == len(seg)
+    assert stats.packets == stats.tcp + stats.non_tcp + stats.malformed
