@@ -13,7 +13,11 @@ Which frames are segments (the rule the parser must follow too):
 - the whole TCP header (data offset x 4 bytes, >= 20) was captured; a header
   cut by the snapshot length or by a tiny first IP fragment is not a segment;
 - later IP fragments are not segments (tshark, with defragmentation off,
-  does not dissect them as TCP either).
+  does not dissect them as TCP either);
+- a TCP option whose length runs past the header (tshark's expert
+  ``tcp.option.len.invalid``) makes the packet malformed, not a segment;
+- an IP total/payload length larger than the frame on the wire (not a
+  snapshot-length cut: the bytes never existed) makes it malformed too.
 
 tshark quirks handled here:
 - nanosecond timestamps: ``frame.time_epoch`` printed with 9 decimals and
@@ -52,6 +56,7 @@ FIELDS = [
     ("frame.number", "frame"),
     ("frame.time_epoch", "time"),
     ("frame.cap_len", "caplen"),
+    ("frame.len", "wirelen"),
     ("ip.src", "ip_src"), ("ip.dst", "ip_dst"),
     ("ipv6.src", "ip6_src"), ("ipv6.dst", "ip6_dst"),
     ("ip.ttl", "ip_ttl"), ("ipv6.hlim", "ip6_hlim"),
@@ -137,7 +142,7 @@ def _tcp_positions(path: str) -> Dict[int, tuple]:
 @functools.lru_cache(maxsize=None)
 def _tcp_rows(path: str) -> tuple:
     args = ["-r", path, "-n"] + TSHARK_PREFS + [
-        "-Y", "tcp and not icmp and not icmpv6",
+        "-Y", "tcp and not icmp and not icmpv6 and not tcp.option.len.invalid",
         "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f"]
     for field, _ in FIELDS:
         args += ["-e", field]
@@ -176,6 +181,8 @@ def _segment(r: dict, pos: Dict[int, tuple]):
         if offset > 0:
             return None
         l3_end = l3 + int(r["ip_len"])
+    if l3_end > int(r["wirelen"]):
+        return None     # the IP length claims more bytes than the frame had
     if r["tcp_len"] != "":
         payload_len = int(r["tcp_len"])
     else:

@@ -19,32 +19,33 @@ DATA = Path(__file__).parent / "data"
 
 # name: (capinfos file type, capinfos encapsulation, packets, TCP segments)
 FILES = {
-    "lo_conv.pcap": ("pcap", "ether", 95, 91),
-    "lo_conv_be.pcap": ("pcap", "ether", 95, 91),
-    "lo_conv_ns.pcap": ("nsecpcap", "ether", 95, 91),
-    "lo_conv_ns_be.pcap": ("nsecpcap", "ether", 95, 91),
-    "lo_conv.pcapng": ("pcapng", "ether", 95, 91),
-    "lo_conv_be.pcapng": ("pcapng", "ether", 95, 91),
-    "lo_conv_ns.pcapng": ("pcapng", "ether", 95, 91),
-    "lo_conv_pb.pcapng": ("pcapng", "ether", 95, 91),
-    "lo_conv.pcap.gz": ("pcap", "ether", 95, 91),
-    "lo_conv.pcapng.zst": ("pcapng", "ether", 95, 91),
-    "lo_conv_ns.pcap.zst": ("nsecpcap", "ether", 95, 91),
-    "lo_cut.pcap": ("pcap", "ether", 94, 91),
-    "lo_raw.pcap": ("pcap", "rawip", 95, 91),
-    "lo_raw12.pcap": ("pcap", "rawip", 95, 91),
-    "lo_null.pcap": ("pcap", "null", 95, 91),
-    "lo_loop.pcap": ("pcap", "loop", 95, 91),
-    "lo_snap80.pcap": ("pcap", "ether", 95, 61),
-    "veth_eth.pcap": ("pcap", "ether", 84, 72),
-    "veth_eth_ns.pcap": ("nsecpcap", "ether", 84, 72),
-    "veth_flipped.pcap": ("pcap", "ether", 84, 72),
-    "veth_vlan.pcap": ("pcap", "ether", 84, 72),
-    "veth_sack.pcap": ("pcap", "ether", 78, 78),
-    "any_sll.pcap": ("pcap", "linux-sll", 84, 72),
-    "any_sll2.pcap": ("pcap", "linux-sll2", 84, 72),
-    "multi_if.pcapng": ("pcapng", "per-packet", 168, 144),
-    "synth_frag.pcap": ("pcap", "ether", 13, 5),
+    "lo_conv.pcap": ("pcap", "ether", 116, 112),
+    "lo_conv_be.pcap": ("pcap", "ether", 116, 112),
+    "lo_conv_ns.pcap": ("nsecpcap", "ether", 116, 112),
+    "lo_conv_ns_be.pcap": ("nsecpcap", "ether", 116, 112),
+    "lo_conv.pcapng": ("pcapng", "ether", 116, 112),
+    "lo_conv_be.pcapng": ("pcapng", "ether", 116, 112),
+    "lo_conv_ns.pcapng": ("pcapng", "ether", 116, 112),
+    "lo_conv_pb.pcapng": ("pcapng", "ether", 116, 112),
+    "lo_conv.pcap.gz": ("pcap", "ether", 116, 112),
+    "lo_conv.pcapng.zst": ("pcapng", "ether", 116, 112),
+    "lo_conv_ns.pcap.zst": ("nsecpcap", "ether", 116, 112),
+    "lo_cut.pcap": ("pcap", "ether", 115, 112),
+    "lo_raw.pcap": ("pcap", "rawip", 116, 112),
+    "lo_raw12.pcap": ("pcap", "rawip", 116, 112),
+    "lo_null.pcap": ("pcap", "null", 116, 112),
+    "lo_loop.pcap": ("pcap", "loop", 116, 112),
+    "lo_snap80.pcap": ("pcap", "ether", 116, 80),
+    "veth_eth.pcap": ("pcap", "ether", 104, 92),
+    "veth_eth_ns.pcap": ("nsecpcap", "ether", 104, 92),
+    "veth_flipped.pcap": ("pcap", "ether", 104, 92),
+    "veth_vlan.pcap": ("pcap", "ether", 104, 92),
+    "veth_sack.pcap": ("pcap", "ether", 87, 87),
+    "any_sll.pcap": ("pcap", "linux-sll", 104, 92),
+    "any_sll2.pcap": ("pcap", "linux-sll2", 104, 92),
+    "multi_if.pcapng": ("pcapng", "per-packet", 208, 184),
+    "synth_frag.pcap": ("pcap", "ether", 14, 6),
+    "synth_malformed.pcap": ("pcap", "ether", 13, 1),
 }
 
 # The link-layer type in the file header (pcap) or first IDB (pcapng).
@@ -243,7 +244,7 @@ def test_vlan_capture_has_single_and_double_tags(tshark):
 
 
 def test_sll_captures_are_cooked(tshark):
-    assert len(tshark_frames(DATA / "any_sll.pcap", "sll.pkttype")) == 84
+    assert len(tshark_frames(DATA / "any_sll.pcap", "sll.pkttype")) == 104
     assert {r[0] for r in tshark_frames(DATA / "any_sll2.pcap", "sll.ifindex")} != {""}
 
 
@@ -282,11 +283,27 @@ def test_sack_capture_has_sack_blocks(tshark):
 
 def test_synthetic_fragments(tshark):
     seg = tshark_tcp_fields(DATA / "synth_frag.pcap")
-    assert seg["frame"].tolist() == [4, 5, 10, 11, 13]
-    assert seg["fragment"].tolist() == [False, True, False, True, False]
-    assert seg["checksum_status"].tolist() == [0, 2, 0, 2, 0]
-    assert seg["payload_len"].tolist() == [0, 1460, 0, 1180, 0]
-    assert seg["ip_version"].tolist() == [4, 4, 6, 6, 4]
+    assert seg["frame"].tolist() == [4, 5, 10, 11, 13, 14]
+    assert seg["fragment"].tolist() == [False, True, False, True, False, False]
+    assert seg["checksum_status"].tolist() == [0, 2, 0, 2, 0, 0]
+    assert seg["payload_len"].tolist() == [0, 1460, 0, 1180, 0, 3]
+    assert seg["ip_version"].tolist() == [4, 4, 6, 6, 4, 4]
+    assert seg["flags"][-1] == 0x1F8 and seg["urgent"][-1] == 3
+
+
+def test_synthetic_malformed_has_one_valid_segment(tshark):
+    assert tshark_tcp_fields(DATA / "synth_malformed.pcap")["frame"].tolist() == [12]
+    caplens = [int(r[0]) for r in tshark_frames(DATA / "synth_malformed.pcap", "frame.cap_len")]
+    assert caplens[8] == 10 and caplens[12] == 0
+
+
+def test_urgent_data_and_ip_options_are_present(tshark):
+    for name in ("lo_conv.pcap", "veth_eth.pcap"):
+        seg = tshark_tcp_fields(DATA / name)
+        urg = seg["flags"] & 0x20 > 0
+        assert urg.sum() == 1 and seg["urgent"][urg][0] == 1
+        ihl = tshark_frames(DATA / name, "ip.hdr_len", display_filter="tcp")
+        assert {r[0] for r in ihl} >= {"20", "28"}
 
 
 def test_option_variety(tshark):
@@ -327,11 +344,12 @@ def conversations(path):
 # Server port -> the SYN/FIN/RST sequence of each connection to it, the
 # ground truth documented in tests/data/README.md (per address family).
 LO_CONVERSATIONS = {
-    5001: ["SsFf", "SsFf"],        # client closes first (IPv4, IPv6)
+    5001: ["SsFf", "SsFf", "SsFf"],  # client closes first (IPv4, IPv4 with IP options, IPv6)
     5002: ["SsfF", "SsfF"],        # server closes first
     5003: ["Sr", "Sr"],            # refused: RST-ACK to the SYN
     5004: ["SsR", "SsR"],          # client aborts (SO_LINGER 0)
     5005: ["SsF"],                 # CLOSE-WAIT leak: server never sends its FIN
+    5006: ["SsFf"],                # urgent byte, client closes first
     5007: ["Ssr"],                 # server aborts after the request
     5009: ["SsFf", "SsFf"],        # TFO: cookie request, then data in the SYN
     5010: ["SSSS"],                # unanswered: SYN + 3 retransmissions, dropped
@@ -345,11 +363,12 @@ def test_loopback_conversations_are_as_documented(tshark):
 def test_veth_conversations_are_as_documented(tshark):
     conv = conversations(DATA / "veth_eth.pcap")
     assert conv == {
-        5001: ["SsFf", "SsFf", "SsFf"],   # IPv4, no-options IPv4, IPv6
+        5001: ["SsFf", "SsFf", "SsFf", "SsFf"],   # IPv4, no TCP options, IP options, IPv6
         5002: ["SsfF"],
         5003: ["Sr"],
         5004: ["SsR", "SsR"],             # IPv4, IPv6
         5005: ["SsF"],
+        5006: ["SsFf"],
         5007: ["Ssr"],
         5010: ["SSSS"],
     }

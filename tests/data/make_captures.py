@@ -21,7 +21,7 @@ import pcapconv as pc  # noqa: E402
 
 TRAFFIC = [sys.executable, str(HERE / "traffic.py")]
 NS_LO, NS_A, NS_B = "fsd_lo", "fsd_a", "fsd_b"
-TMP = Path(tempfile.mkdtemp(prefix="fastseg-captures-"))
+TMP = None     # scratch directory, made by main()
 DROP_5010 = """
 table inet fsd {
   chain input {
@@ -139,7 +139,8 @@ def make_loopback(out: Path):
 
     def body():
         client(NS_LO, "127.0.0.1", "fin_client_first", "fin_server_first", "refused",
-               "rst_client", "rst_server", "close_wait", "tfo", "tfo", "udp", "unanswered")
+               "rst_client", "rst_server", "close_wait", "tfo", "tfo", "urgent", "ipopts",
+               "udp", "unanswered")
         client(NS_LO, "::1", "fin_client_first", "fin_server_first", "refused",
                "rst_client", "udp")
 
@@ -182,7 +183,8 @@ def make_veth(out: Path):
 
     def body():
         client(NS_A, "10.9.0.2", "udp", "fin_client_first", "fin_server_first", "refused",
-               "rst_client", "rst_server", "close_wait", "noopts", "unanswered")
+               "rst_client", "rst_server", "close_wait", "noopts", "urgent", "ipopts",
+               "unanswered")
         client(NS_A, "fd00:9::2", "fin_client_first", "rst_client")
 
     try:
@@ -270,10 +272,62 @@ def make_fragments(out: Path):
     # One whole, unfragmented segment for contrast.
     pkts.append(eth / IP(src=a4, dst=b4, id=6) / TCP(sport=40002, dport=80, seq=8000, ack=1,
                                                        flags="A"))
+    # Every flag bit incl. NS (0x100), with an urgent pointer.
+    pkts.append(eth / IP(src=a4, dst=b4, id=7) / TCP(sport=40006, dport=80, seq=1, ack=1,
+                                                       flags=0x1F8, urgptr=3) / b"urg")
     t0 = 1_700_000_000.0
     for i, p in enumerate(pkts):
         p.time = t0 + i * 0.001
     wrpcap(str(out / "synth_frag.pcap"), pkts)
+
+
+def make_malformed(out: Path):
+    """Crafted (synthetic) damaged packets, one kind per frame; see README."""
+    from scapy.all import IP, TCP, Ether, IPv6, IPv6ExtHdrHopByHop, Raw
+
+    eth = bytes(Ether(src="02:00:00:00:0a:01", dst="02:00:00:00:0b:02", type=0x0800))
+    eth6 = bytes(Ether(src="02:00:00:00:0a:01", dst="02:00:00:00:0b:02", type=0x86DD))
+    a4, b4 = "10.9.0.1", "10.9.0.2"
+    syn20 = bytes(TCP(sport=41000, dport=80, seq=1, flags="S"))
+
+    def ip4(payload: bytes, **kw) -> bytes:
+        return bytes(IP(src=a4, dst=b4, proto=6, **kw) / Raw(payload))
+
+    def tcp_with_options(opts: bytes) -> bytes:
+        hdr = bytearray(syn20)
+        hdr[12] = ((20 + len(opts)) // 4) << 4
+        return bytes(hdr) + opts
+
+    frames = [
+        eth + ip4(tcp_with_options(bytes([2, 8, 5, 0]))),        # 1 MSS length past header
+        eth + ip4(tcp_with_options(bytes([1, 1, 8, 10]))),       # 2 TS length past header
+        eth + ip4(tcp_with_options(bytes([1, 1, 1, 5]))),        # 3 kind without length byte
+        eth + ip4(bytes(TCP(sport=41000, dport=80, flags="S", dataofs=4))),   # 4 doff 4
+        eth + ip4(bytes(TCP(sport=41000, dport=80, flags="S", dataofs=15))),  # 5 doff past IP
+    ]
+    bad_ihl = bytearray(ip4(syn20))
+    bad_ihl[0] = 0x44
+    frames.append(eth + bytes(bad_ihl))                          # 6 IHL 4
+    short_len = bytearray(ip4(syn20))
+    short_len[2:4] = (12).to_bytes(2, "big")
+    frames.append(eth + bytes(short_len))                        # 7 total length < header
+    long_len = bytearray(ip4(syn20))
+    long_len[2:4] = (1000).to_bytes(2, "big")
+    frames.append(eth + bytes(long_len))                         # 8 total length > frame
+    frames.append(eth[:10])                                      # 9 short link header
+    hbh = bytearray(bytes(IPv6(src="fd00:9::1", dst="fd00:9::2") / IPv6ExtHdrHopByHop() /
+                          TCP(sport=41000, dport=80, flags="S")))
+    hbh[41] = 30                                                 # hop-by-hop length 248 bytes
+    frames.append(eth6 + bytes(hbh))                             # 10 extension chain overrun
+    v5 = bytearray(ip4(syn20))
+    v5[0] = 0x55
+    frames.append(eth + bytes(v5))                               # 11 version 5
+    frames.append(eth + ip4(syn20))                              # 12 valid SYN
+    frames.append(b"")                                           # 13 empty record
+    t0 = 1_700_000_100 * 10**9
+    recs = [pc.Record(t0 + i * 1_000_000, len(f), f) for i, f in enumerate(frames)]
+    pc.write_pcap(out / "synth_malformed.pcap",
+                  pc.Pcap(pc.LINKTYPE_ETHERNET, 262144, False, recs))
 
 
 # ------------------------------------------------------- derived files
@@ -317,7 +371,7 @@ def make_derived(out: Path):
     # Bits flipped on purpose in the capture with real checksums.
     flips = []
     tcp4 = [i for i, r in enumerate(veth.records)
-            if r.data[12:14] == b"\x08\x00" and r.data[23] == 6]
+            if r.data[12:15] == b"\x08\x00\x45" and r.data[23] == 6]
     data_pkts = [i for i in tcp4 if len(veth.records[i].data) > 14 + 20 + 32 + 10]
     acks = [i for i in tcp4 if len(veth.records[i].data) <= 14 + 20 + 32 and i not in data_pkts]
     flips.append((data_pkts[0], len(veth.records[data_pkts[0]].data) - 3, 0x10))  # payload
@@ -343,6 +397,8 @@ def main():
     if os.geteuid() != 0:
         sys.exit("make_captures.py needs root (network namespaces, tcpdump)")
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE
+    global TMP
+    TMP = Path(tempfile.mkdtemp(prefix="fastseg-captures-"))
     cleanup_namespaces()
     try:
         make_loopback(out)
@@ -352,6 +408,7 @@ def main():
     finally:
         cleanup_namespaces()
     make_fragments(out)
+    make_malformed(out)
     make_derived(out)
     shutil.rmtree(TMP, ignore_errors=True)
     for p in sorted(out.glob("*.pcap*")):

@@ -27,6 +27,7 @@ PORTS = {
     "refused": 5003,            # nobody listens here
     "rst_client": 5004,         # client aborts with SO_LINGER 0 after a request
     "close_wait": 5005,         # client closes, server reads EOF and keeps its socket
+    "urgent": 5006,             # client sends one urgent (MSG_OOB) byte, then closes
     "rst_server": 5007,         # server aborts with SO_LINGER 0 after reading the request
     "bulk": 5008,               # client sends --bulk bytes, then closes
     "tfo": 5009,                # TCP Fast Open listener (request/response, client closes)
@@ -74,7 +75,7 @@ def handle(behaviour, conn):
             recv_exact(conn, len(REQUEST))
             conn.sendall(RESPONSE)
             conn.close()
-        elif behaviour in ("rst_client", "bulk"):
+        elif behaviour in ("rst_client", "bulk", "urgent"):
             try:
                 recv_until_eof(conn)
             except ConnectionResetError:
@@ -133,10 +134,17 @@ def serve(args):
 
 
 # ---------------------------------------------------------------- client
-def connect(host, port, maxseg=None, rcvbuf=None, timeout=TIMEOUT):
+# IPv4 Record Route option with one slot (the kernel fills it in), then
+# End of Options: 8 bytes, so IHL = 7.
+RECORD_ROUTE = bytes([7, 7, 4, 0, 0, 0, 0, 0])
+
+
+def connect(host, port, maxseg=None, rcvbuf=None, timeout=TIMEOUT, ip_options=None):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(family, socket.SOCK_STREAM)
     s.settimeout(timeout)
+    if ip_options:
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, ip_options)
     if maxseg:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, maxseg)
     if rcvbuf:
@@ -190,6 +198,19 @@ def c_rst_server(host, port, **kw):
     except ConnectionResetError:
         pass
     s.close()
+
+
+def c_urgent(host, port, **kw):
+    s = connect(host, port)
+    s.sendall(REQUEST)
+    s.send(b"!", socket.MSG_OOB)
+    time.sleep(0.05)
+    s.close()
+
+
+def c_ipopts(host, port, **kw):
+    """A request/response connection whose client packets carry IPv4 options."""
+    c_fin_client_first(host, port, ip_options=RECORD_ROUTE)
 
 
 def c_bulk(host, port, nbytes=20000, maxseg=None, **kw):
@@ -261,13 +282,16 @@ CLIENTS = {
     "rst_client": c_rst_client,
     "close_wait": c_close_wait,
     "rst_server": c_rst_server,
+    "urgent": c_urgent,
+    "ipopts": c_ipopts,
     "bulk": c_bulk,
     "tfo": c_tfo,
     "unanswered": c_unanswered,
     "udp": c_udp,
     "noopts": c_noopts,
 }
-DEFAULT_PORT = dict(PORTS, udp=5099, noopts=PORTS["fin_client_first"])
+DEFAULT_PORT = dict(PORTS, udp=5099, noopts=PORTS["fin_client_first"],
+                    ipopts=PORTS["fin_client_first"])
 
 
 def client(args):
