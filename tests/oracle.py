@@ -20,6 +20,7 @@ Which frames are segments (the rule the parser must follow too):
   snapshot-length cut: the bytes never existed) makes it malformed too.
 
 tshark quirks handled here:
+- a frame without a timestamp (pcapng SPB) gets ts_ns -1;
 - nanosecond timestamps: ``frame.time_epoch`` printed with 9 decimals and
   parsed as text (a float64 would lose the nanoseconds);
 - ``tcp.flags`` is 12 bits in tshark (3 reserved bits above NS): masked to 9;
@@ -106,6 +107,8 @@ def _run(args: List[str]) -> str:
 
 
 def _epoch_ns(text: str) -> int:
+    if text == "":
+        return -1       # no timestamp (pcapng Simple Packet Block)
     sec, _, frac = text.partition(".")
     return int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
 

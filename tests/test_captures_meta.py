@@ -27,6 +27,7 @@ FILES = {
     "lo_conv_be.pcapng": ("pcapng", "ether", 116, 112),
     "lo_conv_ns.pcapng": ("pcapng", "ether", 116, 112),
     "lo_conv_pb.pcapng": ("pcapng", "ether", 116, 112),
+    "lo_conv_spb.pcapng": ("pcapng", "ether", 116, 112),
     "lo_conv.pcap.gz": ("pcap", "ether", 116, 112),
     "lo_conv.pcapng.zst": ("pcapng", "ether", 116, 112),
     "lo_conv_ns.pcap.zst": ("nsecpcap", "ether", 116, 112),
@@ -60,7 +61,7 @@ LINKTYPES = {
 SAME_SEGMENTS = {
     "lo_conv.pcap": ["lo_conv_be.pcap", "lo_conv.pcapng", "lo_conv_be.pcapng",
                      "lo_conv.pcap.gz", "lo_conv.pcapng.zst", "lo_raw.pcap", "lo_raw12.pcap",
-                     "lo_null.pcap", "lo_loop.pcap", "lo_cut.pcap"],
+                     "lo_null.pcap", "lo_loop.pcap", "lo_cut.pcap", "lo_conv_spb.pcapng"],
     "lo_conv_ns.pcap": ["lo_conv_ns_be.pcap", "lo_conv_ns.pcapng", "lo_conv_ns.pcap.zst",
                         "lo_conv_pb.pcapng"],
     "veth_eth.pcap": ["veth_vlan.pcap"],
@@ -192,6 +193,12 @@ def test_obsolete_packet_block_file_uses_pb_and_two_resolutions():
     assert idbs("lo_conv_pb.pcapng") == [(1, 6), (1, 9)]
 
 
+def test_spb_file_mixes_three_packet_block_kinds():
+    kinds = [b[0] for b in pcapng_blocks("lo_conv_spb.pcapng")]
+    assert kinds[:2] == [0x0A0D0D0A, 1]
+    assert kinds[2:8] == [6, 3, 2, 6, 3, 2]
+
+
 def test_unknown_block_in_big_endian_pcapng():
     assert 0x80000F5E in [b[0] for b in pcapng_blocks("lo_conv_be.pcapng")]
 
@@ -216,6 +223,11 @@ def test_derived_captures_carry_the_same_segments(tshark, source, derived):
     b = tshark_tcp_fields(DATA / derived)
     for col in a:
         x, y = a[col], b[col]
+        if derived == "lo_conv_spb.pcapng" and col == "ts_ns":
+            # Every third frame (1-based 2, 5, ...) is an SPB: no timestamp.
+            spb = a["frame"] % 3 == 2
+            assert np.all(y[spb] == -1)
+            x, y = x[~spb], y[~spb]
         if derived == "lo_conv_pb.pcapng" and col == "ts_ns":
             # Its packets alternate between a us and a ns interface: even
             # frames keep microseconds only, odd ones are exact.

@@ -352,6 +352,11 @@ def make_derived(out: Path):
     pc.write_pcapng(out / "lo_conv_pb.pcapng", [itf_us, itf_ns],
                     [(i % 2, r) for i, r in enumerate(lo_ns.records)],
                     block_kinds=["pb"] * len(lo_ns.records), unknown_block=True)
+    # Enhanced, Simple and obsolete Packet Blocks in turn (SPBs carry no
+    # timestamp and no interface id: interface 0 is implied).
+    kinds = ["epb", "spb", "pb"]
+    pc.write_pcapng(out / "lo_conv_spb.pcapng", [itf_us], [(0, r) for r in lo.records],
+                    block_kinds=[kinds[i % 3] for i in range(len(lo.records))])
 
     with open(out / "lo_conv.pcap", "rb") as f, gzip.open(out / "lo_conv.pcap.gz", "wb", 9) as g:
         shutil.copyfileobj(f, g)
