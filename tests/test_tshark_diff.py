@@ -44,7 +44,7 @@ def column(seg, name):
 
 def describe(frames, ours, theirs, limit=8):
     bad = np.flatnonzero(ours != theirs)
-    rows = ", ".join(f"frame {frames[i]}: fastseg {ours[i]!r} tshark {theirs[i]!r}"
+    rows = ", ".join(f"frame {frames[i]}: fastseg {ours[i].item()!r} tshark {theirs[i].item()!r}"
                      for i in bad[:limit])
     return f"{len(bad)} of {len(frames)} rows differ: {rows}"
 
@@ -85,7 +85,8 @@ def test_column_matches_tshark(tshark, name, col):
         # what a reader puts there is its own choice.
         stamped = theirs != -1
         common, ours, theirs = common[stamped], ours[stamped], theirs[stamped]
-    assert np.array_equal(ours, theirs), f"{name} {col}: " + describe(common, ours, theirs)
+    if not np.array_equal(ours, theirs):
+        pytest.fail(f"{name} {col}: " + describe(common, ours, theirs))
 
 
 # Frames tshark reads, per capture; lo_cut.pcap's last record is cut short.
