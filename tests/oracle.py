@@ -58,6 +58,7 @@ FIELDS = [
     ("frame.time_epoch", "time"),
     ("frame.cap_len", "caplen"),
     ("frame.len", "wirelen"),
+    ("frame.protocols", "protocols"),
     ("ip.src", "ip_src"), ("ip.dst", "ip_dst"),
     ("ipv6.src", "ip6_src"), ("ipv6.dst", "ip6_dst"),
     ("ip.ttl", "ip_ttl"), ("ipv6.hlim", "ip6_hlim"),
@@ -65,7 +66,6 @@ FIELDS = [
     ("ip.flags.mf", "ip_mf"), ("ip.frag_offset", "ip_frag_offset"),
     ("ipv6.fraghdr.offset", "ip6_frag_offset"), ("ipv6.fraghdr.more", "ip6_mf"),
     ("ip.checksum.status", "ip_csum_status"),
-    ("ip.proto", "ip_proto"),
     ("tcp.srcport", "sport"), ("tcp.dstport", "dport"),
     ("tcp.seq_raw", "seq"), ("tcp.ack_raw", "ack"),
     ("tcp.flags", "flags"), ("tcp.hdr_len", "hdr_len"), ("tcp.len", "tcp_len"),
@@ -163,10 +163,17 @@ def _segment(r: dict, pos: Dict[int, tuple]):
     """One oracle row from one tshark row, or None when the frame is not a
     segment (see the module docstring)."""
     frame = int(r["frame"])
-    v6 = r["ip6_src"] != "" and r["ip_src"] == ""
-    if r["hdr_len"] == "" or frame not in pos:
+    # The first IP layer decides, and it must carry TCP directly (after
+    # IPv6 extension headers): tunnels and ICMP quotes are not segments.
+    protos = r["protocols"].split(":")
+    first = next((i for i, p in enumerate(protos) if p in ("ip", "ipv6")), None)
+    if first is None:
         return None
-    if (r["ip_proto"] if not v6 else "6") != "6":
+    v6 = protos[first] == "ipv6"
+    after = [p for p in protos[first + 1:] if not p.startswith("ipv6.")]
+    if not after or after[0] != "tcp":
+        return None
+    if r["hdr_len"] == "" or frame not in pos:
         return None
     hdr_len = int(r["hdr_len"])
     l3, l4 = pos[frame]

@@ -45,7 +45,7 @@ FILES = {
     "any_sll.pcap": ("pcap", "linux-sll", 104, 92),
     "any_sll2.pcap": ("pcap", "linux-sll2", 104, 92),
     "multi_if.pcapng": ("pcapng", "per-packet", 208, 184),
-    "synth_frag.pcap": ("pcap", "ether", 14, 6),
+    "synth_frag.pcap": ("pcap", "ether", 16, 6),
     "synth_malformed.pcap": ("pcap", "ether", 13, 1),
 }
 

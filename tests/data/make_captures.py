@@ -275,6 +275,11 @@ def make_fragments(out: Path):
     # Every flag bit incl. NS (0x100), with an urgent pointer.
     pkts.append(eth / IP(src=a4, dst=b4, id=7) / TCP(sport=40006, dport=80, seq=1, ack=1,
                                                        flags=0x1F8, urgptr=3) / b"urg")
+    # Tunnels: TCP inside IPv4-in-IPv4 and IPv4-in-IPv6. The outer header
+    # carries another protocol, so these are not segments.
+    inner = IP(src="192.0.2.1", dst="192.0.2.2", id=8) / TCP(sport=40007, dport=80, flags="S")
+    pkts.append(eth / IP(src=a4, dst=b4, id=9) / inner)
+    pkts.append(eth / IPv6(src=a6, dst=b6) / inner)
     t0 = 1_700_000_000.0
     for i, p in enumerate(pkts):
         p.time = t0 + i * 0.001
