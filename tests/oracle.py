@@ -275,3 +275,31 @@ def tshark_frames(path, *fields: str, display_filter: str = "") -> List[List[str
     for f in fields:
         args += ["-e", f]
     return [line.split("\t") for line in _run(args).splitlines()]
+
+
+def tshark_streams(path) -> Dict[int, dict]:
+    """tshark's view of each TCP conversation (``tcp.stream``): first frame,
+    packet count, the handshake's initial RTT in seconds (Wireshark's iRTT:
+    first SYN to the ACK that completes the handshake; NaN when it never
+    completes; note that tshark also reports one for a refused connection,
+    from the SYN to the RST-ACK) and the endpoints of its first packet.  For
+    tracker tests."""
+    rows = _run(["-r", str(path), "-n", "-o", "tcp.analyze_sequence_numbers:TRUE",
+                 "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
+                 "-Y", "tcp and not icmp and not icmpv6",
+                 "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f",
+                 "-e", "tcp.stream", "-e", "frame.number", "-e", "ip.src", "-e", "ipv6.src",
+                 "-e", "tcp.srcport", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport",
+                 "-e", "tcp.analysis.initial_rtt"]).splitlines()
+    out: Dict[int, dict] = {}
+    for line in rows:
+        stream, frame, s4, s6, sport, d4, d6, dport, irtt = line.split("\t")
+        st = out.get(int(stream))
+        if st is None:
+            st = out[int(stream)] = {
+                "first_frame": int(frame), "packets": 0, "initial_rtt": float("nan"),
+                "src": s4 or s6, "sport": int(sport), "dst": d4 or d6, "dport": int(dport)}
+        st["packets"] += 1
+        if irtt and st["initial_rtt"] != st["initial_rtt"]:
+            st["initial_rtt"] = float(irtt)
+    return out

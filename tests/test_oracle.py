@@ -143,3 +143,18 @@ def test_oracle_returns_sentinels_for_absent_options(tshark):
     assert np.all(seg["wscale"][plain_ack] == -1)
     assert np.all(seg["tfo_cookie_len"][plain_ack] == -1)
     assert np.all(seg["ip_id"][seg["ip_version"] == 6] == -1)
+
+
+def test_streams_give_irtt_for_completed_handshakes_only(tshark):
+    from oracle import tshark_streams
+    streams = tshark_streams(DATA / "veth_eth.pcap")
+    by_port = {}
+    for st in streams.values():
+        by_port.setdefault(st["dport"], []).append(st)
+    assert all(st["initial_rtt"] > 0 for st in by_port[5001])
+    assert np.isnan(by_port[5010][0]["initial_rtt"])     # unanswered
+    # tshark also gives a refused connection an "iRTT" (SYN to RST-ACK);
+    # SPEC's handshake_rtt needs the completing ACK, so compare with care.
+    assert by_port[5003][0]["initial_rtt"] > 0
+    assert by_port[5010][0]["packets"] == 4
+    assert sum(st["packets"] for st in streams.values()) == 92
