@@ -45,7 +45,7 @@ FILES = {
     "any_sll.pcap": ("pcap", "linux-sll", 104, 92),
     "any_sll2.pcap": ("pcap", "linux-sll2", 104, 92),
     "multi_if.pcapng": ("pcapng", "per-packet", 208, 184),
-    "synth_frag.pcap": ("pcap", "ether", 16, 6),
+    "synth_frag.pcap": ("pcap", "ether", 17, 7),
     "synth_malformed.pcap": ("pcap", "ether", 13, 1),
 }
 
@@ -295,12 +295,13 @@ def test_sack_capture_has_sack_blocks(tshark):
 
 def test_synthetic_fragments(tshark):
     seg = tshark_tcp_fields(DATA / "synth_frag.pcap")
-    assert seg["frame"].tolist() == [4, 5, 10, 11, 13, 14]
-    assert seg["fragment"].tolist() == [False, True, False, True, False, False]
-    assert seg["checksum_status"].tolist() == [0, 2, 0, 2, 0, 0]
-    assert seg["payload_len"].tolist() == [0, 1460, 0, 1180, 0, 3]
-    assert seg["ip_version"].tolist() == [4, 4, 6, 6, 4, 4]
-    assert seg["flags"][-1] == 0x1F8 and seg["urgent"][-1] == 3
+    assert seg["frame"].tolist() == [4, 5, 10, 11, 13, 14, 17]
+    assert seg["fragment"].tolist() == [False, True, False, True, False, False, False]
+    assert seg["checksum_status"].tolist() == [0, 2, 0, 2, 0, 0, 0]
+    assert seg["payload_len"].tolist() == [0, 1460, 0, 1180, 0, 3, 0]
+    assert seg["ip_version"].tolist() == [4, 4, 6, 6, 4, 4, 4]
+    assert seg["flags"][-2] == 0x1F8 and seg["urgent"][-2] == 3
+    assert seg["flags"][-1] == 0x10 and seg["urgent"][-1] == 0x1234
 
 
 def test_synthetic_malformed_has_one_valid_segment(tshark):

@@ -280,6 +280,9 @@ def make_fragments(out: Path):
     inner = IP(src="192.0.2.1", dst="192.0.2.2", id=8) / TCP(sport=40007, dport=80, flags="S")
     pkts.append(eth / IP(src=a4, dst=b4, id=9) / inner)
     pkts.append(eth / IPv6(src=a6, dst=b6) / inner)
+    # An urgent pointer without the URG flag: the raw field is still reported.
+    pkts.append(eth / IP(src=a4, dst=b4, id=10) / TCP(sport=40008, dport=80, seq=1, ack=1,
+                                                        flags="A", urgptr=0x1234))
     t0 = 1_700_000_000.0
     for i, p in enumerate(pkts):
         p.time = t0 + i * 0.001
