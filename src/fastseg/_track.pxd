@@ -43,6 +43,7 @@ cdef struct Endp:
     uint8_t fin_cnt           # saturating
     uint8_t opts              # bit0 SACK-permitted, bit1 timestamps, bit2 ECE, bit3 CWR on the SYN
     uint8_t syn_seen
+    uint8_t rfc_open          # has left CLOSED (or seen a RST): CLOSED is then final
 
 cdef struct Conn:
     int64_t id

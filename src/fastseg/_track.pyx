@@ -421,14 +421,22 @@ cdef class Engine:
         return slot
 
     # -- one segment -----------------------------------------------------
-    cdef void rfc_step(self, Conn* c, int side, uint16_t flags, uint32_t ack, uint32_t plen,
-                       bint ackfin) noexcept nogil:
+    cdef inline void rfc_apply(self, Endp* e, int event) noexcept nogil:
+        # CLOSED is final once an endpoint has been open: the table's
+        # midstream rules out of CLOSED are for endpoints first seen now.
+        if e.rfc == 0 and e.rfc_open:
+            return
+        e.rfc = self.trans[e.rfc][event]
+        if e.rfc != 0 or event == K_RST or event == K_RST + N_KINDS:
+            e.rfc_open = 1
+
+    cdef void rfc_step(self, Conn* c, int side, uint16_t flags, uint32_t plen, bint ackfin) noexcept nogil:
         cdef int kind = -1
         cdef Endp* e = &c.ep[side]
         cdef Endp* p = &c.ep[1 - side]
         if ackfin:
-            e.rfc = self.trans[e.rfc][K_ACKFIN]
-            p.rfc = self.trans[p.rfc][K_ACKFIN + N_KINDS]
+            self.rfc_apply(e, K_ACKFIN)
+            self.rfc_apply(p, K_ACKFIN + N_KINDS)
         if flags & F_RST:
             kind = K_RST
         elif (flags & F_SYN) and (flags & F_ACK):
@@ -442,8 +450,8 @@ cdef class Engine:
         elif (flags & F_ACK) and not ackfin:
             kind = K_ACK
         if kind >= 0:
-            e.rfc = self.trans[e.rfc][kind]
-            p.rfc = self.trans[p.rfc][kind + N_KINDS]
+            self.rfc_apply(e, kind)
+            self.rfc_apply(p, kind + N_KINDS)
 
     cdef void segment(self, Conn* c, int side, int64_t t, uint16_t flags, uint32_t seq, uint32_t ack,
                       uint32_t plen, uint16_t window, int32_t mss, int16_t wscale, uint8_t sack_perm,
@@ -649,7 +657,7 @@ cdef class Engine:
             e.did_close = 1
         e.pkts += 1
 
-        self.rfc_step(c, side, flags, ack, plen, ackfin)
+        self.rfc_step(c, side, flags, plen, ackfin)
 
     def process(self, const int64_t[::1] ts_ns, const uint8_t[:, ::1] src, const uint8_t[:, ::1] dst,
                 const uint16_t[::1] sport, const uint16_t[::1] dport, const uint32_t[::1] seq,

@@ -99,17 +99,18 @@ def _build_transitions() -> np.ndarray:
     rule([CLOSED], RECV_DATA, ESTABLISHED)
     rule([CLOSED], RECV_ACK, ESTABLISHED)
     rule([CLOSED], SEND_FIN, FIN_WAIT_1)
-    rule([CLOSED], RECV_FIN, CLOSE_WAIT)
     rule([CLOSED], SEND_ACKFIN, CLOSE_WAIT)
     rule([CLOSED], RECV_ACKFIN, FIN_WAIT_2)
-    # Closing.
-    rule([SYN_RECEIVED, ESTABLISHED], SEND_FIN, FIN_WAIT_1)
-    rule([SYN_SENT], SEND_FIN, FIN_WAIT_1)
-    rule([SYN_RECEIVED, ESTABLISHED], RECV_FIN, CLOSE_WAIT)
+    # Closing.  An endpoint shows that it received a FIN by acknowledging
+    # it (SEND-ACK-OF-FIN); the FIN's arrival alone moves nobody, so a
+    # crossing FIN (simultaneous close) is told apart from a FIN sent after
+    # the peer's: FIN-WAIT-1 -> CLOSING -> TIME-WAIT on both sides.
+    rule([SYN_SENT, SYN_RECEIVED, ESTABLISHED], SEND_FIN, FIN_WAIT_1)
+    rule([SYN_RECEIVED, ESTABLISHED], SEND_ACKFIN, CLOSE_WAIT)
     rule([CLOSE_WAIT], SEND_FIN, LAST_ACK)
+    rule([FIN_WAIT_1], SEND_ACKFIN, CLOSING)
+    rule([FIN_WAIT_2], SEND_ACKFIN, TIME_WAIT)
     rule([FIN_WAIT_1], RECV_ACKFIN, FIN_WAIT_2)
-    rule([FIN_WAIT_1], RECV_FIN, CLOSING)       # simultaneous close
-    rule([FIN_WAIT_2], RECV_FIN, TIME_WAIT)
     rule([CLOSING], RECV_ACKFIN, TIME_WAIT)
     rule([LAST_ACK], RECV_ACKFIN, CLOSED)
     t.setflags(write=False)
