@@ -310,7 +310,9 @@ def test_retransmitted_syn_measures_syn_synack_from_last_syn():
     c = one([(0, ">", "S", 1000, 0, 0), (1, ">", "S", 1000, 0, 0), (1.05, "<", "SA", 5000, 1001, 0),
              (1.10, ">", "A", 1001, 5001, 0)])
     assert c["syn_synack"] == pytest.approx(0.05)
-    assert c["handshake_rtt"] == pytest.approx(1.10)
+    # As tshark's initial_rtt: from the last SYN, not the first.
+    assert c["handshake_rtt"] == pytest.approx(0.10)
+    assert c["ack_ts"] - c["syn_ts"] == pytest.approx(1.10)
     assert c["syn_ts"] == 0 and c["synack_ts"] == pytest.approx(1.05) and c["syn_count"] == 2
 
 
@@ -550,3 +552,64 @@ def test_connections_table_conversions():
 def test_empty_input():
     out = fastseg.track(build([]))
     assert len(out) == 0 and out.to_pandas().shape[0] == 0
+
+
+# -- tshark as an oracle --------------------------------------------------------------
+
+def _write_pcap(path, seg):
+    """Ethernet/IPv4/TCP frames of segbuild rows (payload zeros, checksums 0)."""
+    import dpkt
+
+    with open(path, "wb") as f:
+        w = dpkt.pcap.Writer(f, nano=True)
+        for i in range(len(seg)):
+            tcp = dpkt.tcp.TCP(sport=int(seg["sport"][i]), dport=int(seg["dport"][i]),
+                               seq=int(seg["seq"][i]), ack=int(seg["ack"][i]),
+                               flags=int(seg["flags"][i]) & 0xFF, win=int(seg["window"][i]),
+                               data=bytes(int(seg["payload_len"][i])))
+            ip = dpkt.ip.IP(src=bytes(seg["src"][i][12:]), dst=bytes(seg["dst"][i][12:]),
+                            p=dpkt.ip.IP_PROTO_TCP, ttl=64, data=tcp)
+            ip.len = 20 + len(bytes(tcp))
+            eth = dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, data=ip)
+            w.writepkt(bytes(eth), ts=int(seg["ts_ns"][i]) / 1e9)
+
+
+def test_handshake_rtt_and_streams_agree_with_tshark(tshark, tmp_path):
+    """tshark's tcp.analysis.initial_rtt (first SYN to the ACK of the
+    SYN-ACK) and its tcp.stream numbering on the same packets."""
+    import subprocess
+
+    pk = []
+    for i in range(6):
+        cl = f"10.0.0.{i + 1}:{41000 + i}"
+        t0 = i * 2.0
+        isn = 1000 * (i + 1)   # tshark computes no initial_rtt for an ISN of 0
+        pk += [(t0, ">", "S", isn, 0, 0, {"client": cl})]
+        if i % 3 == 1:
+            pk += [(t0 + 0.3, ">", "S", isn, 0, 0, {"client": cl})]
+        pk += [(t0 + 0.35 + i / 100, "<", "SA", 77, isn + 1, 0, {"client": cl}),
+               (t0 + 0.4 + i / 50, ">", "A", isn + 1, 78, 0, {"client": cl}),
+               (t0 + 0.5, ">", "FA", isn + 1, 78, 0, {"client": cl}),
+               (t0 + 0.6, "<", "FA", 78, isn + 2, 0, {"client": cl}),
+               (t0 + 0.7, ">", "A", isn + 2, 79, 0, {"client": cl})]
+    pk.sort(key=lambda p: p[0])
+    seg = build(pk)
+    pcap = tmp_path / "hs.pcap"
+    _write_pcap(pcap, seg)
+    res = subprocess.run([tshark, "-n", "-r", str(pcap), "-o", "tcp.check_checksum:FALSE", "-T", "fields",
+                          "-e", "tcp.stream", "-e", "tcp.analysis.initial_rtt"],
+                         capture_output=True, text=True, check=True)
+    rows = [line.split("\t") for line in res.stdout.splitlines()]
+    streams = [int(r[0]) for r in rows]
+    irtt = {}
+    for r in rows:
+        if len(r) > 1 and r[1]:
+            irtt[int(r[0])] = float(r[1])
+    out = fastseg.track(seg)
+    assert len(out) == len(set(streams))
+    # Same grouping of packets into connections.
+    mapping = dict(zip(streams, seg["conn"].tolist()))
+    assert [mapping[s] for s in streams] == seg["conn"].tolist()
+    for s, rtt in irtt.items():
+        assert out["handshake_rtt"][mapping[s]] == pytest.approx(rtt, abs=1e-6)
+    assert len(irtt) == 6

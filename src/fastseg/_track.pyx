@@ -773,9 +773,16 @@ cdef class Engine:
         with nogil:
             for i in range(self.nrec):
                 if self.recs[i].live == 1:
-                    status = self.finish(<int32_t>i, self.find_pos(<int32_t>i))
+                    self.recs[i].live = 2
+                    status = self.push(&self.done, &self.ndone, &self.done_cap, <int32_t>i)
                     if status != ST_OK:
                         break
+            if status == ST_OK:
+                # Everything left the table at once: clear it instead of
+                # deleting entry by entry.
+                memset(self.table, 0xff, sizeof(int32_t) * (self.tmask + 1))
+                self.tused = 0
+                self.live = 0
         return status
 
     def take_done(self):
@@ -877,3 +884,28 @@ def apply_transitions(const uint8_t[:, ::1] table, const uint8_t[::1] states, co
     with nogil:
         for i in range(n):
             out[i] = table[states[i], events[i]]
+
+
+cdef inline uint64_t mix64(uint64_t x) noexcept nogil:
+    # splitmix64 finaliser (a bijection).
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL
+    return x ^ (x >> 31)
+
+
+def uid_bytes(const uint64_t[::1] flow_key, const int64_t[::1] first_ts, uint8_t[:, ::1] out):
+    """out[i] = 'C' + 17 base62 digits of a 128-bit mix of (flow_key, first_ts)."""
+    cdef const char* digits = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    cdef Py_ssize_t n = flow_key.shape[0], i, j
+    cdef uint64_t h1, h2
+    with nogil:
+        for i in range(n):
+            h1 = mix64(flow_key[i] ^ mix64(<uint64_t>first_ts[i]))
+            h2 = mix64(h1 ^ 0x9E3779B97F4A7C15ULL ^ <uint64_t>first_ts[i])
+            out[i, 0] = 67  # 'C'
+            for j in range(11):
+                out[i, 1 + j] = digits[h1 % 62]
+                h1 //= 62
+            for j in range(6):
+                out[i, 12 + j] = digits[h2 % 62]
+                h2 //= 62

@@ -303,34 +303,12 @@ def track(segments: Segments, **options) -> Connections:
 
 # -- from kernel columns to the public table ------------------------------
 
-_B62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    # splitmix64 finaliser: a bijection, so distinct inputs keep distinct uids.
-    with np.errstate(over="ignore"):
-        x = x.astype(np.uint64)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
 def _uids(flow_key: np.ndarray, first_ts: np.ndarray) -> np.ndarray:
     """'C' + 17 base62 digits from (flow_key, first timestamp): the same
-    connection gets the same uid in every run."""
-    with np.errstate(over="ignore"):
-        h1 = _mix64(flow_key.astype(np.uint64) ^ _mix64(first_ts.astype(np.uint64)))
-        h2 = _mix64(h1 ^ np.uint64(0x9E3779B97F4A7C15) ^ first_ts.astype(np.uint64))
-    n = len(flow_key)
-    out = np.empty((n, 18), dtype=np.uint8)
-    out[:, 0] = ord("C")
-    for j in range(11):
-        out[:, 1 + j] = _B62[(h1 % np.uint64(62)).astype(np.intp)]
-        h1 = h1 // np.uint64(62)
-    for j in range(6):
-        out[:, 12 + j] = _B62[(h2 % np.uint64(62)).astype(np.intp)]
-        h2 = h2 // np.uint64(62)
+    connection gets the same uid in every run and on every machine."""
+    out = np.empty((len(flow_key), 18), dtype=np.uint8)
+    _track.uid_bytes(np.ascontiguousarray(flow_key, dtype=np.uint64),
+                     np.ascontiguousarray(first_ts, dtype=np.int64), out)
     return out.view("S18").reshape(-1).astype("U18")
 
 
@@ -391,7 +369,10 @@ def _finish(k: dict) -> Connections:
         "syn_ts": ts(k["syn_ts"]), "synack_ts": ts(k["synack_ts"]), "ack_ts": ts(k["ack_ts"]),
         "syn_synack": _seconds_between(k["synack_ts"], k["hs_last_syn"]),
         "synack_ack": _seconds_between(k["ack_ts"], k["hs_last_synack"]),
-        "handshake_rtt": _seconds_between(k["ack_ts"], k["syn_ts"]),
+        # Wireshark's iRTT (tcp.analysis.initial_rtt) runs from the last SYN
+        # before the SYN-ACK, not the first: retransmitted SYNs do not count.
+        # The connect time from the first SYN is ack_ts - syn_ts.
+        "handshake_rtt": _seconds_between(k["ack_ts"], np.where(k["ack_ts"] >= 0, k["hs_last_syn"], -1)),
         "orig_isn": k["isn"][:, 0].copy(), "resp_isn": k["isn"][:, 1].copy(),
         "orig_mss": k["mss"][:, 0].copy(), "resp_mss": k["mss"][:, 1].copy(),
         "orig_wscale": k["wscale"][:, 0].copy(), "resp_wscale": k["wscale"][:, 1].copy(),
