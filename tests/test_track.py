@@ -575,15 +575,18 @@ def _write_pcap(path, seg):
 
 
 def test_handshake_rtt_and_streams_agree_with_tshark(tshark, tmp_path):
-    """tshark's tcp.analysis.initial_rtt (first SYN to the ACK of the
-    SYN-ACK) and its tcp.stream numbering on the same packets."""
+    """tshark's tcp.analysis.initial_rtt (last SYN to the ACK of the
+    SYN-ACK, retransmitted SYNs included) and its tcp.stream numbering on
+    the same packets."""
     import subprocess
 
     pk = []
     for i in range(6):
         cl = f"10.0.0.{i + 1}:{41000 + i}"
-        t0 = i * 2.0
-        isn = 1000 * (i + 1)   # tshark computes no initial_rtt for an ISN of 0
+        # tshark leaves initial_rtt unset for a SYN at time 0 (a zero time
+        # means "unset" there), hence the offset.
+        t0 = 1000.0 + i * 2.0
+        isn = 1000 * (i + 1)
         pk += [(t0, ">", "S", isn, 0, 0, {"client": cl})]
         if i % 3 == 1:
             pk += [(t0 + 0.3, ">", "S", isn, 0, 0, {"client": cl})]
