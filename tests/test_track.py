@@ -595,6 +595,11 @@ def test_handshake_rtt_and_streams_agree_with_tshark(tshark, tmp_path):
                (t0 + 0.5, ">", "FA", isn + 1, 78, 0, {"client": cl}),
                (t0 + 0.6, "<", "FA", 78, isn + 2, 0, {"client": cl}),
                (t0 + 0.7, ">", "A", isn + 2, 79, 0, {"client": cl})]
+    # The first client's port again after its FIN/FIN close: a new stream.
+    cl, isn = "10.0.0.1:41000", 555555
+    pk += [(1030.0, ">", "S", isn, 0, 0, {"client": cl}),
+           (1030.1, "<", "SA", 999, isn + 1, 0, {"client": cl}),
+           (1030.15, ">", "A", isn + 1, 1000, 0, {"client": cl})]
     pk.sort(key=lambda p: p[0])
     seg = build(pk)
     pcap = tmp_path / "hs.pcap"
@@ -615,4 +620,4 @@ def test_handshake_rtt_and_streams_agree_with_tshark(tshark, tmp_path):
     assert [mapping[s] for s in streams] == seg["conn"].tolist()
     for s, rtt in irtt.items():
         assert out["handshake_rtt"][mapping[s]] == pytest.approx(rtt, abs=1e-6)
-    assert len(irtt) == 6
+    assert len(irtt) == 7 and len(out) == 7
