@@ -621,3 +621,52 @@ def test_handshake_rtt_and_streams_agree_with_tshark(tshark, tmp_path):
     for s, rtt in irtt.items():
         assert out["handshake_rtt"][mapping[s]] == pytest.approx(rtt, abs=1e-6)
     assert len(irtt) == 7 and len(out) == 7
+
+
+def _random_segments(n, n_tuples, seed):
+    rng = np.random.default_rng(seed)
+    letters = ["S", "SA", "A", "PA", "FA", "R", "RA", "F", "SF", "FRA", "SR", ""]
+    pk = []
+    t = 0.0
+    for _ in range(n):
+        t += float(rng.exponential(0.5))
+        k = int(rng.integers(n_tuples))
+        opts = {"client": f"10.1.0.{k + 1}:{40000 + k}", "checksum_status": int(rng.random() < 0.05)}
+        if rng.random() < 0.1:
+            opts["window"] = 0
+        pk.append((t, ">" if rng.random() < 0.5 else "<", letters[int(rng.integers(len(letters)))],
+                   int(rng.integers(0, 2**32)) if rng.random() < 0.2 else int(rng.integers(1000, 1100)),
+                   int(rng.integers(0, 2**32)) if rng.random() < 0.2 else int(rng.integers(1000, 1100)),
+                   int(rng.integers(0, 3)) * 100, opts))
+    return build(pk)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_segments_accounting_and_split_equality(seed):
+    """Garbage in any order: every good-checksum segment counted once in
+    exactly one connection; batches give what one shot gives."""
+    seg = _random_segments(1500, 12, seed)
+    out = fastseg.track(seg, checksums="verify", idle_timeout=20)
+    conn = seg["conn"]
+    assert conn.min() == 0 and conn.max() == len(out) - 1
+    good = seg["checksum_status"] == 0
+    assert int(out["orig_pkts"].sum() + out["resp_pkts"].sum()) == int(good.sum())
+    per_conn = np.bincount(conn[good], minlength=len(out))
+    np.testing.assert_array_equal(per_conn, out["orig_pkts"] + out["resp_pkts"])
+    assert set(out["conn_state"]) <= {"S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0",
+                                      "RSTRH", "SH", "SHR", "OTH"}
+    assert (out["orig_bytes"] >= 0).all() and (out["duration"] >= 0).all()
+    tr = fastseg.Tracker(checksums="verify", idle_timeout=20)
+    parts = [tr.update(seg[lo:lo + 97]) for lo in range(0, len(seg), 97)] + [tr.flush()]
+    got = _frame(fastseg.Connections.concat(parts))
+    exp = _frame(out)
+    for k in ("uid", "history", "conn_state", "orig_state", "resp_state", "orig_bytes", "resp_bytes",
+              "orig_pkts", "resp_pkts"):
+        np.testing.assert_array_equal(exp[k], got[k], err_msg=k)
+
+
+def test_address_columns_must_be_16_bytes():
+    seg = build(HANDSHAKE)
+    seg["src"] = seg["src"][:, :4]
+    with pytest.raises(ValueError):
+        fastseg.track(seg)

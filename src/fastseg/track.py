@@ -267,6 +267,9 @@ class Tracker:
         finished.  Sets ``segments["conn"]`` (connection index)."""
         seg = segments
         n = len(seg)
+        for name in ("src", "dst"):
+            if seg[name].shape != (n, 16):
+                raise ValueError(f"column {name!r} must be (n, 16) address rows")
         conn = np.empty(n, dtype=np.int64)
         if n:
             c = lambda name, dt: np.ascontiguousarray(seg[name], dtype=dt)  # noqa: E731
