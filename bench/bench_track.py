@@ -12,6 +12,7 @@ FASTSEG_BENCH_QUICK=1 uses 20k connections (CI); otherwise 100k and 1M.
 """
 import os
 import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -146,24 +147,33 @@ def dpkt_dict_tracker(bufs):
 
 @pytest.mark.parametrize("n_conn", SIZES)
 def test_fastseg_track(benchmark, n_conn):
+    """Whole job: every segment through the state machine (update) and the
+    Connections table of every connection (flush)."""
     seg = synthetic(n_conn)
-    tr_mem = {}
+    info = {}
 
     def run():
         t = fastseg.Tracker()
+        t0 = time.perf_counter()
         t.update(seg)
-        tr_mem["bytes"] = t.memory_bytes()
-        tr_mem["live"] = t.live
-        return t.flush()
+        t1 = time.perf_counter()
+        info["bytes"], info["live"] = t.memory_bytes(), t.live
+        out = t.flush()
+        t2 = time.perf_counter()
+        info["update_s"], info["flush_s"] = t1 - t0, t2 - t1
+        return out
 
     out = benchmark.pedantic(run, rounds=1 if n_conn >= 1_000_000 else 3, iterations=1)
     assert len(out) == n_conn and (out["conn_state"] == "SF").all()
     secs = benchmark.stats.stats.min
-    benchmark.extra_info["segments"] = len(seg)
-    benchmark.extra_info["segments_per_s"] = len(seg) / secs
-    benchmark.extra_info["bytes_per_live_connection"] = tr_mem["bytes"] / max(tr_mem["live"], 1)
-    print(f"\nfastseg {n_conn} conns: {len(seg) / secs / 1e6:.2f} M segments/s, "
-          f"{tr_mem['bytes'] / max(tr_mem['live'], 1):.0f} B per live connection")
+    per_conn = info["bytes"] / max(info["live"], 1)
+    benchmark.extra_info.update(segments=len(seg), segments_per_s=len(seg) / secs,
+                                tracking_segments_per_s=len(seg) / info["update_s"],
+                                bytes_per_live_connection=per_conn)
+    print(f"\nfastseg {n_conn} live conns: {len(seg) / secs / 1e6:.2f} M segments/s end to end, "
+          f"{len(seg) / info['update_s'] / 1e6:.2f} M segments/s tracking, "
+          f"{info['flush_s'] * 1e9 / n_conn:.0f} ns per connection to finish, "
+          f"{per_conn:.0f} B per live connection")
 
 
 def test_dpkt_dict_tracker(benchmark):
@@ -172,5 +182,10 @@ def test_dpkt_dict_tracker(benchmark):
     out = benchmark.pedantic(lambda: dpkt_dict_tracker(bufs), rounds=1, iterations=1)
     assert len(out) == DPKT_PACKETS // 8
     secs = benchmark.stats.stats.min
-    benchmark.extra_info["segments_per_s"] = len(bufs) / secs
-    print(f"\ndpkt+dict: {len(bufs) / secs / 1e6:.3f} M segments/s")
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    held = dpkt_dict_tracker(bufs)
+    per_conn = (tracemalloc.get_traced_memory()[0] - base) / len(held)
+    tracemalloc.stop()
+    benchmark.extra_info.update(segments_per_s=len(bufs) / secs, bytes_per_connection=per_conn)
+    print(f"\ndpkt+dict: {len(bufs) / secs / 1e6:.3f} M segments/s, {per_conn:.0f} B per connection")
