@@ -189,3 +189,38 @@ def test_dpkt_dict_tracker(benchmark):
     tracemalloc.stop()
     benchmark.extra_info.update(segments_per_s=len(bufs) / secs, bytes_per_connection=per_conn)
     print(f"\ndpkt+dict: {len(bufs) / secs / 1e6:.3f} M segments/s, {per_conn:.0f} B per connection")
+
+
+def test_streaming_memory_is_flat(benchmark):
+    """Sequential connections (each closes 8 segments after it opens, one
+    per millisecond) through Tracker in batches: the memory held follows
+    the connections alive (close_delay 5 s -> ~5000), not the capture."""
+    n_conn = 50_000 if QUICK else 1_000_000
+    seg = synthetic(n_conn)
+    k = np.arange(len(seg)) // n_conn           # step within its connection
+    conn = np.empty(n_conn, np.int64)
+    conn[np.random.default_rng(0).permutation(n_conn)] = np.arange(n_conn)
+    i = conn[np.arange(len(seg)) % n_conn]      # invert synthetic()'s shuffle
+    order = np.lexsort((k, i))
+    seg = seg[order]
+    seg["ts_ns"][:] = 1_700_000_000_000_000_000 + i[order] * 1_000_000 + k[order] * 10_000
+    peaks = {}
+
+    def run():
+        t = fastseg.Tracker()
+        peak_mem = peak_live = emitted = 0
+        for lo in range(0, len(seg), 100_000):
+            emitted += len(t.update(seg[lo:lo + 100_000]))
+            peak_mem = max(peak_mem, t.memory_bytes())
+            peak_live = max(peak_live, t.live)
+        emitted += len(t.flush())
+        peaks.update(mem=peak_mem, live=peak_live, emitted=emitted)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    assert peaks["emitted"] == n_conn
+    assert peaks["live"] < 20_000
+    secs = benchmark.stats.stats.min
+    benchmark.extra_info.update(peak_bytes=peaks["mem"], peak_live=peaks["live"],
+                                segments_per_s=len(seg) / secs)
+    print(f"\nstreaming {n_conn} sequential conns: peak {peaks['live']} live, "
+          f"{peaks['mem'] / 1e6:.1f} MB held, {len(seg) / secs / 1e6:.2f} M segments/s")
