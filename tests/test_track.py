@@ -6,8 +6,6 @@ TCP_Endpoint.cc, TCP.cc WantConnection, base/protocols/conn/main.zeek
 conn_state()); each test says which rule gives its answer.  Zeek itself
 cannot be run here, so these are reasoned oracles, not recorded output.
 """
-import itertools
-
 import numpy as np
 import pytest
 
@@ -385,8 +383,8 @@ def test_ipv6_connection_and_text_addresses():
 
 # -- many connections, streaming --------------------------------------------------------
 
-def _mixed_capture(n_conn=300, seed=1):
-    rng = np.random.default_rng(seed)
+def _mixed_capture(n_conn=300):
+    """Five kinds in turn: SF, REJ, S0 with a retransmit, RSTR, S1."""
     pk = []
     for i in range(n_conn):
         cl = f"10.{i // 250}.{i % 250}.1:{40000 + i % 7}"
@@ -405,7 +403,6 @@ def _mixed_capture(n_conn=300, seed=1):
             seqs += [(t0 + 0.2, "<", "R", 9001, 0, 0)]
         pk += [p + ({"client": cl},) for p in seqs]
     pk.sort(key=lambda p: p[0])
-    # a second visit of some tuples later on (reuse)
     return pk
 
 
