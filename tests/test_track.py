@@ -667,3 +667,21 @@ def test_address_columns_must_be_16_bytes():
     seg["src"] = seg["src"][:, :4]
     with pytest.raises(ValueError):
         fastseg.track(seg)
+
+
+def test_zeek_conn_log_has_fields_header_and_zeek_unset_rules():
+    import io
+
+    seg = build(HANDSHAKE + [(1, "<", "R", 5001, 0, 0)] + [(5000, ">", "S", 1, 0, 0)])
+    out = fastseg.track(seg)
+    buf = io.StringIO()
+    out.to_zeek(buf)
+    lines = buf.getvalue().splitlines()
+    fields = next(x for x in lines if x.startswith("#fields")).split("\t")[1:]
+    rows = [dict(zip(fields, x.split("\t"))) for x in lines if not x.startswith("#")]
+    assert len(rows) == 2 and lines[0] == "#separator \\x09"
+    assert rows[0]["conn_state"] == "RSTR" and rows[0]["history"] == "ShAr"
+    assert rows[0]["id.orig_h"] == "10.0.0.1" and rows[0]["id.resp_p"] == "80"
+    assert rows[0]["duration"] == "1.000000" and rows[0]["orig_bytes"] == "0"
+    # A lone SYN: duration 0, so Zeek leaves duration and bytes unset.
+    assert rows[1]["duration"] == "-" and rows[1]["orig_bytes"] == "-" and rows[1]["conn_state"] == "S0"

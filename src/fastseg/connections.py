@@ -152,6 +152,41 @@ class Connections:
                 data[name] = col
         return pd.DataFrame(data, copy=False)
 
+    def to_zeek(self, out) -> None:
+        """Write a Zeek conn.log (TSV with the ``#fields`` header that
+        zeek-cut reads) to a text file object.  As Zeek does, duration and
+        byte counts are unset (``-``) when the duration is 0; fields fastseg
+        does not have (service, local_*, missed_bytes, *_ip_bytes,
+        tunnel_parents) are unset too."""
+        import time as _time
+
+        fields = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
+                  "duration", "orig_bytes", "resp_bytes", "conn_state", "local_orig", "local_resp",
+                  "missed_bytes", "history", "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes",
+                  "tunnel_parents"]
+        types = ["time", "string", "addr", "port", "addr", "port", "enum", "string", "interval", "count",
+                 "count", "string", "bool", "bool", "count", "string", "count", "count", "count", "count",
+                 "set[string]"]
+        stamp = _time.strftime("%Y-%m-%d-%H-%M-%S", _time.gmtime())
+        out.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n"
+                  f"#path\tconn\n#open\t{stamp}\n#fields\t" + "\t".join(fields) + "\n#types\t"
+                  + "\t".join(types) + "\n")
+        c = self._cols
+        orig, resp = self.orig_text(), self.resp_text()
+        for i in range(len(self)):
+            dur = float(c["duration"][i])
+            has = dur > 0
+            hist = str(c["history"][i])
+            row = [f"{c['ts'][i]:.6f}", str(c["uid"][i]), orig[i], str(int(c["orig_p"][i])), resp[i],
+                   str(int(c["resp_p"][i])), "tcp", "-",
+                   f"{dur:.6f}" if has else "-",
+                   str(int(c["orig_bytes"][i])) if has else "-",
+                   str(int(c["resp_bytes"][i])) if has else "-",
+                   str(c["conn_state"][i]), "-", "-", "-", hist if hist else "-",
+                   str(int(c["orig_pkts"][i])), "-", str(int(c["resp_pkts"][i])), "-", "-"]
+            out.write("\t".join(row) + "\n")
+        out.write(f"#close\t{stamp}\n")
+
     def to_arrow(self):
         """A pyarrow Table: addresses as strings, nulls as nulls, states
         dictionary-encoded."""
