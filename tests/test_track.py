@@ -13,7 +13,7 @@ import fastseg
 import importlib
 
 T = importlib.import_module("fastseg.track")  # the module; fastseg.track is the function
-from segbuild import build, flow_key, addr16, siphash24
+from segbuild import build, flow_key, flags_of, addr16, siphash24
 
 C, S = "10.0.0.1:40000", "10.0.0.2:80"
 
@@ -685,3 +685,45 @@ def test_zeek_conn_log_has_fields_header_and_zeek_unset_rules():
     assert rows[0]["duration"] == "1.000000" and rows[0]["orig_bytes"] == "0"
     # A lone SYN: duration 0, so Zeek leaves duration and bytes unset.
     assert rows[1]["duration"] == "-" and rows[1]["orig_bytes"] == "-" and rows[1]["conn_state"] == "S0"
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_kernel_agrees_with_python_transcription_of_zeek(seed):
+    """Random packet sequences on one connection that starts with a plain
+    SYN and never reuses (SYNs keep the ISNs): history, conn_state and
+    byte counts equal a pure-Python transcription of Zeek's code."""
+    from zeek_reference import Conn
+
+    rng = np.random.default_rng(seed)
+    kinds = ["A", "PA", "FA", "R", "RA", "SA", "S", "F", "FRA", "SF", "A"]
+    for trial in range(40):
+        isn_c, isn_s = 1000, 50000
+        pk = [(0.0, ">", "S", isn_c, 0, 0)]
+        ref = Conn()
+        ref.packet(True, 0x02, isn_c, 0, 0)
+        t = 0.0
+        closed = False
+        for _ in range(int(rng.integers(1, 12))):
+            t += 0.01
+            d = ">" if rng.random() < 0.5 else "<"
+            k = kinds[int(rng.integers(len(kinds)))]
+            if "S" in k:
+                seq = isn_c if d == ">" else isn_s
+            else:
+                seq = (isn_c if d == ">" else isn_s) + int(rng.integers(0, 400))
+            ack = (isn_s if d == ">" else isn_c) + int(rng.integers(0, 400))
+            plen = int(rng.integers(0, 3)) * 100
+            win = 0 if rng.random() < 0.1 else 65535
+            if "S" in k and (closed or (d == ">") == ("A" in k)):
+                # IsReuse territory: any SYN once a side has closed, a
+                # responder SYN without ACK, an originator SYN-ACK.
+                continue
+            closed = closed or "F" in k or "R" in k
+            pk.append((t, d, k, seq, ack, plen, {"window": win}))
+            ref.packet(d == ">", flags_of(k), seq, ack, plen, win)
+        out = fastseg.track(build(pk), likely_server_ports=[], idle_timeout=1e6)
+        assert len(out) == 1, (pk, list(out["history"]))
+        assert out["history"][0] == ref.history[:23], pk
+        assert out["conn_state"][0] == ref.conn_state(), pk
+        assert out["orig_bytes"][0] == ref.orig.size(ref.resp), pk
+        assert out["resp_bytes"][0] == ref.resp.size(ref.orig), pk
