@@ -32,6 +32,19 @@ base/protocols/conn/main.zeek):
 
 Not ported: content gaps (G, needs reassembly) and Zeek's variable removal
 delay of half-closed connections (``tcp_session_timer`` re-checks).
+
+Handshake measurements are matched by sequence numbers: ``synack_ts`` is
+the first SYN-ACK acknowledging the last SYN's ISN, ``ack_ts`` the first
+ACK from the other side at or beyond the SYN-ACK's ISN + 1.
+``syn_synack`` runs from the last SYN before that SYN-ACK, ``synack_ack``
+from the last SYN-ACK before that ACK, and ``handshake_rtt`` is
+Wireshark's iRTT (last SYN to the completing ACK; ``ack_ts - syn_ts`` is the
+connect time from the first SYN).  When a capture holds the SYN-ACK before
+its SYN (two interfaces, interrupt coalescing) the roles are fixed but the
+handshake times stay null.
+
+A Tracker is not thread-safe: use one per thread (e.g. one per flow_key
+partition).
 """
 from __future__ import annotations
 
