@@ -1,19 +1,418 @@
-"""Tracking face.  STUB."""
+"""Connection tracking: Zeek's conn_state/history, RFC 9293 endpoint states,
+handshake measurements, in one Cython pass with bounded memory.
 
-TRANSITIONS = None
+``track(segments)`` is the one-shot form; ``Tracker`` takes batches and
+emits finished connections.  ``TRANSITIONS`` is the observer's RFC 9293
+state machine as a table and ``transition(states, events)`` its vectorised
+step.
+
+Zeek rules ported (zeek/zeek, TCPSessionAdapter.cc, TCP_Endpoint.cc, TCP.cc,
+base/protocols/conn/main.zeek):
+
+* endpoint states INACTIVE SYN_SENT SYN_ACK_SENT PARTIAL ESTABLISHED CLOSED
+  RESET move as in ``UpdateStateMachine``; the responder is ESTABLISHED at
+  its SYN-ACK, and so is a SYN_SENT originator;
+* ``conn_state`` is Zeek's ``conn_state()`` over the final endpoint states,
+  payload sizes and history (RSTOS0 matches ``^\\^?S[^HAFGIQ]*R.*$``);
+* history letters: upper case for the originator; S/H/F/R logged again only
+  for a new (relative) sequence number; D/A/I/Q once per direction; C
+  (bad checksum), T (retransmission), W (zero window) at the 1st, 10th,
+  100th... event; ``^`` when roles flip (first packet not a plain SYN
+  coming from a likely server port, or SYN and SYN-ACK seen in reverse);
+* bytes come from sequence space (``TCP_Endpoint::Size``);
+* timers: an unanswered attempt expires ``attempt_delay`` (5 s) after its
+  first SYN, a closed or reset connection ``close_delay`` (5 s) after its
+  last packet, any connection after ``idle_timeout`` (300 s) of silence;
+  a segment for an expired connection, or a SYN that ``IsReuse`` accepts
+  (any SYN once a side has closed; a SYN with a new ISN), starts a new
+  connection;
+* duration stops advancing once both sides have closed;
+* a segment with a bad checksum is counted in history (C/c) and nothing
+  else, unless its sender is diagnosed as offloading checksums.
+
+Not ported: content gaps (G, needs reassembly) and Zeek's variable removal
+delay of half-closed connections (``tcp_session_timer`` re-checks).
+
+Handshake measurements are matched by sequence numbers: ``synack_ts`` is
+the first SYN-ACK acknowledging the last SYN's ISN, ``ack_ts`` the first
+ACK from the other side at or beyond the SYN-ACK's ISN + 1.
+``syn_synack`` runs from the last SYN before that SYN-ACK, ``synack_ack``
+from the last SYN-ACK before that ACK, and ``handshake_rtt`` is
+Wireshark's iRTT (last SYN to the completing ACK; ``ack_ts - syn_ts`` is the
+connect time from the first SYN).  When a capture holds the SYN-ACK before
+its SYN (two interfaces, interrupt coalescing) the roles are fixed but the
+handshake times stay null.
+
+A Tracker is not thread-safe: use one per thread (e.g. one per flow_key
+partition).
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Iterable, Optional
+
+import numpy as np
+
+from . import _track
+from .connections import CONNECTION_COLUMNS, Connections
+from .segments import Segments, parse_addresses
+
+__all__ = ["track", "Tracker", "transition", "TRANSITIONS", "Connections",
+           "RFC_STATES", "EVENTS", "ZEEK_STATES"]
+
+# RFC 9293 states, as an observer on the path can infer them.
+RFC_STATES = ("CLOSED", "LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1",
+              "FIN-WAIT-2", "CLOSING", "TIME-WAIT", "CLOSE-WAIT", "LAST-ACK")
+(CLOSED, LISTEN, SYN_SENT, SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSING,
+ TIME_WAIT, CLOSE_WAIT, LAST_ACK) = range(11)
+
+# Segment kinds; an event is a kind seen from one endpoint, sent (kind) or
+# received (kind + 7).  A segment that acknowledges the receiver's FIN is
+# first an ACK-OF-FIN event and then its own kind (SYN, FIN, data...), if any.
+KINDS = ("SYN", "SYN-ACK", "FIN", "ACK-OF-FIN", "RST", "DATA", "ACK")
+EVENTS = tuple("SEND-" + k for k in KINDS) + tuple("RECV-" + k for k in KINDS)
+(SEND_SYN, SEND_SYNACK, SEND_FIN, SEND_ACKFIN, SEND_RST, SEND_DATA, SEND_ACK,
+ RECV_SYN, RECV_SYNACK, RECV_FIN, RECV_ACKFIN, RECV_RST, RECV_DATA, RECV_ACK) = range(14)
+
+ZEEK_STATES = ("INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED", "RESET")
+Z_INACTIVE, Z_SYN_SENT, Z_SYN_ACK_SENT, Z_PARTIAL, Z_ESTABLISHED, Z_CLOSED, Z_RESET = range(7)
 
 
-class Connections:
-    pass
+def _build_transitions() -> np.ndarray:
+    t = np.repeat(np.arange(11, dtype=np.uint8)[:, None], 14, axis=1)
+
+    def rule(states, event, new):
+        for s in states:
+            t[s, event] = new
+
+    any_open = [LISTEN, SYN_SENT, SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSING,
+                TIME_WAIT, CLOSE_WAIT, LAST_ACK]
+    # A reset ends the connection for both ends (RFC 9293 3.10.7.x; Linux
+    # also lets a RST end TIME-WAIT).
+    rule(any_open, SEND_RST, CLOSED)
+    rule(any_open, RECV_RST, CLOSED)
+    # Opening.
+    rule([CLOSED], SEND_SYN, SYN_SENT)
+    rule([CLOSED], RECV_SYN, LISTEN)            # assumed listening until it answers
+    rule([CLOSED, LISTEN], SEND_SYNACK, SYN_RECEIVED)
+    rule([SYN_SENT], RECV_SYNACK, ESTABLISHED)
+    rule([SYN_SENT], RECV_SYN, SYN_RECEIVED)    # simultaneous open
+    rule([SYN_SENT], SEND_SYNACK, SYN_RECEIVED)
+    rule([SYN_RECEIVED], RECV_SYNACK, ESTABLISHED)
+    rule([SYN_RECEIVED], RECV_ACK, ESTABLISHED)
+    rule([SYN_RECEIVED], RECV_DATA, ESTABLISHED)
+    rule([SYN_RECEIVED], RECV_ACKFIN, ESTABLISHED)
+    # An ACK or data from SYN-SENT means the SYN-ACK was missed.
+    rule([SYN_SENT], SEND_ACK, ESTABLISHED)
+    rule([SYN_SENT], SEND_DATA, ESTABLISHED)
+    # Midstream: traffic from or to an unseen endpoint shows an open connection.
+    rule([CLOSED], SEND_DATA, ESTABLISHED)
+    rule([CLOSED], SEND_ACK, ESTABLISHED)
+    rule([CLOSED], RECV_DATA, ESTABLISHED)
+    rule([CLOSED], RECV_ACK, ESTABLISHED)
+    rule([CLOSED], SEND_FIN, FIN_WAIT_1)
+    rule([CLOSED], SEND_ACKFIN, CLOSE_WAIT)
+    rule([CLOSED], RECV_ACKFIN, FIN_WAIT_2)
+    # Closing.  An endpoint shows that it received a FIN by acknowledging
+    # it (SEND-ACK-OF-FIN); the FIN's arrival alone moves nobody, so a
+    # crossing FIN (simultaneous close) is told apart from a FIN sent after
+    # the peer's: FIN-WAIT-1 -> CLOSING -> TIME-WAIT on both sides.
+    rule([SYN_SENT, SYN_RECEIVED, ESTABLISHED], SEND_FIN, FIN_WAIT_1)
+    rule([SYN_RECEIVED, ESTABLISHED], SEND_ACKFIN, CLOSE_WAIT)
+    rule([CLOSE_WAIT], SEND_FIN, LAST_ACK)
+    rule([FIN_WAIT_1], SEND_ACKFIN, CLOSING)
+    rule([FIN_WAIT_2], SEND_ACKFIN, TIME_WAIT)
+    rule([FIN_WAIT_1], RECV_ACKFIN, FIN_WAIT_2)
+    rule([CLOSING], RECV_ACKFIN, TIME_WAIT)
+    rule([LAST_ACK], RECV_ACKFIN, CLOSED)
+    t.setflags(write=False)
+    return t
+
+
+TRANSITIONS: np.ndarray = _build_transitions()
+
+# Ports Zeek treats as likely servers when a connection starts without a
+# plain SYN (TCPAnalyzer::IsLikelyServerPort over ``likely_server_ports``,
+# which Zeek fills from the ports its loaded analyzers register).  An
+# approximation of the default set: well-known ports plus common services.
+DEFAULT_LIKELY_SERVER_PORTS = frozenset(
+    list(range(1, 1024)) + [1080, 1194, 1433, 1521, 1723, 1812, 1883, 2049, 3128, 3306, 3389,
+                            5060, 5061, 5222, 5432, 5672, 5900, 6379, 6443, 6667, 8000, 8008,
+                            8080, 8443, 8888, 9042, 9092, 9200, 11211, 27017])
+
+_RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
+
+
+def transition(states, events) -> np.ndarray:
+    """One vectorised step of the RFC 9293 observer machine:
+    ``TRANSITIONS[states, events]`` (states index ``RFC_STATES``, events
+    index ``EVENTS``); arrays broadcast, results are uint8."""
+    s, e = np.broadcast_arrays(np.asarray(states), np.asarray(events))
+    shape = s.shape
+    s = np.ascontiguousarray(s.reshape(-1))
+    e = np.ascontiguousarray(e.reshape(-1))
+    if s.size and (s.min() < 0 or s.max() >= len(RFC_STATES)):
+        raise ValueError("state out of range 0..10")
+    if e.size and (e.min() < 0 or e.max() >= len(EVENTS)):
+        raise ValueError("event out of range 0..13")
+    out = np.empty(s.size, dtype=np.uint8)
+    _track.apply_transitions(TRANSITIONS, s.astype(np.uint8), e.astype(np.uint8), out)
+    return out.reshape(shape)
+
+
+def _pseudo_header_sums(seg: Segments) -> np.ndarray:
+    """Folded one's-complement sum of each segment's TCP pseudo-header: what
+    an offloading sender leaves in the checksum field."""
+    src = seg["src"].astype(np.uint32)
+    dst = seg["dst"].astype(np.uint32)
+    words = lambda a: (a[:, 0::2] << 8) | a[:, 1::2]   # noqa: E731
+    v4 = seg["ip_version"] == 4
+    tcp_len = seg["hdr_len"].astype(np.uint64) + seg["payload_len"].astype(np.uint64)
+    s6 = words(src).sum(axis=1, dtype=np.uint64) + words(dst).sum(axis=1, dtype=np.uint64)
+    s4 = words(src[:, 12:]).sum(axis=1, dtype=np.uint64) + words(dst[:, 12:]).sum(axis=1, dtype=np.uint64)
+    total = np.where(v4, s4, s6) + np.uint64(6) + (tcp_len & np.uint64(0xffff)) + (tcp_len >> np.uint64(16))
+    while True:
+        hi = total >> np.uint64(16)
+        if not hi.any():
+            break
+        total = (total & np.uint64(0xffff)) + hi
+    return total.astype(np.uint16)
+
+
+def _host_keys(addrs: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(addrs, dtype=np.uint8).view(np.dtype((np.void, 16))).reshape(-1)
 
 
 class Tracker:
-    pass
+    """Streaming connection tracker.
+
+    ``update(segments)`` tracks a batch (sets ``segments["conn"]``) and
+    returns the connections that finished (expired timers, reuse) so far;
+    ``flush()`` returns the rest.  Memory is proportional to the
+    connections alive at once.  Concatenating every result equals
+    ``track()`` over the whole input, whatever the batch split.
+
+    Options: ``idle_timeout`` (seconds, Zeek's tcp_inactivity_timeout),
+    ``attempt_delay`` (tcp_attempt_delay), ``close_delay``
+    (tcp_close_delay/tcp_reset_delay), ``likely_server_ports`` (ports that
+    turn a connection around when it starts without a plain SYN),
+    ``checksums`` and ``offload_hosts`` (below), ``secret`` (two 64-bit ints
+    keying the flow table; random per process by default).
+
+    Checksums: ``"verify"`` keeps every bad-checksum segment out of the
+    state machine; ``"ignore"`` trusts every segment; ``"auto"`` (default)
+    does as ``verify`` except for senders diagnosed as offloading: those in
+    ``offload_hosts`` (address strings or (n, 16) rows) and, in ``auto``,
+    senders for which at least ``offload_fraction`` (0.9) of their bad
+    checksums hold the unfilled pseudo-header sum (or its complement).  The
+    diagnosis accumulates over the batches seen so far.
+    """
+
+    def __init__(self, idle_timeout: float = 300.0, attempt_delay: float = 5.0,
+                 close_delay: float = 5.0, checksums: str = "auto",
+                 offload_hosts: Optional[Iterable] = None, offload_fraction: float = 0.9,
+                 likely_server_ports: Optional[Iterable[int]] = None, secret=None):
+        if checksums not in ("auto", "verify", "ignore"):
+            raise ValueError("checksums must be 'auto', 'verify' or 'ignore'")
+        self.checksums = checksums
+        self.offload_fraction = float(offload_fraction)
+        self._offload = set()
+        if offload_hosts is not None:
+            rows = offload_hosts if isinstance(offload_hosts, np.ndarray) else parse_addresses(list(offload_hosts))
+            self._offload.update(bytes(k) for k in _host_keys(rows))
+        self._bad_counts = {}
+        ports = DEFAULT_LIKELY_SERVER_PORTS if likely_server_ports is None else likely_server_ports
+        likely = np.zeros(65536, dtype=np.uint8)
+        likely[np.fromiter(ports, dtype=np.int64)] = 1
+        if secret is None:
+            secret = np.frombuffer(os.urandom(16), dtype=np.uint64)
+        k0, k1 = (int(x) & 0xFFFFFFFFFFFFFFFF for x in secret)
+        ns = 1_000_000_000
+        self.scan_interval_ns = ns
+        self._last_scan = -(1 << 62)
+        self._engine = _track.Engine(k0, k1, int(attempt_delay * ns), int(close_delay * ns),
+                                     int(idle_timeout * ns), likely,
+                                     np.ascontiguousarray(TRANSITIONS))
+
+    @property
+    def live(self) -> int:
+        """Connections currently held."""
+        return self._engine.live
+
+    def memory_bytes(self) -> int:
+        """Bytes held by connection records and the flow table."""
+        return self._engine.memory_bytes()
+
+    def offload_hosts(self) -> list:
+        """Senders currently treated as offloading checksums (16-byte rows)."""
+        return sorted(self._offload)
+
+    def _bad_mask(self, seg: Segments) -> np.ndarray:
+        n = len(seg)
+        if self.checksums == "ignore" or "checksum_status" not in seg:
+            return np.zeros(n, dtype=np.uint8)
+        bad = seg["checksum_status"] == 1
+        if not bad.any() or self.checksums == "verify":
+            return bad.astype(np.uint8)
+        keys = _host_keys(seg["src"])
+        if "checksum" in seg and "hdr_len" in seg:
+            bidx = np.flatnonzero(bad)
+            pseudo = _pseudo_header_sums(seg[bidx])
+            csum = seg["checksum"][bidx]
+            match = (csum == pseudo) | (csum == (~pseudo & 0xFFFF))
+            uk, inv = np.unique(keys[bidx], return_inverse=True)
+            nbad = np.bincount(inv, minlength=len(uk))
+            nmatch = np.bincount(inv, weights=match, minlength=len(uk))
+            for k, b, m in zip(uk, nbad, nmatch):
+                kb = bytes(k)
+                tot = self._bad_counts.get(kb, (0, 0))
+                tot = (tot[0] + int(b), tot[1] + int(m))
+                self._bad_counts[kb] = tot
+                if tot[1] >= self.offload_fraction * tot[0]:
+                    self._offload.add(kb)
+        if self._offload:
+            off = np.fromiter((bytes(k) in self._offload for k in keys[bad]), dtype=bool, count=int(bad.sum()))
+            bad = bad.copy()
+            bad[np.flatnonzero(bad)[off]] = False
+        return bad.astype(np.uint8)
+
+    def update(self, segments: Segments) -> Connections:
+        """Track one batch (in capture order); returns the connections that
+        finished.  Sets ``segments["conn"]`` (connection index)."""
+        seg = segments
+        n = len(seg)
+        for name in ("src", "dst"):
+            if seg[name].shape != (n, 16):
+                raise ValueError(f"column {name!r} must be (n, 16) address rows")
+        conn = np.empty(n, dtype=np.int64)
+        if n:
+            c = lambda name, dt: np.ascontiguousarray(seg[name], dtype=dt)  # noqa: E731
+            status = self._engine.process(
+                c("ts_ns", np.int64), c("src", np.uint8), c("dst", np.uint8),
+                c("sport", np.uint16), c("dport", np.uint16), c("seq", np.uint32),
+                c("ack", np.uint32), c("flags", np.uint16), c("payload_len", np.uint32),
+                c("window", np.uint16), c("mss", np.int32), c("wscale", np.int16),
+                c("sack_perm", np.uint8), c("tsval", np.int64), c("ip_version", np.uint8),
+                c("flow_key", np.uint64), self._bad_mask(seg), conn)
+            if status != 0:
+                raise MemoryError("connection tracker: out of memory")
+        segments["conn"] = conn
+        # Expired connections are found by a scan of every live record, so
+        # scan at most once per second of capture time.  When a connection
+        # is emitted does not change what is emitted: a later segment of an
+        # expired connection starts a new one either way.
+        now = self._engine.now
+        if now - self._last_scan >= self.scan_interval_ns:
+            self._last_scan = now
+            if self._engine.expire(now) != 0:
+                raise MemoryError("connection tracker: out of memory")
+        return _finish(self._engine.take_done())
+
+    def flush(self) -> Connections:
+        """Finish and return every connection still held."""
+        if self._engine.finish_all() != 0:
+            raise MemoryError("connection tracker: out of memory")
+        return _finish(self._engine.take_done())
 
 
-def track(segments, **kwargs):
-    raise NotImplementedError
+def track(segments: Segments, **options) -> Connections:
+    """Track every connection of ``segments`` (in capture order) and return
+    one row per connection, row i being connection i; sets
+    ``segments["conn"]``.  Options as for ``Tracker``."""
+    t = Tracker(**options)
+    out = Connections.concat([t.update(segments), t.flush()])
+    order = np.argsort(out["_conn"], kind="stable")
+    return out[order]
 
 
-def transition(states, events):
-    raise NotImplementedError
+# -- from kernel columns to the public table ------------------------------
+
+def _uids(flow_key: np.ndarray, first_ts: np.ndarray) -> np.ndarray:
+    """'C' + 17 base62 digits from (flow_key, first timestamp): the same
+    connection gets the same uid in every run and on every machine."""
+    out = np.empty((len(flow_key), 18), dtype=np.uint8)
+    _track.uid_bytes(np.ascontiguousarray(flow_key, dtype=np.uint64),
+                     np.ascontiguousarray(first_ts, dtype=np.int64), out)
+    return out.view("S18").reshape(-1).astype("U18")
+
+
+def _conn_state(os_, rs, ob, rb, history) -> np.ndarray:
+    """Zeek's conn_state() (base/protocols/conn/main.zeek), vectorised."""
+    o_inact = (os_ == Z_INACTIVE) | (os_ == Z_PARTIAL)
+    r_inact = (rs == Z_INACTIVE) | (rs == Z_PARTIAL)
+    r_reset = rs == Z_RESET
+    o_reset = os_ == Z_RESET
+    rej = r_reset & ((os_ == Z_SYN_SENT) | (os_ == Z_SYN_ACK_SENT) | (o_reset & (ob == 0) & (rb == 0)))
+    rstos0 = np.zeros(len(os_), dtype=bool)
+    cand = np.flatnonzero(~r_reset & o_reset & r_inact)
+    for i in cand:
+        rstos0[i] = _RSTOS0.fullmatch(history[i]) is not None
+    conds = [
+        rej, r_reset & o_inact, r_reset,
+        o_reset & r_inact & rstos0, o_reset & r_inact, o_reset,
+        (rs == Z_CLOSED) & (os_ == Z_CLOSED),
+        (os_ == Z_CLOSED) & r_inact, os_ == Z_CLOSED,
+        (rs == Z_CLOSED) & o_inact, rs == Z_CLOSED,
+        (os_ == Z_SYN_SENT) & (rs == Z_INACTIVE),
+        (os_ == Z_ESTABLISHED) & (rs == Z_ESTABLISHED),
+    ]
+    names = ["REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH", "S2", "SHR", "S3",
+             "S0", "S1"]
+    return np.select(conds, names, default="OTH").astype("U6")
+
+
+def _empty_connections() -> Connections:
+    return _finish(_track.Engine(0, 1, 1, 1, 1, np.zeros(65536, np.uint8),
+                                 np.ascontiguousarray(TRANSITIONS)).take_done())
+
+
+def _seconds_between(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    ok = (later >= 0) & (earlier >= 0)
+    return np.where(ok, (later - earlier) / 1e9, np.nan)
+
+
+def _finish(k: dict) -> Connections:
+    n = len(k["_conn"])
+    history = k["history"].astype("U")
+    zs, rfc = k["zstate"], k["rfc"]
+    nbytes, opts = k["bytes"], k["opts"]
+    rfc_names = np.array(RFC_STATES, dtype="U12")
+    ts = lambda a: np.where(a >= 0, a / 1e9, np.nan)  # noqa: E731
+    both = (opts[:, 0] & 16 != 0) & (opts[:, 1] & 16 != 0)
+    cols = {
+        "uid": _uids(k["flow_key"], k["first_ts"]),
+        "ts": k["first_ts"] / 1e9,
+        "duration": (k["last_ts"] - k["first_ts"]) / 1e9,
+        "orig_h": k["orig_h"], "orig_p": k["orig_p"],
+        "resp_h": k["resp_h"], "resp_p": k["resp_p"],
+        "orig_pkts": k["pkts"][:, 0].copy(), "resp_pkts": k["pkts"][:, 1].copy(),
+        "orig_bytes": nbytes[:, 0].copy(), "resp_bytes": nbytes[:, 1].copy(),
+        "conn_state": _conn_state(zs[:, 0], zs[:, 1], nbytes[:, 0], nbytes[:, 1], history),
+        "history": history,
+        "orig_state": rfc_names[rfc[:, 0]], "resp_state": rfc_names[rfc[:, 1]],
+        "syn_ts": ts(k["syn_ts"]), "synack_ts": ts(k["synack_ts"]), "ack_ts": ts(k["ack_ts"]),
+        "syn_synack": _seconds_between(k["synack_ts"], k["hs_last_syn"]),
+        "synack_ack": _seconds_between(k["ack_ts"], k["hs_last_synack"]),
+        # Wireshark's iRTT (tcp.analysis.initial_rtt) runs from the last SYN
+        # before the SYN-ACK, not the first: retransmitted SYNs do not count.
+        # The connect time from the first SYN is ack_ts - syn_ts.
+        "handshake_rtt": _seconds_between(k["ack_ts"], np.where(k["ack_ts"] >= 0, k["hs_last_syn"], -1)),
+        "orig_isn": k["isn"][:, 0].copy(), "resp_isn": k["isn"][:, 1].copy(),
+        "orig_mss": k["mss"][:, 0].copy(), "resp_mss": k["mss"][:, 1].copy(),
+        "orig_wscale": k["wscale"][:, 0].copy(), "resp_wscale": k["wscale"][:, 1].copy(),
+        "sack_ok": both & (opts[:, 0] & 1 != 0) & (opts[:, 1] & 1 != 0),
+        "ts_ok": both & (opts[:, 0] & 2 != 0) & (opts[:, 1] & 2 != 0),
+        # RFC 3168: ECE+CWR on the SYN, ECE without CWR on the SYN-ACK.
+        "ecn_ok": both & (opts[:, 0] & 12 == 12) & (opts[:, 1] & 12 == 4),
+        "syn_count": k["syn_count"], "synack_count": k["synack_count"],
+        "tfo_data": k["tfo_data"],
+        "closer": np.array(["", "orig", "resp"], dtype="U4")[k["closer"].astype(np.intp) + 1],
+        "close": np.array(["", "fin", "rst"], dtype="U3")[k["close"].astype(np.intp)],
+        "_conn": k["_conn"], "ip_version": k["ip_version"], "flow_key": k["flow_key"],
+        "ts_ns": k["first_ts"],
+    }
+    assert list(cols)[:len(CONNECTION_COLUMNS)] == CONNECTION_COLUMNS
+    if n == 0:
+        cols["conn_state"] = cols["conn_state"].astype("U6")
+    return Connections(cols)

@@ -1,0 +1,77 @@
+# Connection records and the flow table of the tracker.
+#
+# A record is one C struct per connection (array of structs): every segment
+# touches one record at a random place in memory, so keeping its fields
+# together costs a few cache lines per segment instead of one miss per column.
+# Results leave the tracker as struct-of-arrays numpy columns.
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+
+# Zeek's endpoint states (TCP_Endpoint.h), in Zeek's order.
+cdef enum ZState:
+    Z_INACTIVE = 0
+    Z_SYN_SENT = 1
+    Z_SYN_ACK_SENT = 2
+    Z_PARTIAL = 3
+    Z_ESTABLISHED = 4
+    Z_CLOSED = 5
+    Z_RESET = 6
+
+# Longest history string kept; longer histories are cut (a trailing '+' is
+# never added: the string is simply truncated).
+cdef enum:
+    HIST_MAX = 23
+
+cdef struct Endp:
+    uint32_t start_seq
+    uint32_t hist_last_syn
+    uint32_t hist_last_fin
+    uint32_t hist_last_rst
+    uint32_t fin_end          # sequence number just past this side's FIN
+    uint32_t isn              # sequence number of this side's last SYN
+    int64_t last_rel          # highest sequence end sent, relative to start_seq
+    int64_t ack_rel           # highest ack the peer sent for this side's data
+    uint32_t pkts
+    uint32_t rxmit
+    uint32_t zwin
+    uint32_t chk
+    int32_t mss
+    int8_t wscale
+    uint8_t state             # ZState
+    uint8_t prev_state
+    uint8_t rfc               # RFC 9293 state as an observer infers it
+    uint8_t did_close
+    uint8_t fin_cnt           # saturating
+    uint8_t opts              # bit0 SACK-permitted, bit1 timestamps, bit2 ECE, bit3 CWR on the SYN
+    uint8_t syn_seen
+    uint8_t rfc_open          # has left CLOSED (or seen a RST): CLOSED is then final
+
+cdef struct Conn:
+    int64_t id
+    uint64_t flow_key
+    uint8_t addr[2][16]       # [0] originator, [1] responder
+    uint16_t port[2]
+    int64_t first_ts
+    int64_t last_ts
+    int64_t attempt_ts
+    int64_t syn_ts
+    int64_t last_syn_ts
+    int64_t synack_ts
+    int64_t last_synack_ts
+    int64_t ack_ts
+    int64_t hs_synack_last_syn   # last SYN before the matching SYN-ACK
+    int64_t hs_ack_last_synack   # last SYN-ACK before the completing ACK
+    Endp ep[2]
+    uint32_t hist_seen
+    uint32_t syn_count
+    uint32_t synack_count
+    uint32_t tfo_data
+    uint32_t synack_isn
+    uint8_t ip_version
+    uint8_t live              # 0 free slot, 1 in the table, 2 finished and waiting to be emitted
+    uint8_t hist_len
+    int8_t closer             # -1, 0 orig, 1 resp
+    uint8_t close_kind        # 0 none, 1 FIN, 2 RST
+    uint8_t attempt_armed
+    uint8_t synack_side       # side that sent the matched SYN-ACK (valid when synack_ts >= 0)
+    uint8_t flipped
+    char history[HIST_MAX]

@@ -1,0 +1,955 @@
+# Connection tracking kernel: flow table, Zeek's endpoint state machine and
+# history, the RFC 9293 observer state machine (a transition table) and the
+# handshake measurements, in one pass over the segments in capture order.
+#
+# The Zeek rules follow zeek/src/packet_analysis/protocol/tcp/TCPSessionAdapter.cc
+# (Process, UpdateStateMachine and its Update*State helpers, IsReuse, the
+# attempt/close/reset timers), TCP_Endpoint.cc (Size, history letters) and
+# TCP.cc (WantConnection's role flip, the checksum check that keeps bad
+# segments out of the state machine).
+cimport cython
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcmp, memcpy, memset
+
+import numpy as np
+cimport numpy as cnp
+
+from fastseg._track cimport (Conn, Endp, HIST_MAX, Z_INACTIVE, Z_SYN_SENT, Z_SYN_ACK_SENT,
+                             Z_PARTIAL, Z_ESTABLISHED, Z_CLOSED, Z_RESET)
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define FS_PREFETCH(p) __builtin_prefetch((const void *)(p), 1, 3)
+    #else
+    #define FS_PREFETCH(p) ((void)(p))
+    #endif
+    """
+    void FS_PREFETCH(const void* p) noexcept nogil
+
+# Growing the record array: on Linux an anonymous mapping grown with
+# mremap (pages move, bytes are not copied) and backed by transparent huge
+# pages where allowed (one fault per 2 MiB instead of per 4 KiB);
+# elsewhere realloc.
+cdef extern from *:
+    """
+    #include <stdlib.h>
+    #if defined(__linux__)
+    #ifndef _GNU_SOURCE
+    #define _GNU_SOURCE
+    #endif
+    #include <sys/mman.h>
+    static void *fs_grow(void *old, size_t old_size, size_t new_size) {
+        void *p;
+        if (old == NULL) {
+            p = mmap(NULL, new_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        } else {
+            p = mremap(old, old_size, new_size, MREMAP_MAYMOVE);
+        }
+        if (p == MAP_FAILED)
+            return NULL;
+    #ifdef MADV_HUGEPAGE
+        madvise(p, new_size, MADV_HUGEPAGE);
+    #endif
+        return p;
+    }
+    static void fs_release(void *p, size_t size) {
+        if (p != NULL)
+            munmap(p, size);
+    }
+    #else
+    static void *fs_grow(void *old, size_t old_size, size_t new_size) {
+        (void)old_size;
+        return realloc(old, new_size);
+    }
+    static void fs_release(void *p, size_t size) {
+        (void)size;
+        free(p);
+    }
+    #endif
+    """
+    void* fs_grow(void* old, size_t old_size, size_t new_size) noexcept nogil
+    void fs_release(void* p, size_t size) noexcept nogil
+
+# How far ahead the loop prefetches: flow-table buckets 2*AHEAD segments
+# ahead, the record they point to AHEAD segments ahead.  With a million
+# live connections nearly every segment misses the cache twice (bucket,
+# record); overlapping those misses is what keeps the loop near memory
+# bandwidth instead of memory latency.
+cdef enum:
+    AHEAD = 8
+
+cdef enum:
+    F_FIN = 0x01
+    F_SYN = 0x02
+    F_RST = 0x04
+    F_ACK = 0x10
+    F_ECE = 0x40
+    F_CWR = 0x80
+
+# History "seen" bits (Connection::CheckHistory); the responder's are << 16.
+cdef enum:
+    H_SYN = 0x1
+    H_FIN = 0x2
+    H_RST = 0x4
+    H_FIN_RST = 0x8
+    H_DATA = 0x10
+    H_ACK = 0x20
+    H_MULTI = 0x40
+
+# Zeek's TOO_LARGE_SEQ_DELTA: SYN/RST sequence jumps beyond it are not trusted.
+cdef enum:
+    TOO_LARGE_SEQ_DELTA = 1048576
+
+# RFC 9293 states and observer events (see fastseg.track.TRANSITIONS).
+cdef enum:
+    N_RFC_STATES = 11
+    N_KINDS = 7
+    N_EVENTS = 14
+    K_SYN = 0
+    K_SYNACK = 1
+    K_FIN = 2
+    K_ACKFIN = 3
+    K_RST = 4
+    K_DATA = 5
+    K_ACK = 6
+
+# Status codes of the kernel (the Python face turns them into exceptions).
+cdef enum:
+    ST_OK = 0
+    ST_NOMEM = 1
+
+
+cdef inline int32_t seq_delta(uint32_t a, uint32_t b) noexcept nogil:
+    return <int32_t>(a - b)
+
+
+cdef inline bint is_pow10(uint32_t n) noexcept nogil:
+    # Zeek's ScaledHistoryEntry logs a letter at the 1st, 10th, 100th... event.
+    while n >= 10 and n % 10 == 0:
+        n //= 10
+    return n == 1
+
+
+cdef inline char lower(char code) noexcept nogil:
+    if code >= 65 and code <= 90:
+        return code + 32
+    return code
+
+
+cdef inline void add_history(Conn* c, char code) noexcept nogil:
+    if c.hist_len < HIST_MAX:
+        c.history[c.hist_len] = code
+        c.hist_len += 1
+
+
+cdef inline void add_endp_history(Conn* c, int side, char code) noexcept nogil:
+    add_history(c, code if side == 0 else lower(code))
+
+
+cdef inline bint check_history(Conn* c, int side, uint32_t mask, char code) noexcept nogil:
+    # True when the letter was already logged for this direction.
+    if side != 0:
+        mask <<= 16
+        code = lower(code)
+    if c.hist_seen & mask:
+        return True
+    c.hist_seen |= mask
+    add_history(c, code)
+    return False
+
+
+cdef inline void scaled_letter(Conn* c, int side, uint32_t* counter, char code) noexcept nogil:
+    counter[0] += 1
+    if is_pow10(counter[0]):
+        add_endp_history(c, side, code)
+
+
+cdef inline void set_state(Endp* e, uint8_t s) noexcept nogil:
+    if s != e.state:
+        e.prev_state = e.state
+        e.state = s
+
+
+cdef inline void flip_roles(Conn* c) noexcept nogil:
+    cdef Endp tmp_e
+    cdef uint8_t tmp_a[16]
+    cdef uint16_t tmp_p
+    tmp_e = c.ep[0]
+    c.ep[0] = c.ep[1]
+    c.ep[1] = tmp_e
+    memcpy(tmp_a, c.addr[0], 16)
+    memcpy(c.addr[0], c.addr[1], 16)
+    memcpy(c.addr[1], tmp_a, 16)
+    tmp_p = c.port[0]
+    c.port[0] = c.port[1]
+    c.port[1] = tmp_p
+    c.hist_seen = ((c.hist_seen & 0xffff) << 16) | (c.hist_seen >> 16)
+    if c.closer >= 0:
+        c.closer ^= 1
+    c.synack_side ^= 1
+    c.flipped ^= 1
+    add_history(c, 94)  # '^'
+
+
+cdef inline int64_t endp_size(Endp* e, Endp* p) noexcept nogil:
+    # TCP_Endpoint::Size: payload bytes from sequence space, the larger of
+    # what was sent and what the peer acknowledged, minus the SYN and FIN.
+    cdef int64_t size
+    if e.prev_state == Z_SYN_SENT and e.state == Z_RESET and p.state == Z_INACTIVE and e.ack_rel != 0:
+        return 0
+    size = e.last_rel if e.last_rel > e.ack_rel else e.ack_rel
+    if size > 0:
+        size -= 1
+    if e.fin_cnt > 0 and size > 0:
+        size -= 1
+    return size
+
+
+cdef class Engine:
+    """The tracker's state: records, flow table and parameters.  Used by
+    fastseg.track; not a public API."""
+    cdef Conn* recs
+    cdef Py_ssize_t cap, nrec
+    cdef int32_t* free_slots
+    cdef Py_ssize_t nfree, free_cap
+    cdef int32_t* done
+    cdef Py_ssize_t ndone, done_cap
+    cdef int32_t* table
+    cdef uint64_t tmask
+    cdef int tbits
+    cdef Py_ssize_t tused
+    cdef uint64_t k0, k1
+    cdef public int64_t next_id
+    cdef public int64_t now
+    cdef public Py_ssize_t live
+    cdef int64_t attempt_ns, close_ns, idle_ns
+    cdef uint8_t likely[65536]
+    cdef uint8_t trans[N_RFC_STATES][N_EVENTS]
+
+    def __cinit__(self, uint64_t k0, uint64_t k1, int64_t attempt_ns, int64_t close_ns,
+                  int64_t idle_ns, const uint8_t[::1] likely_ports, const uint8_t[:, ::1] transitions):
+        cdef int i, j
+        self.k0 = k0
+        self.k1 = k1 | 1
+        self.attempt_ns = attempt_ns
+        self.close_ns = close_ns
+        self.idle_ns = idle_ns
+        for i in range(65536):
+            self.likely[i] = likely_ports[i]
+        for i in range(N_RFC_STATES):
+            for j in range(N_EVENTS):
+                self.trans[i][j] = transitions[i, j]
+        self.cap = 0
+        self.nrec = 0
+        self.recs = NULL
+        self.free_slots = NULL
+        self.nfree = self.free_cap = 0
+        self.done = NULL
+        self.ndone = self.done_cap = 0
+        self.tbits = 10
+        self.tmask = (1 << self.tbits) - 1
+        self.table = <int32_t*>malloc(sizeof(int32_t) * (self.tmask + 1))
+        if self.table == NULL:
+            raise MemoryError()
+        memset(self.table, 0xff, sizeof(int32_t) * (self.tmask + 1))
+        self.tused = 0
+        self.next_id = 0
+        self.now = -(1 << 62)
+        self.live = 0
+
+    def __dealloc__(self):
+        fs_release(self.recs, self.cap * sizeof(Conn))
+        free(self.free_slots)
+        free(self.done)
+        free(self.table)
+
+    def memory_bytes(self):
+        """Bytes held by records, flow table and slot lists."""
+        return (self.cap * sizeof(Conn) + (self.tmask + 1) * sizeof(int32_t)
+                + (self.free_cap + self.done_cap) * sizeof(int32_t))
+
+    @staticmethod
+    def record_size():
+        return sizeof(Conn)
+
+    # -- flow table -------------------------------------------------------
+    cdef inline uint64_t bucket(self, uint64_t fk) noexcept nogil:
+        # Keyed multiply-shift over the (public) flow key: without the
+        # per-process secret a capture cannot aim its tuples at one bucket.
+        return ((fk ^ self.k0) * self.k1) >> (64 - self.tbits)
+
+    cdef int grow_table(self) noexcept nogil:
+        # Rebuilt by walking the records in memory order (sequential reads)
+        # rather than the old table (a random read per entry).
+        cdef int32_t* old = self.table
+        cdef uint64_t pos
+        cdef Py_ssize_t i
+        self.tbits += 1
+        self.tmask = (1 << self.tbits) - 1
+        self.table = <int32_t*>malloc(sizeof(int32_t) * (self.tmask + 1))
+        if self.table == NULL:
+            self.table = old
+            self.tbits -= 1
+            self.tmask = (1 << self.tbits) - 1
+            return ST_NOMEM
+        memset(self.table, 0xff, sizeof(int32_t) * (self.tmask + 1))
+        for i in range(self.nrec):
+            if self.recs[i].live == 1:
+                pos = self.bucket(self.recs[i].flow_key)
+                while self.table[pos] >= 0:
+                    pos = (pos + 1) & self.tmask
+                self.table[pos] = <int32_t>i
+        free(old)
+        return ST_OK
+
+    cdef int32_t lookup(self, uint64_t fk, const uint8_t* src, uint16_t sport,
+                        const uint8_t* dst, uint16_t dport, int* side, uint64_t* where) noexcept nogil:
+        cdef uint64_t pos = self.bucket(fk)
+        cdef int32_t slot
+        cdef Conn* c
+        while True:
+            slot = self.table[pos]
+            if slot < 0:
+                where[0] = pos
+                return -1
+            c = &self.recs[slot]
+            if c.flow_key == fk:
+                if (c.port[0] == sport and c.port[1] == dport and memcmp(c.addr[0], src, 16) == 0
+                        and memcmp(c.addr[1], dst, 16) == 0):
+                    side[0] = 0
+                    where[0] = pos
+                    return slot
+                if (c.port[1] == sport and c.port[0] == dport and memcmp(c.addr[1], src, 16) == 0
+                        and memcmp(c.addr[0], dst, 16) == 0):
+                    side[0] = 1
+                    where[0] = pos
+                    return slot
+            pos = (pos + 1) & self.tmask
+
+    cdef void table_delete(self, uint64_t pos) noexcept nogil:
+        # Backward-shift deletion keeps linear probing free of tombstones.
+        cdef uint64_t hole = pos, nxt = pos, home
+        cdef int32_t slot
+        self.table[hole] = -1
+        while True:
+            nxt = (nxt + 1) & self.tmask
+            slot = self.table[nxt]
+            if slot < 0:
+                break
+            home = self.bucket(self.recs[slot].flow_key)
+            # Move the entry into the hole when its home is not in (hole, nxt].
+            if ((nxt - home) & self.tmask) >= ((nxt - hole) & self.tmask):
+                self.table[hole] = slot
+                self.table[nxt] = -1
+                hole = nxt
+        self.tused -= 1
+
+    cdef uint64_t find_pos(self, int32_t slot) noexcept nogil:
+        cdef uint64_t pos = self.bucket(self.recs[slot].flow_key)
+        while self.table[pos] != slot:
+            pos = (pos + 1) & self.tmask
+        return pos
+
+    # -- records -----------------------------------------------------------
+    cdef int push(self, int32_t** arr, Py_ssize_t* n, Py_ssize_t* cap, int32_t v) noexcept nogil:
+        cdef Py_ssize_t newcap
+        cdef int32_t* p
+        if n[0] == cap[0]:
+            newcap = cap[0] * 2 if cap[0] else 1024
+            p = <int32_t*>realloc(arr[0], newcap * sizeof(int32_t))
+            if p == NULL:
+                return ST_NOMEM
+            arr[0] = p
+            cap[0] = newcap
+        arr[0][n[0]] = v
+        n[0] += 1
+        return ST_OK
+
+    cdef int finish(self, int32_t slot, uint64_t pos) noexcept nogil:
+        self.table_delete(pos)
+        self.recs[slot].live = 2
+        self.live -= 1
+        return self.push(&self.done, &self.ndone, &self.done_cap, slot)
+
+    cdef int32_t new_slot(self) noexcept nogil:
+        cdef Py_ssize_t newcap
+        cdef Conn* p
+        if self.nfree > 0:
+            self.nfree -= 1
+            return self.free_slots[self.nfree]
+        if self.nrec == self.cap:
+            newcap = self.cap * 2 if self.cap else 1024
+            if newcap > 0x7fffffff:
+                return -1
+            p = <Conn*>fs_grow(self.recs, self.cap * sizeof(Conn), newcap * sizeof(Conn))
+            if p == NULL:
+                return -1
+            self.recs = p
+            self.cap = newcap
+        self.nrec += 1
+        return <int32_t>(self.nrec - 1)
+
+    cdef inline bint expired(self, Conn* c, int64_t t) noexcept nogil:
+        cdef Endp* o = &c.ep[0]
+        cdef Endp* r = &c.ep[1]
+        if t - c.last_ts >= self.idle_ns:
+            return True
+        # tcp_attempt_delay: an unanswered attempt is removed, so a later SYN
+        # starts a new connection.
+        if (c.attempt_armed and (o.state == Z_SYN_SENT or o.state == Z_SYN_ACK_SENT)
+                and r.state == Z_INACTIVE and t - c.attempt_ts >= self.attempt_ns):
+            return True
+        # Close complete (ConnectionClosed) or reset: removed after
+        # tcp_close_delay / tcp_reset_delay from the (frozen) last time.
+        if (o.did_close or r.did_close) and (
+                (o.did_close and r.did_close) or o.state == Z_RESET or r.state == Z_RESET
+                or o.state == Z_INACTIVE or r.state == Z_INACTIVE):
+            if t - c.last_ts >= self.close_ns:
+                return True
+        return False
+
+    cdef inline bint is_reuse(self, Conn* c, uint16_t flags, uint32_t seq) noexcept nogil:
+        # TCPSessionAdapter::IsReuse: only a SYN (or, on a half connection,
+        # a SYN-ACK) can start a new connection on a live 4-tuple.
+        cdef Endp* conn_orig = &c.ep[0]
+        if not (flags & F_SYN):
+            return False
+        if flags & F_ACK:
+            if c.ep[0].state != Z_INACTIVE:
+                return False
+            conn_orig = &c.ep[1]
+        if not (c.ep[0].did_close or c.ep[1].did_close):
+            if seq == conn_orig.start_seq:
+                return False
+            if (not (flags & F_ACK) and conn_orig.state == Z_SYN_ACK_SENT
+                    and c.ep[1].state == Z_INACTIVE and seq == c.ep[1].start_seq):
+                return False
+            return True
+        return True
+
+    cdef int32_t new_conn(self, uint64_t fk, const uint8_t* src, uint16_t sport, const uint8_t* dst,
+                          uint16_t dport, uint8_t ipv, uint16_t flags, int64_t t, uint64_t pos,
+                          int* side) noexcept nogil:
+        cdef int32_t slot
+        cdef Conn* c
+        cdef bint flip = False
+        if self.tused * 2 >= <Py_ssize_t>(self.tmask + 1):
+            if self.grow_table() != ST_OK:
+                return -1
+            pos = self.bucket(fk)
+            while self.table[pos] >= 0:
+                pos = (pos + 1) & self.tmask
+        slot = self.new_slot()
+        if slot < 0:
+            return -1
+        c = &self.recs[slot]
+        memset(c, 0, sizeof(Conn))
+        c.id = self.next_id
+        self.next_id += 1
+        c.flow_key = fk
+        memcpy(c.addr[0], src, 16)
+        memcpy(c.addr[1], dst, 16)
+        c.port[0] = sport
+        c.port[1] = dport
+        c.ip_version = ipv
+        c.first_ts = t
+        c.last_ts = t
+        c.syn_ts = c.last_syn_ts = c.synack_ts = c.last_synack_ts = c.ack_ts = -1
+        c.hs_synack_last_syn = c.hs_ack_last_synack = -1
+        c.closer = -1
+        c.live = 1
+        c.ep[0].wscale = -1
+        c.ep[1].wscale = -1
+        c.ep[0].mss = -1
+        c.ep[1].mss = -1
+        self.table[pos] = slot
+        self.tused += 1
+        self.live += 1
+        # TCPAnalyzer::WantConnection: a connection that does not start with
+        # a plain SYN is turned around when its source looks like the server.
+        side[0] = 0
+        if not ((flags & F_SYN) and not (flags & F_ACK)):
+            if self.likely[sport]:
+                if self.likely[dport]:
+                    flip = (not (flags & F_SYN)) and sport < dport
+                else:
+                    flip = True
+        if flip:
+            flip_roles(c)
+            side[0] = 1
+        return slot
+
+    # -- one segment -----------------------------------------------------
+    cdef inline void rfc_apply(self, Endp* e, int event) noexcept nogil:
+        # CLOSED is final once an endpoint has been open: the table's
+        # midstream rules out of CLOSED are for endpoints first seen now.
+        if e.rfc == 0 and e.rfc_open:
+            return
+        e.rfc = self.trans[e.rfc][event]
+        if e.rfc != 0 or event == K_RST or event == K_RST + N_KINDS:
+            e.rfc_open = 1
+
+    cdef void rfc_step(self, Conn* c, int side, uint16_t flags, uint32_t plen, bint ackfin) noexcept nogil:
+        cdef int kind = -1
+        cdef Endp* e = &c.ep[side]
+        cdef Endp* p = &c.ep[1 - side]
+        if ackfin:
+            self.rfc_apply(e, K_ACKFIN)
+            self.rfc_apply(p, K_ACKFIN + N_KINDS)
+        if flags & F_RST:
+            kind = K_RST
+        elif (flags & F_SYN) and (flags & F_ACK):
+            kind = K_SYNACK
+        elif flags & F_SYN:
+            kind = K_SYN
+        elif flags & F_FIN:
+            kind = K_FIN
+        elif plen > 0:
+            kind = K_DATA
+        elif (flags & F_ACK) and not ackfin:
+            kind = K_ACK
+        if kind >= 0:
+            self.rfc_apply(e, kind)
+            self.rfc_apply(p, kind + N_KINDS)
+
+    cdef void segment(self, Conn* c, int side, int64_t t, uint16_t flags, uint32_t seq, uint32_t ack,
+                      uint32_t plen, uint16_t window, int32_t mss, int16_t wscale, uint8_t sack_perm,
+                      int64_t tsval) noexcept nogil:
+        cdef Endp* e = &c.ep[side]
+        cdef Endp* p = &c.ep[1 - side]
+        cdef bint syn = (flags & F_SYN) != 0
+        cdef bint fin = (flags & F_FIN) != 0
+        cdef bint rst = (flags & F_RST) != 0
+        cdef bint ackf = (flags & F_ACK) != 0
+        cdef int64_t seg_len = <int64_t>plen + syn + fin - (plen if rst else 0)
+        cdef uint32_t seq_end = seq + <uint32_t>seg_len
+        cdef uint32_t last_init
+        cdef int32_t rel_seq, d, delta_last
+        cdef int bits
+        cdef char code
+        cdef bint do_close = False, ackfin
+        cdef uint8_t opts
+
+        ackfin = ackf and p.fin_cnt > 0 and seq_delta(ack, p.fin_end) >= 0
+
+        # init_endpoint
+        if e.state == Z_INACTIVE:
+            last_init = seq_end
+            if syn:
+                e.start_seq = seq
+            else:
+                # Partial connection: number as if a SYN had come first.
+                e.start_seq = seq - 1
+                last_init = seq
+            e.ack_rel = 0
+            e.last_rel = seq_delta(last_init, e.start_seq)
+        elif syn and (((e.state == Z_SYN_SENT or e.state == Z_SYN_ACK_SENT) and seq != e.start_seq)
+                      or e.state == Z_ESTABLISHED or e.state == Z_PARTIAL
+                      or (e.state == Z_RESET and e.prev_state == Z_INACTIVE)):
+            e.start_seq = seq
+            e.ack_rel = 0
+            e.last_rel = seg_len
+
+        rel_seq = seq_delta(seq, e.start_seq)
+
+        # update_history
+        bits = syn + fin + rst
+        if bits > 1:
+            if fin and rst:
+                check_history(c, side, H_FIN_RST, 73)           # 'I'
+            else:
+                check_history(c, side, H_MULTI, 81)             # 'Q'
+        elif bits == 1:
+            if syn:
+                code = 72 if ackf else 83                       # 'H' / 'S'
+                if check_history(c, side, H_SYN, code) and <uint32_t>rel_seq != e.hist_last_syn:
+                    add_endp_history(c, side, code)
+                e.hist_last_syn = <uint32_t>rel_seq
+            if fin:
+                # A FIN's sequence number is that of its end.
+                if (check_history(c, side, H_FIN, 70)
+                        and <uint32_t>(rel_seq + plen) != e.hist_last_fin):
+                    add_endp_history(c, side, 70)               # 'F'
+                e.hist_last_fin = <uint32_t>(rel_seq + plen)
+            if rst:
+                if check_history(c, side, H_RST, 82) and <uint32_t>rel_seq != e.hist_last_rst:
+                    add_endp_history(c, side, 82)               # 'R'
+                e.hist_last_rst = <uint32_t>rel_seq
+        else:
+            if plen:
+                check_history(c, side, H_DATA, 68)              # 'D'
+            elif ackf:
+                check_history(c, side, H_ACK, 65)               # 'A'
+
+        # update_window: zero windows, except with or after a RST and after
+        # the peer's FIN.
+        if window == 0 and not rst and p.state != Z_CLOSED and e.state != Z_RESET:
+            scaled_letter(c, side, &e.zwin, 87)                 # 'W'
+
+        # Duration stops once both sides have closed.
+        if not (c.ep[0].did_close and c.ep[1].did_close):
+            c.last_ts = t
+
+        # Handshake measurements, matched by sequence numbers.
+        if syn:
+            opts = (1 if sack_perm else 0) | (2 if tsval >= 0 else 0) | (4 if flags & F_ECE else 0) \
+                | (8 if flags & F_CWR else 0)
+            e.isn = seq
+            e.syn_seen = 1
+            e.mss = mss
+            e.wscale = <int8_t>wscale if wscale >= -1 and wscale < 128 else -1
+            e.opts = opts
+            if not ackf:
+                c.syn_count += 1
+                if c.syn_ts < 0:
+                    c.syn_ts = t
+                c.last_syn_ts = t
+                if plen > 0:
+                    c.tfo_data = plen
+            else:
+                c.synack_count += 1
+                if c.synack_ts < 0 and p.syn_seen and ack == p.isn + 1:
+                    c.synack_ts = t
+                    c.hs_synack_last_syn = c.last_syn_ts
+                    c.synack_side = side
+                    c.synack_isn = seq
+                c.last_synack_ts = t
+        elif (ackf and not rst and c.synack_ts >= 0 and c.ack_ts < 0 and side != c.synack_side
+              and seq_delta(ack, c.synack_isn + 1) >= 0):
+            c.ack_ts = t
+            c.hs_ack_last_synack = c.last_synack_ts
+
+        if fin:
+            if e.fin_cnt < 255:
+                e.fin_cnt += 1
+            e.fin_end = seq + plen + syn + 1
+        if (fin or rst) and c.close_kind == 0:
+            c.closer = side
+            c.close_kind = 2 if rst else 1
+
+        # Acknowledgements move the peer's acked edge.
+        if ackf:
+            if p.state == Z_INACTIVE:
+                p.start_seq = ack - 1
+                p.ack_rel = 0
+                p.last_rel = 0
+            elif seq_delta(ack, p.start_seq) >= 0 and not rst:
+                d = seq_delta(ack, p.start_seq + <uint32_t>p.ack_rel)
+                if ack == 0 and d > TOO_LARGE_SEQ_DELTA:
+                    pass
+                elif d > 0:
+                    p.ack_rel += d
+
+        # update_last_seq
+        delta_last = seq_delta(seq_end, e.start_seq + <uint32_t>e.last_rel)
+        if (syn or rst) and (delta_last > TOO_LARGE_SEQ_DELTA or delta_last < -TOO_LARGE_SEQ_DELTA):
+            pass
+        elif fin and e.last_rel == 1:
+            e.last_rel += delta_last
+        elif e.state == Z_RESET:
+            pass
+        elif delta_last > 0:
+            e.last_rel += delta_last
+        elif plen > 0:
+            scaled_letter(c, side, &e.rxmit, 84)                # 'T'
+
+        # UpdateStateMachine
+        if e.state == Z_INACTIVE:
+            if syn:
+                if side == 0:
+                    set_state(e, Z_SYN_ACK_SENT if ackf else Z_SYN_SENT)
+                    c.attempt_armed = 1
+                    c.attempt_ts = t
+                else:
+                    if (not ackf) and p.state == Z_SYN_ACK_SENT and seq == e.start_seq:
+                        # SYN and SYN-ACK seen in reverse order: turn the
+                        # connection around; this side is now the originator.
+                        flip_roles(c)
+                        side = 1 - side
+                        e = &c.ep[side]
+                        p = &c.ep[1 - side]
+                        set_state(p, Z_ESTABLISHED)
+                    if p.state == Z_SYN_SENT:
+                        set_state(p, Z_ESTABLISHED)
+                    set_state(e, Z_ESTABLISHED)
+            if fin:
+                set_state(e, Z_CLOSED)
+                do_close = True
+            if rst:
+                set_state(e, Z_RESET)
+                do_close = True
+            if e.state == Z_INACTIVE:
+                if side != 0 and plen == 0 and c.ep[0].state == Z_SYN_SENT:
+                    # An ACK of the SYN before the SYN-ACK is not a partial
+                    # connection.
+                    pass
+                elif ackf and p.state == Z_ESTABLISHED:
+                    set_state(e, Z_ESTABLISHED)
+                else:
+                    set_state(e, Z_PARTIAL)
+        elif e.state == Z_SYN_SENT or e.state == Z_SYN_ACK_SENT:
+            if fin:
+                set_state(e, Z_CLOSED)
+                do_close = True
+            if rst:
+                set_state(e, Z_RESET)
+                do_close = True
+        elif e.state == Z_ESTABLISHED or e.state == Z_PARTIAL:
+            if syn and e.state == Z_PARTIAL and p.state == Z_INACTIVE and not ackf:
+                set_state(e, Z_SYN_SENT)
+            if fin and not rst:
+                set_state(e, Z_CLOSED)
+                if p.state == Z_RESET and p.prev_state == Z_CLOSED:
+                    # FIN then RST from the peer was a normal close.
+                    set_state(p, Z_CLOSED)
+                do_close = True
+            if rst:
+                set_state(e, Z_RESET)
+                do_close = True
+        elif e.state == Z_CLOSED:
+            if rst and p.state != Z_CLOSED:
+                set_state(e, Z_RESET)
+                if not e.did_close:
+                    do_close = True
+
+        if do_close:
+            e.did_close = 1
+        e.pkts += 1
+
+        self.rfc_step(c, side, flags, plen, ackfin)
+
+    def process(self, const int64_t[::1] ts_ns, const uint8_t[:, ::1] src, const uint8_t[:, ::1] dst,
+                const uint16_t[::1] sport, const uint16_t[::1] dport, const uint32_t[::1] seq,
+                const uint32_t[::1] ack, const uint16_t[::1] flags, const uint32_t[::1] payload_len,
+                const uint16_t[::1] window, const int32_t[::1] mss, const int16_t[::1] wscale,
+                const uint8_t[::1] sack_perm, const int64_t[::1] tsval, const uint8_t[::1] ip_version,
+                const uint64_t[::1] flow_key, const uint8_t[::1] csum_bad, int64_t[::1] conn_out):
+        """Track every segment in order; returns a status code."""
+        cdef Py_ssize_t n = ts_ns.shape[0], i
+        cdef int status
+        cdef int32_t ahead_slot
+        cdef const char* rec
+        with nogil:
+            status = ST_OK
+            for i in range(n):
+                if i + 2 * AHEAD < n:
+                    FS_PREFETCH(&self.table[self.bucket(flow_key[i + 2 * AHEAD])])
+                if i + AHEAD < n:
+                    ahead_slot = self.table[self.bucket(flow_key[i + AHEAD])]
+                    if ahead_slot >= 0:
+                        rec = <const char*>&self.recs[ahead_slot]
+                        FS_PREFETCH(rec)
+                        FS_PREFETCH(rec + 64)
+                        FS_PREFETCH(rec + 128)
+                        FS_PREFETCH(rec + 192)
+                        FS_PREFETCH(rec + 256)
+                        FS_PREFETCH(rec + 320)
+                status = self.one(i, ts_ns, src, dst, sport, dport, seq, ack, flags, payload_len,
+                                  window, mss, wscale, sack_perm, tsval, ip_version, flow_key,
+                                  csum_bad, conn_out)
+                if status != ST_OK:
+                    break
+        return status
+
+    cdef inline int one(self, Py_ssize_t i, const int64_t[::1] ts_ns, const uint8_t[:, ::1] src,
+                        const uint8_t[:, ::1] dst, const uint16_t[::1] sport, const uint16_t[::1] dport,
+                        const uint32_t[::1] seq, const uint32_t[::1] ack, const uint16_t[::1] flags,
+                        const uint32_t[::1] payload_len, const uint16_t[::1] window,
+                        const int32_t[::1] mss, const int16_t[::1] wscale, const uint8_t[::1] sack_perm,
+                        const int64_t[::1] tsval, const uint8_t[::1] ip_version,
+                        const uint64_t[::1] flow_key, const uint8_t[::1] csum_bad,
+                        int64_t[::1] conn_out) noexcept nogil:
+        cdef int64_t t = ts_ns[i]
+        cdef uint64_t fk = flow_key[i], pos
+        cdef const uint8_t* s = &src[i, 0]
+        cdef const uint8_t* d = &dst[i, 0]
+        cdef int side = 0
+        cdef int32_t slot
+        cdef Conn* c
+        cdef uint16_t fl = flags[i]
+        if t > self.now:
+            self.now = t
+        slot = self.lookup(fk, s, sport[i], d, dport[i], &side, &pos)
+        if slot >= 0:
+            c = &self.recs[slot]
+            if self.expired(c, t) or self.is_reuse(c, fl, seq[i]):
+                if self.finish(slot, pos) != ST_OK:
+                    return ST_NOMEM
+                slot = -1
+                pos = self.bucket(fk)
+                while self.table[pos] >= 0:
+                    pos = (pos + 1) & self.tmask
+        if slot < 0:
+            slot = self.new_conn(fk, s, sport[i], d, dport[i], ip_version[i], fl, t, pos, &side)
+            if slot < 0:
+                return ST_NOMEM
+        c = &self.recs[slot]
+        conn_out[i] = c.id
+        if csum_bad[i]:
+            # The receiver dropped it: history only (TCP_Endpoint::ChecksumError).
+            scaled_letter(c, side, &c.ep[side].chk, 67)         # 'C'
+            return ST_OK
+        self.segment(c, side, t, fl, seq[i], ack[i], payload_len[i], window[i], mss[i], wscale[i],
+                     sack_perm[i], tsval[i])
+        return ST_OK
+
+    # -- retiring connections -------------------------------------------
+    def expire(self, int64_t now):
+        """Finish every live connection that has expired at time ``now``."""
+        cdef Py_ssize_t i
+        cdef int status = ST_OK
+        with nogil:
+            for i in range(self.nrec):
+                if self.recs[i].live == 1 and self.expired(&self.recs[i], now):
+                    status = self.finish(<int32_t>i, self.find_pos(<int32_t>i))
+                    if status != ST_OK:
+                        break
+        return status
+
+    def finish_all(self):
+        """Finish every live connection."""
+        cdef Py_ssize_t i
+        cdef int status = ST_OK
+        with nogil:
+            for i in range(self.nrec):
+                if self.recs[i].live == 1:
+                    self.recs[i].live = 2
+                    status = self.push(&self.done, &self.ndone, &self.done_cap, <int32_t>i)
+                    if status != ST_OK:
+                        break
+            if status == ST_OK:
+                # Everything left the table at once: clear it instead of
+                # deleting entry by entry.
+                memset(self.table, 0xff, sizeof(int32_t) * (self.tmask + 1))
+                self.tused = 0
+                self.live = 0
+        return status
+
+    def take_done(self):
+        """Columns of the finished connections (in id order); their slots are
+        freed."""
+        cdef Py_ssize_t n = self.ndone, k
+        cdef int32_t[::1] slots
+        order = np.empty(n, dtype=np.int64)
+        cdef int64_t[::1] ids = order
+        for k in range(n):
+            ids[k] = self.recs[self.done[k]].id
+        arr = np.empty(n, dtype=np.int32)
+        slots = arr
+        for k in range(n):
+            slots[k] = self.done[k]
+        arr = arr[np.argsort(order, kind="stable")]
+        slots = arr
+        cols = self.gather(slots)
+        for k in range(n):
+            self.recs[slots[k]].live = 0
+            if self.push(&self.free_slots, &self.nfree, &self.free_cap, slots[k]) != ST_OK:
+                raise MemoryError()
+        self.ndone = 0
+        return cols
+
+    cdef dict gather(self, const int32_t[::1] slots):
+        cdef Py_ssize_t n = slots.shape[0], k, j
+        cdef Conn* c
+        cols = {
+            "_conn": np.empty(n, np.int64), "flow_key": np.empty(n, np.uint64),
+            "orig_h": np.empty((n, 16), np.uint8), "resp_h": np.empty((n, 16), np.uint8),
+            "orig_p": np.empty(n, np.uint16), "resp_p": np.empty(n, np.uint16),
+            "ip_version": np.empty(n, np.uint8),
+            "first_ts": np.empty(n, np.int64), "last_ts": np.empty(n, np.int64),
+            "syn_ts": np.empty(n, np.int64), "synack_ts": np.empty(n, np.int64),
+            "ack_ts": np.empty(n, np.int64), "hs_last_syn": np.empty(n, np.int64),
+            "hs_last_synack": np.empty(n, np.int64),
+            "pkts": np.empty((n, 2), np.int64), "bytes": np.empty((n, 2), np.int64),
+            "zstate": np.empty((n, 2), np.uint8), "rfc": np.empty((n, 2), np.uint8),
+            "isn": np.empty((n, 2), np.int64), "mss": np.empty((n, 2), np.int32),
+            "wscale": np.empty((n, 2), np.int16), "opts": np.empty((n, 2), np.uint8),
+            "syn_count": np.empty(n, np.int64), "synack_count": np.empty(n, np.int64),
+            "tfo_data": np.empty(n, np.int64), "closer": np.empty(n, np.int8),
+            "close": np.empty(n, np.uint8), "history": np.zeros(n, "S%d" % HIST_MAX),
+        }
+        cdef int64_t[::1] cid = cols["_conn"], first = cols["first_ts"], last = cols["last_ts"]
+        cdef int64_t[::1] syn_ts = cols["syn_ts"], synack_ts = cols["synack_ts"], ack_ts = cols["ack_ts"]
+        cdef int64_t[::1] hs1 = cols["hs_last_syn"], hs2 = cols["hs_last_synack"]
+        cdef uint64_t[::1] fk = cols["flow_key"]
+        cdef uint8_t[:, ::1] oh = cols["orig_h"], rh = cols["resp_h"]
+        cdef uint16_t[::1] op = cols["orig_p"], rp = cols["resp_p"]
+        cdef uint8_t[::1] ipv = cols["ip_version"], close = cols["close"]
+        cdef int64_t[:, ::1] pkts = cols["pkts"], nbytes = cols["bytes"], isn = cols["isn"]
+        cdef uint8_t[:, ::1] zs = cols["zstate"], rfc = cols["rfc"], opts = cols["opts"]
+        cdef int32_t[:, ::1] mssv = cols["mss"]
+        cdef int16_t[:, ::1] wsv = cols["wscale"]
+        cdef int64_t[::1] sc = cols["syn_count"], sac = cols["synack_count"], tfo = cols["tfo_data"]
+        cdef int8_t[::1] closer = cols["closer"]
+        cdef char* hist = cnp.PyArray_BYTES(cols["history"])
+        with nogil:
+            for k in range(n):
+                c = &self.recs[slots[k]]
+                cid[k] = c.id
+                fk[k] = c.flow_key
+                memcpy(&oh[k, 0], c.addr[0], 16)
+                memcpy(&rh[k, 0], c.addr[1], 16)
+                op[k] = c.port[0]
+                rp[k] = c.port[1]
+                ipv[k] = c.ip_version
+                first[k] = c.first_ts
+                last[k] = c.last_ts
+                syn_ts[k] = c.syn_ts
+                synack_ts[k] = c.synack_ts
+                ack_ts[k] = c.ack_ts
+                hs1[k] = c.hs_synack_last_syn
+                hs2[k] = c.hs_ack_last_synack
+                for j in range(2):
+                    pkts[k, j] = c.ep[j].pkts
+                    nbytes[k, j] = endp_size(&c.ep[j], &c.ep[1 - j])
+                    zs[k, j] = c.ep[j].state
+                    rfc[k, j] = c.ep[j].rfc
+                    isn[k, j] = c.ep[j].isn if c.ep[j].syn_seen else -1
+                    mssv[k, j] = c.ep[j].mss
+                    wsv[k, j] = c.ep[j].wscale
+                    opts[k, j] = c.ep[j].opts | (16 if c.ep[j].syn_seen else 0)
+                sc[k] = c.syn_count
+                sac[k] = c.synack_count
+                tfo[k] = c.tfo_data
+                closer[k] = c.closer
+                close[k] = c.close_kind
+                memcpy(hist + k * HIST_MAX, c.history, c.hist_len)
+        return cols
+
+
+def apply_transitions(const uint8_t[:, ::1] table, const uint8_t[::1] states, const uint8_t[::1] events,
+                      uint8_t[::1] out):
+    """out[i] = table[states[i], events[i]] (inputs already range-checked)."""
+    cdef Py_ssize_t n = states.shape[0], i
+    with nogil:
+        for i in range(n):
+            out[i] = table[states[i], events[i]]
+
+
+cdef inline uint64_t mix64(uint64_t x) noexcept nogil:
+    # splitmix64 finaliser (a bijection).
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL
+    return x ^ (x >> 31)
+
+
+def uid_bytes(const uint64_t[::1] flow_key, const int64_t[::1] first_ts, uint8_t[:, ::1] out):
+    """out[i] = 'C' + 17 base62 digits of a 128-bit mix of (flow_key, first_ts)."""
+    cdef const char* digits = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    cdef Py_ssize_t n = flow_key.shape[0], i, j
+    cdef uint64_t h1, h2
+    with nogil:
+        for i in range(n):
+            h1 = mix64(flow_key[i] ^ mix64(<uint64_t>first_ts[i]))
+            h2 = mix64(h1 ^ 0x9E3779B97F4A7C15ULL ^ <uint64_t>first_ts[i])
+            out[i, 0] = 67  # 'C'
+            for j in range(11):
+                out[i, 1 + j] = digits[h1 % 62]
+                h1 //= 62
+            for j in range(6):
+                out[i, 12 + j] = digits[h2 % 62]
+                h2 //= 62

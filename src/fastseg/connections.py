@@ -1,0 +1,209 @@
+"""The Connections table: one row per TCP connection, one numpy array per column."""
+from __future__ import annotations
+
+from typing import Dict, List
+
+import numpy as np
+
+from .segments import format_addresses
+
+__all__ = ["Connections", "CONNECTION_COLUMNS", "CONN_NULLS"]
+
+# Public columns in output order (SPEC section 5).
+CONNECTION_COLUMNS = [
+    "uid", "ts", "duration", "orig_h", "orig_p", "resp_h", "resp_p",
+    "orig_pkts", "resp_pkts", "orig_bytes", "resp_bytes", "conn_state", "history",
+    "orig_state", "resp_state", "syn_ts", "synack_ts", "ack_ts", "syn_synack",
+    "synack_ack", "handshake_rtt", "orig_isn", "resp_isn", "orig_mss", "resp_mss",
+    "orig_wscale", "resp_wscale", "sack_ok", "ts_ok", "ecn_ok", "syn_count",
+    "synack_count", "tfo_data", "closer", "close",
+]
+
+# How "absent" is stored in each nullable column (null in pandas/Arrow):
+# NaN for the float seconds columns, -1 for integers, "" for text.
+CONN_NULLS = {
+    "syn_ts": "nan", "synack_ts": "nan", "ack_ts": "nan", "syn_synack": "nan",
+    "synack_ack": "nan", "handshake_rtt": "nan",
+    "orig_isn": -1, "resp_isn": -1, "orig_mss": -1, "resp_mss": -1,
+    "orig_wscale": -1, "resp_wscale": -1, "closer": "", "close": "",
+}
+
+_ADDRESS_COLUMNS = ("orig_h", "resp_h")
+_CATEGORICAL = ("conn_state", "orig_state", "resp_state", "closer", "close")
+
+
+class Connections:
+    """One row per connection; columns are numpy arrays (CONNECTION_COLUMNS).
+
+    Times (``ts``, ``syn_ts``, ...) are float seconds since the epoch and
+    intervals float seconds; absent values are NaN, -1 or "" (see
+    ``CONN_NULLS``) and null in pandas/Arrow.  ``orig_h``/``resp_h`` are
+    (n, 16) uint8 rows like ``Segments.src`` (text in pandas/Arrow and via
+    ``orig_text()``).  Hidden columns: ``_conn`` (the connection index that
+    ``Segments["conn"]`` refers to), ``ip_version``, ``flow_key``, ``ts_ns``.
+    """
+
+    __slots__ = ("_cols",)
+
+    def __init__(self, columns: Dict[str, np.ndarray]):
+        self._cols = dict(columns)
+        n = None
+        for name, col in self._cols.items():
+            if n is None:
+                n = len(col)
+            elif len(col) != n:
+                raise ValueError(f"column {name!r} has {len(col)} rows, expected {n}")
+
+    @classmethod
+    def concat(cls, parts: List["Connections"]) -> "Connections":
+        """Stack tables row-wise."""
+        parts = [p for p in parts if p is not None]
+        if not parts:
+            from .track import _empty_connections
+            return _empty_connections()
+        names = list(parts[0]._cols)
+        return cls({n: np.concatenate([p._cols[n] for p in parts]) for n in names})
+
+    def __len__(self) -> int:
+        for col in self._cols.values():
+            return len(col)
+        return 0
+
+    @property
+    def columns(self) -> List[str]:
+        """Public column names."""
+        return [c for c in self._cols if not c.startswith("_") and c not in ("ip_version", "flow_key", "ts_ns")]
+
+    def __contains__(self, name) -> bool:
+        return name in self._cols
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return self._cols[key]
+        if isinstance(key, (int, np.integer)):
+            key = slice(int(key), int(key) + 1 if int(key) != -1 else None)
+        return Connections({k: v[key] for k, v in self._cols.items()})
+
+    def __getattr__(self, name):
+        try:
+            return self._cols[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __iter__(self):
+        return iter(self.columns)
+
+    def keys(self):
+        return self.columns
+
+    def __repr__(self) -> str:
+        return f"<Connections: {len(self)} rows, {len(self.columns)} columns>"
+
+    def orig_text(self) -> np.ndarray:
+        """Originator addresses as strings."""
+        return format_addresses(self._cols["orig_h"], self._cols["ip_version"])
+
+    def resp_text(self) -> np.ndarray:
+        """Responder addresses as strings."""
+        return format_addresses(self._cols["resp_h"], self._cols["ip_version"])
+
+    def null_mask(self, name: str):
+        """True where the column holds its absent value (None if never absent)."""
+        if name not in CONN_NULLS:
+            return None
+        col = self._cols[name]
+        null = CONN_NULLS[name]
+        if null == "nan":
+            return np.isnan(col)
+        return col == null
+
+    def to_numpy(self) -> np.ndarray:
+        """A structured array with one field per public column."""
+        fields = []
+        for name in self.columns:
+            col = self._cols[name]
+            fields.append((name, col.dtype, col.shape[1:]) if col.ndim == 2 else (name, col.dtype))
+        out = np.empty(len(self), dtype=fields)
+        for name in self.columns:
+            out[name] = self._cols[name]
+        return out
+
+    def to_pandas(self):
+        """A pandas DataFrame: addresses as text, nulls as NaN/<NA>, states
+        as categoricals."""
+        import pandas as pd
+
+        data = {}
+        for name in self.columns:
+            col = self._cols[name]
+            mask = self.null_mask(name)
+            if name in _ADDRESS_COLUMNS:
+                data[name] = format_addresses(col, self._cols["ip_version"])
+            elif name in _CATEGORICAL:
+                cat = pd.Categorical(col.astype(object))
+                if mask is not None and mask.any():
+                    cat = cat.remove_categories([c for c in cat.categories if c == ""]) if "" in cat.categories else cat
+                data[name] = cat
+            elif mask is not None and col.dtype.kind in "iu":
+                data[name] = pd.arrays.IntegerArray(col, mask)
+            elif col.dtype.kind == "U":
+                data[name] = col.astype(object)
+            else:
+                data[name] = col
+        return pd.DataFrame(data, copy=False)
+
+    def to_zeek(self, out) -> None:
+        """Write a Zeek conn.log (TSV with the ``#fields`` header that
+        zeek-cut reads) to a text file object.  As Zeek does, duration and
+        byte counts are unset (``-``) when the duration is 0; fields fastseg
+        does not have (service, local_*, missed_bytes, *_ip_bytes,
+        tunnel_parents) are unset too."""
+        import time as _time
+
+        fields = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
+                  "duration", "orig_bytes", "resp_bytes", "conn_state", "local_orig", "local_resp",
+                  "missed_bytes", "history", "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes",
+                  "tunnel_parents"]
+        types = ["time", "string", "addr", "port", "addr", "port", "enum", "string", "interval", "count",
+                 "count", "string", "bool", "bool", "count", "string", "count", "count", "count", "count",
+                 "set[string]"]
+        stamp = _time.strftime("%Y-%m-%d-%H-%M-%S", _time.gmtime())
+        out.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n"
+                  f"#path\tconn\n#open\t{stamp}\n#fields\t" + "\t".join(fields) + "\n#types\t"
+                  + "\t".join(types) + "\n")
+        c = self._cols
+        orig, resp = self.orig_text(), self.resp_text()
+        for i in range(len(self)):
+            dur = float(c["duration"][i])
+            has = dur > 0
+            hist = str(c["history"][i])
+            row = [f"{c['ts'][i]:.6f}", str(c["uid"][i]), orig[i], str(int(c["orig_p"][i])), resp[i],
+                   str(int(c["resp_p"][i])), "tcp", "-",
+                   f"{dur:.6f}" if has else "-",
+                   str(int(c["orig_bytes"][i])) if has else "-",
+                   str(int(c["resp_bytes"][i])) if has else "-",
+                   str(c["conn_state"][i]), "-", "-", "-", hist if hist else "-",
+                   str(int(c["orig_pkts"][i])), "-", str(int(c["resp_pkts"][i])), "-", "-"]
+            out.write("\t".join(row) + "\n")
+        out.write(f"#close\t{stamp}\n")
+
+    def to_arrow(self):
+        """A pyarrow Table: addresses as strings, nulls as nulls, states
+        dictionary-encoded."""
+        import pyarrow as pa
+
+        arrays, names = [], []
+        for name in self.columns:
+            col = self._cols[name]
+            mask = self.null_mask(name)
+            if name in _ADDRESS_COLUMNS:
+                arr = pa.array(format_addresses(col, self._cols["ip_version"]), type=pa.string())
+            elif col.dtype.kind == "U":
+                arr = pa.array(col.astype(object), type=pa.string(), mask=mask)
+                if name in _CATEGORICAL:
+                    arr = arr.dictionary_encode()
+            else:
+                arr = pa.array(col, mask=mask)
+            arrays.append(arr)
+            names.append(name)
+        return pa.Table.from_arrays(arrays, names=names)
