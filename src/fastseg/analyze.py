@@ -215,7 +215,7 @@ class _Analysis:
     """Accumulates what the report needs, one batch of segments at a time."""
 
     def __init__(self, checksums="auto", idle_timeout=300.0, close_wait_threshold=60.0,
-                 flood_window=10.0, flood_min_syns=100, flood_max_completed_ratio=0.2,
+                 flood_window=10.0, flood_min_syns=100, flood_max_completed_ratio=0.5,
                  tracker=None):
         from .track import Tracker
         self.checksums = checksums
@@ -283,7 +283,12 @@ class _Analysis:
         if last is not None and len(last):
             self.conn_parts.append(last)
         from .track import Connections
-        conns = Connections.concat(self.conn_parts) if self.conn_parts else None
+        if self.conn_parts:
+            conns = Connections.concat(self.conn_parts)
+            conns = conns[np.argsort(conns["_conn"], kind="stable")]  # first-seen order, as track()
+        else:
+            from .track import track
+            conns = track(Segments.empty())
         series = {"syn_ts": (np.concatenate([p["ts"] for p in self.syn_parts])
                              if self.syn_parts else np.empty(0))}
         return Report(self._build(conns, files), conns, series)
@@ -332,7 +337,7 @@ class _Analysis:
         state = _strs(conns["conn_state"])
         states, counts = np.unique(state, return_counts=True)
         by_state = {str(s): int(c) for s, c in sorted(zip(states, counts), key=lambda x: -x[1])}
-        ver = np.asarray(conns["ip_version"]) if "ip_version" in conns.columns else None
+        ver = np.asarray(conns["ip_version"]) if "ip_version" in conns else None
         ack_ts = _secs(conns["ack_ts"])
         completed = np.isfinite(ack_ts)
         syn_count = np.asarray(conns["syn_count"]).astype(np.int64)
@@ -393,12 +398,12 @@ class _Analysis:
         resp_h = _addr_rows(conns["resp_h"])
         orig_p = np.asarray(conns["orig_p"]).astype(np.int64)
         resp_p = np.asarray(conns["resp_p"]).astype(np.int64)
-        ver = np.asarray(conns["ip_version"]) if "ip_version" in conns.columns else \
+        ver = np.asarray(conns["ip_version"]) if "ip_version" in conns else \
             np.where((orig_h[:, :12] == np.array([0] * 10 + [255, 255], np.uint8)).all(1), 4, 6)
         ts = _secs(conns["ts"])
         dur = _floats(conns["duration"])
         end = ts + np.nan_to_num(dur)
-        conn_id = np.asarray(conns["conn"]).astype(np.int64) if "conn" in conns.columns \
+        conn_id = np.asarray(conns["_conn"]).astype(np.int64) if "_conn" in conns \
             else np.arange(n, dtype=np.int64)
         orig_side = _side(orig_h, orig_p.astype(np.uint16), resp_h, resp_p.astype(np.uint16))
         top = int(conn_id.max()) + 1 if n else 0
@@ -429,7 +434,7 @@ class _Analysis:
         half_open = established & not_closed & silent & (
             _strs(conns["history"]) != "") & np.isfinite(orig_last) & np.isfinite(resp_last)
         # refine by segment counts from the tracker when available
-        if "orig_pkts" in conns.columns:
+        if "orig_pkts" in conns:
             pk = np.minimum(np.asarray(conns["orig_pkts"]), np.asarray(conns["resp_pkts"]))
             half_open &= pk > 0
 
@@ -522,9 +527,9 @@ class _Analysis:
 
     def _floods(self, conns) -> List[dict]:
         """Per server address:port and window: SYNs vs completed handshakes.
-        A window is suspect when it saw at least ``flood_min_syns`` SYNs and
-        at most ``flood_max_completed_ratio`` of them completed; adjacent
-        suspect windows are merged."""
+        A window is suspect when at least ``flood_min_syns`` of its SYNs never
+        completed a handshake and at most ``flood_max_completed_ratio`` of them
+        did; adjacent suspect windows are merged."""
         if not self.syn_parts:
             return []
         ts = np.concatenate([p["ts"] for p in self.syn_parts])
@@ -543,7 +548,7 @@ class _Analysis:
         if len(cand) == 0:
             return []
         # completed handshakes per window: connections whose first SYN is in it
-        conn_ids = np.asarray(conns["conn"]).astype(np.int64) if "conn" in conns.columns \
+        conn_ids = np.asarray(conns["_conn"]).astype(np.int64) if "_conn" in conns \
             else np.arange(len(conns))
         done = np.zeros(int(max(conn_ids.max(), conn.max())) + 1 if len(conn_ids) else 1, bool)
         done[conn_ids] = np.isfinite(_secs(conns["ack_ts"]))
@@ -556,7 +561,7 @@ class _Analysis:
         unans = np.bincount(gid, weights=first_syn & synack[conn] & ~done[conn], minlength=len(uk))
         suspects = []
         for g in cand:
-            if comp[g] > self.flood_ratio * syns[g]:
+            if comp[g] > self.flood_ratio * syns[g] or syns[g] - comp[g] < self.flood_min_syns:
                 continue
             m = gid == g
             row = np.frombuffer(bytes(uk[g]), np.uint8)
@@ -603,7 +608,7 @@ class _Analysis:
 
         def n_true(name):
             return int(np.count_nonzero(np.asarray(conns[name]).astype(bool))) \
-                if name in conns.columns else 0
+                if name in conns else 0
         return {
             "mss": counts(conns["orig_mss"]),
             "wscale": counts(conns["orig_wscale"]),

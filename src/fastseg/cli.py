@@ -108,7 +108,7 @@ def _cmd_segments(args) -> int:
 
 def _cmd_conns(args) -> int:
     from .analyze import connections_of
-    from .output import TableWriter, atomic_output, write_zeek_conn
+    from .output import TableWriter, atomic_output
 
     _check_input(args.file)
     _check_output(args.output)
@@ -119,7 +119,7 @@ def _cmd_conns(args) -> int:
                            idle_timeout=args.idle_timeout)
     with atomic_output(args.output, binary=binary) as fh:
         if args.format == "zeek":
-            write_zeek_conn(fh, conns, path=args.file)
+            conns.to_zeek(fh)
         else:
             writer = TableWriter(fh, args.format)
             writer.write(conns)
@@ -152,8 +152,7 @@ def _cmd_demo(args) -> int:
 
     with tempfile.TemporaryDirectory(prefix="fastseg-demo-") as tmp:
         path = os.path.join(tmp, "demo.pcap")
-        result = synth.generate(path, connections=args.connections, seed=args.seed,
-                                mix=synth.DEMO_MIX if hasattr(synth, "DEMO_MIX") else None)
+        result = synth.demo(path, connections=args.connections, seed=args.seed)
         if not args.quiet:
             sys.stderr.write(f"demo: synthesised {result.connections} connections, "
                              f"{result.packets} packets\n")
