@@ -31,35 +31,50 @@ def _tfo(body: bytes, exp: bool) -> str:
     return s + " cookie " + body.hex()
 
 
-def format_options(opts: bytes) -> str:
-    """The ``options [...]`` body tcpdump prints for these TCP option bytes."""
-    out: List[str] = []
-    i, n = 0, len(opts)
+class _Truncated(Exception):
+    def __init__(self, text):
+        self.text = text
+
+
+def format_options(opts: bytes, declared: int = None) -> str:
+    """The ``options [...]`` body tcpdump prints for these TCP option bytes.
+
+    ``declared`` is the option length the header announces when fewer bytes
+    were captured; tcpdump then stops the line with `` [|tcp]`` (raised as
+    ``_Truncated`` carrying the text printed so far)."""
+    cap = len(opts)
+    n = cap if declared is None else declared
+    i = 0
     sep = ""
     text = ""
     while i < n:
         text += sep
+        if i >= cap:                      # the kind byte itself is missing
+            raise _Truncated(text + " [|tcp]")
         kind = opts[i]
         if kind in (0, 1):
             length = 1
         else:
-            if i + 1 >= n:
-                return text + "[bad opt]"
+            if i + 1 >= cap:
+                raise _Truncated(text + " [|tcp]")
             length = opts[i + 1]
             if length < 2 or length > n - i:
                 return text + "[bad opt]"
-        body = opts[i + 2:i + length] if kind not in (0, 1) else b""
         name = _OPT_NAMES.get(kind, f"unknown-{kind}")
+        body = opts[i + 2:i + length] if kind not in (0, 1) else b""
+        want = {2: 2, 3: 1, 6: 4, 7: 4, 11: 4, 12: 4, 13: 4, 8: 8, 28: 2}.get(kind, length - 2)
+        if kind in (0, 1, 4):
+            want = 0
+        if want > length - 2 and kind not in (0, 1):
+            return text + name + "[bad opt]"
+        if len(body) < want:              # declared but not captured
+            raise _Truncated(text + name + " [|tcp]>")
         datalen = 0
         if kind == 2:
             datalen = 2
-            if len(body) < 2:
-                return text + name + "[bad opt]"
             name += f" {int.from_bytes(body[:2], 'big')}"
         elif kind == 3:
             datalen = 1
-            if len(body) < 1:
-                return text + name + "[bad opt]"
             name += f" {body[0]}"
         elif kind == 5:
             datalen = len(body)
@@ -72,18 +87,14 @@ def format_options(opts: bytes) -> str:
                     for j in range(0, datalen, 8))
         elif kind in (6, 7, 11, 12, 13):
             datalen = 4
-            if len(body) < 4:
-                return text + name + "[bad opt]"
             name += f" {int.from_bytes(body[:4], 'big')}"
         elif kind == 8:
             datalen = 8
-            if len(body) < 8:
-                return text + name + "[bad opt]"
             name += (f" val {int.from_bytes(body[:4], 'big')}"
                      f" ecr {int.from_bytes(body[4:8], 'big')}")
         elif kind == 34:
             datalen = len(body)
-            name += " " + _tfo(body, False).lstrip()
+            name += " " + _tfo(body, False)
         elif kind == 254:
             datalen = len(body)
             if datalen < 2:
@@ -92,8 +103,6 @@ def format_options(opts: bytes) -> str:
             name += "-" + (_tfo(body[2:], True) if magic == 0xF989 else f"{magic:04x}")
         elif kind == 28:
             datalen = 2
-            if len(body) < 2:
-                return text + name + "[bad opt]"
             uto = int.from_bytes(body[:2], "big")
             name += f" 0x{uto:x} {(uto >> 1) * 60 if uto & 1 else uto >> 1}"
         elif kind in (0, 1, 4):
@@ -156,7 +165,13 @@ def format_segments(seg) -> List[str]:
         if hdr[i] > 20 and data is not None:
             start = l4[i] + 20
             end = min(l4[i] + hdr[i], l3[i] + l3cap[i])
-            parts.append(", options [" + format_options(bytes(data[start:end])) + "]")
+            try:
+                parts.append(", options [" + format_options(bytes(data[start:end]),
+                                                            hdr[i] - 20) + "]")
+            except _Truncated as cut:
+                parts.append(", options [" + cut.text)
+                lines.append("".join(parts))
+                continue
         parts.append(f", length {length}")
         lines.append("".join(parts))
     return lines

@@ -1,0 +1,62 @@
+"""`fastseg show` prints what `tcpdump -n -S -tt -r FILE` prints for TCP packets."""
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fastseg.show import _Truncated, format_options, show_lines
+
+DATA = Path(__file__).parent / "data"
+
+# Captures tcpdump's output cannot be matched on, and why:
+SKIP = {
+    "any_sll2.pcap": "tcpdump names SLL2 interfaces through the reading machine's if_indextoname",
+    "lo_snap80.pcap": "segments whose TCP header is cut by the snaplen are malformed in fastseg",
+    "veth_snap80.pcap": "segments whose TCP header is cut by the snaplen are malformed in fastseg",
+    "synth_frag.pcap": "tcpdump decodes HTTP payloads and IPv6 extension headers in the line",
+    "synth_malformed.pcap": "malformed packets: fastseg does not print them",
+    "multi_if.pcapng": "tcpdump cannot read a pcapng whose interfaces differ in link type",
+}
+CAPTURES = sorted(p for p in list(DATA.glob("*.pcap")) + list(DATA.glob("*.pcapng"))
+                  + list(DATA.glob("checksum/*.pcap")) if p.name not in SKIP)
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_show_matches_tcpdump_line_for_line(path, tcpdump):
+    out = subprocess.run([tcpdump, "-n", "-S", "-tt", "-r", str(path)], capture_output=True,
+                         text=True).stdout  # exit 1 on a cut-off file, after printing it
+    expected = [line for line in out.splitlines() if "Flags [" in line]
+    assert expected, "the capture has TCP packets"
+    assert list(show_lines(str(path))) == expected
+
+
+def test_options_common_syn_set():
+    opts = bytes([2, 4, 0x05, 0xB4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7])
+    assert format_options(opts) == "mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7"
+
+
+def test_options_sack_blocks_print_absolute_edges():
+    opts = bytes([1, 1, 5, 18]) + (100).to_bytes(4, "big") + (200).to_bytes(4, "big") \
+        + (300).to_bytes(4, "big") + (400).to_bytes(4, "big")
+    assert format_options(opts) == "nop,nop,sack 2 {100:200}{300:400}"
+
+
+def test_options_tfo_request_and_cookie_have_two_spaces_like_tcpdump():
+    assert format_options(bytes([34, 2])) == "tfo  cookiereq"
+    assert format_options(bytes([34, 6, 1, 2, 3, 4])) == "tfo  cookie 01020304"
+    assert format_options(bytes([254, 4, 0xF9, 0x89])) == "exp-tfo cookiereq"
+
+
+def test_options_unknown_kind_and_wrong_length():
+    assert format_options(bytes([99, 4, 0xAB, 0xCD])) == "unknown-99 0xabcd"
+    assert format_options(bytes([3, 4, 7, 0])) == "wscale 7[len 4]"
+
+
+def test_options_bad_length_stops_the_list():
+    assert format_options(bytes([1, 2, 1])) == "nop,[bad opt]"
+
+
+def test_options_cut_by_snaplen_end_the_line():
+    with pytest.raises(_Truncated) as cut:
+        format_options(bytes([1, 1, 8, 10, 0, 0]), declared=12)
+    assert cut.value.text == "nop,nop,TS [|tcp]>"
