@@ -612,7 +612,10 @@ cdef class Engine:
                     c.tfo_data = plen
             else:
                 c.synack_count += 1
-                if c.synack_ts < 0 and p.syn_seen and ack == p.isn + 1:
+                # The SYN-ACK acknowledges the SYN, and with TCP Fast Open
+                # (RFC 7413) possibly the data the SYN carried as well.
+                if (c.synack_ts < 0 and p.syn_seen and seq_delta(ack, p.isn + 1) >= 0
+                        and seq_delta(ack, p.isn + 1) <= c.tfo_data):
                     c.synack_ts = t
                     c.hs_synack_last_syn = c.last_syn_ts
                     c.synack_side = side

@@ -215,7 +215,7 @@ class _Analysis:
     """Accumulates what the report needs, one batch of segments at a time."""
 
     def __init__(self, checksums="auto", idle_timeout=300.0, close_wait_threshold=60.0,
-                 flood_window=10.0, flood_min_syns=100, flood_max_completed_ratio=0.5,
+                 flood_window=1.0, flood_min_syns=50, flood_max_completed_ratio=0.5,
                  tracker=None):
         from .track import Tracker
         self.checksums = checksums
@@ -427,8 +427,7 @@ class _Analysis:
 
         # half-open: established, not closed, one side kept sending while the
         # other stayed silent (>= 3 segments over >= 1 s past its last word)
-        established = np.isfinite(_secs(conns["ack_ts"])) | np.isin(
-            _strs(conns["conn_state"]), ["S1", "SF", "S2", "S3", "OTH"])
+        established = np.isfinite(_secs(conns["ack_ts"]))
         not_closed = (close == "") | (close == "None")
         silent = np.abs(orig_last - resp_last) >= 1.0
         half_open = established & not_closed & silent & (
@@ -526,10 +525,14 @@ class _Analysis:
         return out
 
     def _floods(self, conns) -> List[dict]:
-        """Per server address:port and window: SYNs vs completed handshakes.
-        A window is suspect when at least ``flood_min_syns`` of its SYNs never
-        completed a handshake and at most ``flood_max_completed_ratio`` of them
-        did; adjacent suspect windows are merged."""
+        """SYN-flood suspects per server address:port.
+
+        Every SYN closes a trailing window of ``flood_window`` seconds; the
+        window is suspect when at least ``flood_min_syns`` of the SYNs in it
+        never led to a completed handshake and at most
+        ``flood_max_completed_ratio`` of them did (a completed handshake counts
+        at its connection's first SYN).  Overlapping suspect windows merge
+        into one entry whose counts are exact over its span."""
         if not self.syn_parts:
             return []
         ts = np.concatenate([p["ts"] for p in self.syn_parts])
@@ -538,64 +541,67 @@ class _Analysis:
         dport = np.concatenate([p["dport"] for p in self.syn_parts])
         ver = np.concatenate([p["ver"] for p in self.syn_parts])
         conn = np.concatenate([p["conn"] for p in self.syn_parts])
-        win = np.floor(ts / self.flood_window).astype(np.int64)
-        key = np.concatenate([dst, dport.astype(">u2").view(np.uint8).reshape(-1, 2),
-                              win.astype(">i8").view(np.uint8).reshape(-1, 8)], axis=1)
-        kv = np.ascontiguousarray(key).view(np.dtype((np.void, 26))).reshape(-1)
-        uk, gid, syns = np.unique(kv, return_inverse=True, return_counts=True)
+        key = np.concatenate([dst, dport.astype(">u2").view(np.uint8).reshape(-1, 2)], axis=1)
+        kv = np.ascontiguousarray(key).view(np.dtype((np.void, 18))).reshape(-1)
+        uk, gid, total = np.unique(kv, return_inverse=True, return_counts=True)
         gid = gid.reshape(-1)
-        cand = np.flatnonzero(syns >= self.flood_min_syns)
+        cand = np.flatnonzero(total >= self.flood_min_syns)
         if len(cand) == 0:
             return []
-        # completed handshakes per window: connections whose first SYN is in it
-        conn_ids = np.asarray(conns["_conn"]).astype(np.int64) if "_conn" in conns \
-            else np.arange(len(conns))
-        done = np.zeros(int(max(conn_ids.max(), conn.max())) + 1 if len(conn_ids) else 1, bool)
+        conn_ids = np.asarray(conns["_conn"]).astype(np.int64)
+        size = int(max(conn_ids.max() if len(conn_ids) else 0, conn.max())) + 1
+        done = np.zeros(size, bool)
         done[conn_ids] = np.isfinite(_secs(conns["ack_ts"]))
-        synack = np.zeros_like(done)
+        synack = np.zeros(size, bool)
         synack[conn_ids] = np.asarray(conns["synack_count"]) > 0
         first_syn = np.ones(len(conn), bool)
         order = np.lexsort((ts, conn))
         first_syn[order[1:]] = conn[order[1:]] != conn[order[:-1]]
-        comp = np.bincount(gid, weights=first_syn & done[conn], minlength=len(uk))
-        unans = np.bincount(gid, weights=first_syn & synack[conn] & ~done[conn], minlength=len(uk))
-        suspects = []
-        for g in cand:
-            if comp[g] > self.flood_ratio * syns[g] or syns[g] - comp[g] < self.flood_min_syns:
-                continue
-            m = gid == g
-            row = np.frombuffer(bytes(uk[g]), np.uint8)
-            suspects.append({
-                "server_row": row[:16], "ver": int(ver[m][0]),
-                "port": int(row[16]) << 8 | int(row[17]),
-                "start": float(ts[m].min()), "end": float(ts[m].max()),
-                "syns": int(syns[g]), "completed": int(comp[g]),
-                "synacks_unanswered": int(unans[g]),
-                "src": src[m],
-            })
-        suspects.sort(key=lambda s: (bytes(s["server_row"]), s["port"], s["start"]))
-        merged: List[dict] = []
-        for s in suspects:
-            p = merged[-1] if merged else None
-            if (p is not None and bytes(p["server_row"]) == bytes(s["server_row"])
-                    and p["port"] == s["port"] and s["start"] - p["end"] <= self.flood_window):
-                p["end"] = s["end"]
-                for k in ("syns", "completed", "synacks_unanswered"):
-                    p[k] += s[k]
-                p["src"] = np.concatenate([p["src"], s["src"]])
-            else:
-                merged.append(dict(s))
+        completed = first_syn & done[conn]
+        unanswered = first_syn & synack[conn] & ~done[conn]
         out = []
-        for s in merged:
-            sources = len(np.unique(np.ascontiguousarray(s["src"]).view(
-                np.dtype((np.void, 16)))))
-            out.append({
-                "server": str(format_addresses(s["server_row"].reshape(1, 16),
-                                               np.array([s["ver"]]))[0]),
-                "port": s["port"], "start": s["start"], "end": s["end"],
-                "syns": s["syns"], "completed": s["completed"], "sources": int(sources),
-                "synacks_unanswered": s["synacks_unanswered"],
-            })
+        w = self.flood_window
+        for g in cand:
+            idx = np.flatnonzero(gid == g)
+            idx = idx[np.argsort(ts[idx], kind="stable")]
+            t = ts[idx]
+            cum = np.concatenate([[0], np.cumsum(completed[idx])])
+            lo = np.searchsorted(t, t - w, side="left")
+            hi = np.arange(1, len(t) + 1)
+            n_in = hi - lo
+            c_in = cum[hi] - cum[lo]
+            bad = np.flatnonzero((n_in - c_in >= self.flood_min_syns)
+                                 & (c_in <= self.flood_ratio * n_in))
+            if len(bad) == 0:
+                continue
+            starts, ends = t[lo[bad]], t[bad]
+            reach = np.maximum.accumulate(ends)
+            new = np.concatenate([[True], starts[1:] > reach[:-1]])
+            first = np.flatnonzero(new)
+            last = np.concatenate([first[1:] - 1, [len(bad) - 1]])
+            row = np.frombuffer(bytes(uk[g]), np.uint8)
+            server = str(format_addresses(row[:16].reshape(1, 16), np.array([ver[idx[0]]]))[0])
+            for a, b in zip(first, last):
+                # The burst runs from the first stray SYN (one that never led
+                # to a completed handshake) that opens a window holding
+                # flood_min_syns strays to the last one that closes such a window.
+                k = self.flood_min_syns
+                st = t[(t >= starts[a]) & (t <= reach[b]) & ~done[conn[idx]]]
+                pos = np.arange(len(st))
+                fwd = np.searchsorted(st, st + w, side="right") - pos
+                bwd = pos + 1 - np.searchsorted(st, st - w, side="left")
+                s0 = st[np.flatnonzero(fwd >= k)[0]]
+                e0 = st[np.flatnonzero(bwd >= k)[-1]]
+                inside = idx[(t >= s0) & (t <= e0)]
+                out.append({
+                    "server": server, "port": int(row[16]) << 8 | int(row[17]),
+                    "start": float(s0), "end": float(e0), "syns": int(len(inside)),
+                    "completed": int(completed[inside].sum()),
+                    "sources": int(len(np.unique(np.ascontiguousarray(src[inside]).view(
+                        np.dtype((np.void, 16)))))),
+                    "synacks_unanswered": int(unanswered[inside].sum()),
+                })
+        out.sort(key=lambda f: (f["start"], f["server"], f["port"]))
         return out
 
     def _options(self, conns) -> dict:
@@ -620,7 +626,7 @@ class _Analysis:
 
 def analyze(path_or_segments, *, checksums: str = "auto",
             idle_timeout: float = 300.0, close_wait_threshold: float = 60.0,
-            flood_window: float = 10.0, flood_min_syns: int = 100,
+            flood_window: float = 1.0, flood_min_syns: int = 50,
             progress: bool = False, **reader_kwargs) -> Report:
     """Analyse a capture file (streamed batch by batch), a list of files read
     as one capture in order (e.g. rotated ``tcpdump -C`` output), or a

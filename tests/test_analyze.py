@@ -1,0 +1,154 @@
+"""The analysis report against the ground truth of synthetic captures and the
+known outcomes of the committed loopback captures."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastseg
+from fastseg import synth
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    p = synth.packets(5000, seed=3, bad_checksum_fraction=0.01)
+    seg = fastseg.parse_packets(data=p.data, offset=p.offsets, caplen=p.caplens,
+                                wirelen=p.lens, ts_ns=p.ts_ns, linktype=p.linktype)
+    report = fastseg.analyze(seg, close_wait_threshold=1.0)
+    truth = {k: np.asarray(v) for k, v in p.truth.items()}
+    truth["kind"] = truth["kind"].astype(str)
+    truth["close"] = truth["close"].astype(str)
+    truth["closer"] = truth["closer"].astype(str)
+    return report.to_dict(), truth, p
+
+
+def _n(truth, **eq):
+    m = np.ones(len(truth["kind"]), bool)
+    for k, v in eq.items():
+        m &= truth[k] == v
+    return int(m.sum())
+
+
+def test_capture_accounting_counts_every_packet(synthetic):
+    d, truth, p = synthetic
+    cap = d["capture"]
+    assert cap["packets"] == len(p.offsets) == cap["tcp"] + cap["non_tcp"] + cap["malformed"]
+    assert cap["tcp"] == int(truth["packets"].sum())   # damaged copies included
+
+
+def test_bad_checksums_are_exactly_the_damaged_copies(synthetic):
+    d, truth, _ = synthetic
+    assert d["checksums"]["bad"] == int(truth["bad_checksums"].sum()) > 0
+    assert d["checksums"]["offload"] == []
+
+
+def test_completed_refused_and_syn_counts(synthetic):
+    d, truth, _ = synthetic
+    h = d["handshakes"]
+    assert h["completed"] == int(truth["handshake_completed"].sum())
+    assert h["refused"] == _n(truth, kind="refused")
+    # Zeek's rule splits unanswered SYNs more than 5 s apart into new
+    # connections: retransmits counted plus extra connections = truth's retransmits
+    extra = d["connections"]["total"] - len(truth["kind"])
+    assert h["syn_retransmits"] + extra == int((truth["syn_count"] - 1).sum())
+    assert d["teardowns"]["port_reuse"] == extra
+
+
+def test_unanswered_covers_every_silent_server(synthetic):
+    d, truth, _ = synthetic
+    silent = int(((truth["synack_count"] == 0) & (truth["kind"] != "refused")).sum())
+    extra = d["connections"]["total"] - len(truth["kind"])
+    assert d["handshakes"]["unanswered"] == silent + extra
+
+
+def test_rtt_percentiles_equal_the_truth(synthetic):
+    d, truth, _ = synthetic
+    rtt = truth["handshake_rtt"][truth["handshake_completed"].astype(bool)] / 1e9  # ns in memory
+    got = d["handshakes"]["rtt"]
+    p50, p90, p99 = np.percentile(rtt, [50, 90, 99])
+    assert got["count"] == len(rtt)
+    assert got["p50"] == pytest.approx(p50, abs=2e-6)
+    assert got["p90"] == pytest.approx(p90, abs=2e-6)
+    assert got["p99"] == pytest.approx(p99, abs=2e-6)
+    assert got["max"] == pytest.approx(rtt.max(), abs=2e-6)
+
+
+def test_teardowns_by_kind_and_side(synthetic):
+    d, truth, _ = synthetic
+    t = d["teardowns"]
+    assert t["fin"] == _n(truth, close="fin")
+    assert t["rst"] == _n(truth, close="rst")
+    assert t["by_orig"] == _n(truth, closer="orig")
+    assert t["by_resp"] == _n(truth, closer="resp")
+    # the side that sends the first FIN holds TIME-WAIT, unless its peer never FINs
+    assert t["time_wait"]["held_by_orig"] == _n(truth, close="fin", closer="orig") - _n(truth, kind="close_wait")
+    assert t["time_wait"]["held_by_resp"] == _n(truth, close="fin", closer="resp")
+    assert t["close_wait_leaks"] == _n(truth, kind="close_wait") > 0
+    assert t["half_open"] == _n(truth, kind="half_open") > 0
+
+
+def test_time_wait_peak_is_the_interval_maximum(synthetic):
+    d, truth, _ = synthetic
+    peaks = d["teardowns"]["time_wait"]["peak_per_server"]
+    assert peaks and peaks == sorted(peaks, key=lambda p: -p["peak"])
+    assert all(p["peak"] >= 1 for p in peaks)
+
+
+def test_syn_flood_names_the_attacked_server(synthetic):
+    d, truth, _ = synthetic
+    flood = truth["kind"] == "flood"
+    servers = set(zip(truth["server"][flood].tolist(), truth["server_port"][flood].tolist()))
+    found = {(f["server"], f["port"]) for f in d["syn_flood"]}
+    assert found == servers
+    for f in d["syn_flood"]:
+        m = flood & (truth["server"] == f["server"]) & (truth["server_port"] == f["port"])
+        syn_ts = truth["syn_ts_ns"][m] / 1e9
+        assert f["start"] <= syn_ts.min() + 0.2 and f["end"] >= syn_ts.max() - 0.2
+        assert f["sources"] >= 0.95 * m.sum()
+        assert f["completed"] < 0.2 * f["syns"]
+
+
+def test_no_flood_without_one():
+    p = synth.packets(3000, seed=5, mix={"fin_orig": 1.0})
+    seg = fastseg.parse_packets(data=p.data, offset=p.offsets, caplen=p.caplens,
+                                wirelen=p.lens, ts_ns=p.ts_ns, linktype=p.linktype)
+    assert fastseg.analyze(seg)["syn_flood"] == []
+
+
+def test_tfo_counts(synthetic):
+    d, truth, _ = synthetic
+    assert d["tfo"]["syn_with_data"] == int((truth["tfo_data"] > 0).sum()) > 0
+    assert d["tfo"]["cookie_requests"] == _n(truth, kind="tfo_request") > 0
+
+
+def test_option_mix_counts_offered_mss(synthetic):
+    d, truth, _ = synthetic
+    mss = d["options"]["mss"]
+    offered = truth["mss"][truth["mss"] > 0]
+    vals, counts = np.unique(offered, return_counts=True)
+    top = dict(zip(map(str, vals.tolist()), counts.tolist()))
+    for k, v in mss.items():
+        assert v >= top.get(k, 0) * 0.9
+
+
+def test_loopback_capture_known_outcomes():
+    """tests/data/README.md lists what each connection of lo_conv.pcap ended as."""
+    d = fastseg.analyze(str(DATA / "lo_conv.pcap")).to_dict()
+    assert d["checksums"]["offload"], "loopback checksums are offloaded"
+    assert d["handshakes"]["refused"] >= 1
+    assert d["teardowns"]["rst"] >= 2
+    assert d["teardowns"]["time_wait"]["held_by_orig"] >= 1
+    assert d["teardowns"]["time_wait"]["held_by_resp"] >= 1
+    assert d["tfo"]["cookie_requests"] >= 1 and d["tfo"]["syn_with_data"] >= 1
+    assert d["connections"]["by_state"].get("S2", 0) >= 1       # the CLOSE-WAIT leak
+
+
+def test_streaming_equals_one_shot(tmp_path):
+    path = tmp_path / "s.pcap"
+    synth.generate(str(path), connections=3000, seed=9)
+    whole = fastseg.analyze(fastseg.read_segments(str(path))).to_dict()
+    streamed = fastseg.analyze(str(path), batch_packets=997).to_dict()
+    whole.pop("files"), streamed.pop("files")
+    assert whole == streamed
