@@ -199,3 +199,15 @@ def test_conns_zeek_format_is_readable_by_zeek_cut_rules(small_pcap):
     row = dict(zip(fields, rows[0]))
     assert row["id.orig_h"] == "10.0.0.1" and row["id.resp_p"] == "80"
     assert row["conn_state"] == "SF" and row["proto"] == "tcp"
+
+
+def test_progress_reaches_100_percent_on_stderr(small_pcap, capsys):
+    from fastseg import analyze
+    analyze(str(small_pcap), progress=True)
+    err = capsys.readouterr().err
+    assert "100%" in err and str(small_pcap) in err
+
+
+def test_no_progress_when_stderr_is_not_a_tty(small_pcap):
+    proc = run("summary", small_pcap)
+    assert proc.returncode == 0 and proc.stderr == ""

@@ -648,10 +648,14 @@ def analyze(path_or_segments, *, checksums: str = "auto",
     from .parse import open as open_capture
     paths = ([str(p) for p in path_or_segments]
              if isinstance(path_or_segments, (list, tuple)) else [str(path_or_segments)])
+    from .progress import Progress
     for path in paths:
         with open_capture(path, **reader_kwargs) as cap:
+            bar = Progress(progress, getattr(cap.reader, "size", None), path)
             for seg in cap.batches():
                 acc.add(seg)
+                bar.update(getattr(cap.reader, "raw_bytes_read", 0))
+            bar.close()
     return acc.finish(paths)
 
 

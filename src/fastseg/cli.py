@@ -28,30 +28,6 @@ def _progress_enabled(args) -> bool:
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 
-class _Progress:
-    """A minimal progress line on stderr (bytes read of the input)."""
-
-    def __init__(self, enabled: bool, total: int, label: str):
-        self.enabled = enabled and total > 0
-        self.total = total
-        self.label = label
-        self._last = -1
-
-    def update(self, done: int) -> None:
-        if not self.enabled:
-            return
-        pct = min(100, int(100 * done / self.total))
-        if pct != self._last:
-            self._last = pct
-            sys.stderr.write(f"\r{self.label}: {pct:3d}%")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r" + " " * (len(self.label) + 6) + "\r")
-            sys.stderr.flush()
-
-
 def _check_input(path: str) -> None:
     if os.path.isdir(path):
         raise _Fail(f"{path}: is a directory")

@@ -116,6 +116,11 @@ class CaptureFile:
 
     __iter__ = batches
 
+    @property
+    def reader(self):
+        """The underlying CaptureReader (format, interfaces, bytes read)."""
+        return self._reader
+
     def close(self) -> None:
         """Release the file (and its memory map)."""
         close = getattr(self._reader, "close", None)
