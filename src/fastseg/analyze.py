@@ -121,6 +121,41 @@ def _peak_concurrency(group: np.ndarray, start: np.ndarray, end: np.ndarray):
     return g[starts], peaks, where
 
 
+# What the report keeps of each finished connection (and in which dtype), so
+# that a long capture costs about 170 bytes per connection, not a full row.
+_KEPT = {
+    "_conn": np.int64, "ip_version": np.uint8, "orig_h": None, "resp_h": None,
+    "orig_p": np.uint16, "resp_p": np.uint16, "ts": np.float64, "duration": np.float64,
+    "ack_ts": np.float64, "handshake_rtt": np.float64, "syn_synack": np.float64,
+    "synack_ack": np.float64, "conn_state": "S6", "orig_state": "S11", "resp_state": "S11",
+    "closer": "S4", "close": "S3", "history": "S1", "syn_count": np.int32,
+    "synack_count": np.int32, "orig_pkts": np.int64, "resp_pkts": np.int64,
+    "tfo_data": np.int32, "orig_mss": np.int32, "orig_wscale": np.int16,
+    "sack_ok": np.bool_, "ts_ok": np.bool_, "ecn_ok": np.bool_,
+}
+
+
+class _ConnColumns(dict):
+    """The kept columns of many connections: ``cols[name]``, ``len()``."""
+
+    def __len__(self):
+        return len(self["_conn"])
+
+    @classmethod
+    def compact(cls, conns) -> "_ConnColumns":
+        out = cls()
+        for name, dt in _KEPT.items():
+            col = np.asarray(conns[name])
+            out[name] = col.copy() if dt is None else col.astype(dt)
+        return out
+
+    @classmethod
+    def concat(cls, parts) -> "_ConnColumns":
+        out = cls({k: np.concatenate([p[k] for p in parts]) for k in _KEPT})
+        order = np.argsort(out["_conn"], kind="stable")   # first-seen order, as track()
+        return cls({k: v[order] for k, v in out.items()})
+
+
 class _Grow:
     """Per-connection aggregates indexed by global connection number."""
 
@@ -216,8 +251,9 @@ class _Analysis:
 
     def __init__(self, checksums="auto", idle_timeout=300.0, close_wait_threshold=60.0,
                  flood_window=1.0, flood_min_syns=50, flood_max_completed_ratio=0.5,
-                 tracker=None):
+                 tracker=None, keep_connections=False):
         from .track import Tracker
+        self.keep_connections = keep_connections
         self.checksums = checksums
         self.close_wait_threshold = close_wait_threshold
         self.flood_window = flood_window
@@ -258,7 +294,8 @@ class _Analysis:
                 self.tracker.set_offload_hosts([h["host"] for h in hosts])
         finished = self.tracker.update(seg)
         if finished is not None and len(finished):
-            self.conn_parts.append(finished)
+            self.conn_parts.append(finished if self.keep_connections
+                                   else _ConnColumns.compact(finished))
         conn = np.asarray(seg["conn"], dtype=np.int64)
         flags = seg["flags"]
         side = _side(seg["src"], seg["sport"], seg["dst"], seg["dport"])
@@ -281,14 +318,19 @@ class _Analysis:
     def finish(self, files: List[str]) -> Report:
         last = self.tracker.flush()
         if last is not None and len(last):
-            self.conn_parts.append(last)
-        from .track import Connections
-        if self.conn_parts:
+            self.conn_parts.append(last if self.keep_connections
+                                   else _ConnColumns.compact(last))
+        from .track import Connections, track
+        if not self.conn_parts:
+            self.conn_parts.append(track(Segments.empty()))
+            if not self.keep_connections:
+                self.conn_parts[0] = _ConnColumns.compact(self.conn_parts[0])
+        if self.keep_connections:
             conns = Connections.concat(self.conn_parts)
             conns = conns[np.argsort(conns["_conn"], kind="stable")]  # first-seen order, as track()
         else:
-            from .track import track
-            conns = track(Segments.empty())
+            conns = _ConnColumns.concat(self.conn_parts)
+        self.conn_parts = []
         series = {"syn_ts": (np.concatenate([p["ts"] for p in self.syn_parts])
                              if self.syn_parts else np.empty(0))}
         return Report(self._build(conns, files), conns, series)
@@ -627,7 +669,8 @@ class _Analysis:
 def analyze(path_or_segments, *, checksums: str = "auto",
             idle_timeout: float = 300.0, close_wait_threshold: float = 60.0,
             flood_window: float = 1.0, flood_min_syns: int = 50,
-            progress: bool = False, **reader_kwargs) -> Report:
+            progress: bool = False, keep_connections: bool = False,
+            **reader_kwargs) -> Report:
     """Analyse a capture file (streamed batch by batch), a list of files read
     as one capture in order (e.g. rotated ``tcpdump -C`` output), or a
     Segments table.
@@ -636,12 +679,15 @@ def analyze(path_or_segments, *, checksums: str = "auto",
     diagnosed as offloading, ``verify`` drops every bad-checksum segment from
     the state machine, ``ignore`` trusts them all.  ``close_wait_threshold``:
     seconds an endpoint may sit in CLOSE-WAIT before it counts as a leak.
+    ``keep_connections=True`` keeps every connection's full row in
+    ``Report.connections`` (a Connections table); by default the report keeps
+    only the few columns it needs per connection (about 170 bytes each).
     SYN floods are looked for per server address:port in windows of
     ``flood_window`` seconds holding at least ``flood_min_syns`` SYNs.
     """
     acc = _Analysis(checksums=checksums, idle_timeout=idle_timeout,
                     close_wait_threshold=close_wait_threshold, flood_window=flood_window,
-                    flood_min_syns=flood_min_syns)
+                    flood_min_syns=flood_min_syns, keep_connections=keep_connections)
     if isinstance(path_or_segments, Segments):
         acc.add(path_or_segments)
         return acc.finish([])
@@ -661,4 +707,5 @@ def analyze(path_or_segments, *, checksums: str = "auto",
 
 def connections_of(path: str, *, checksums: str = "auto", idle_timeout: float = 300.0):
     """Every connection of a capture (streamed), as one Connections table."""
-    return analyze(path, checksums=checksums, idle_timeout=idle_timeout).connections
+    return analyze(path, checksums=checksums, idle_timeout=idle_timeout,
+                   keep_connections=True).connections

@@ -181,6 +181,21 @@ class _MappedSource:
             # One forward pass over headers: let the kernel read ahead and drop behind.
             self._map.madvise(mmap.MADV_SEQUENTIAL)
         self.buf = np.frombuffer(self._map, dtype=np.uint8)
+        self._released = 0
+
+    def release(self, upto):
+        """Drop the pages before ``upto`` from this process's memory once
+        their batches are handed out, so a long pass keeps its resident set
+        bounded.  The mapping is read-only and file-backed: a later access to
+        those bytes (a Segments table still viewing them) faults them back in."""
+        start = self._released
+        end = (int(upto) // mmap.PAGESIZE) * mmap.PAGESIZE
+        if end - start >= (8 << 20) and hasattr(mmap, "MADV_DONTNEED"):
+            try:
+                self._map.madvise(mmap.MADV_DONTNEED, start, end - start)
+                self._released = end
+            except (OSError, ValueError):
+                pass
 
     def close(self):
         self.buf = None
@@ -619,6 +634,8 @@ class CaptureReader:
             if status == _capture.ST_FULL:
                 yield self._batch(rows, n, pos)
                 rows = None
+                if isinstance(src, _MappedSource):
+                    src.release(batch_start)
                 continue
             err = None
             if status == _capture.ST_SHB or status == _capture.ST_IDB:
