@@ -15,6 +15,12 @@ def _rate(b):
     info = b.get("extra_info", {})
     if "items" in info:
         return info["items"] / med, info.get("unit", "items")
+    for key in ("packets_per_s", "segments_per_s", "cookies_per_s"):
+        if key in info:
+            return info[key], key[:-6]
+    for key, unit in (("packets", "packets"), ("segments", "segments"), ("rows", "rows")):
+        if key in info:
+            return info[key] / med, unit
     if "bytes" in info:
         return info["bytes"] / med, "bytes"
     return 1.0 / med, "calls"
