@@ -40,6 +40,9 @@ def atomic_output(path: Optional[str], binary: bool = False) -> Iterator:
     directory = os.path.dirname(target) or "."
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp",
                                dir=directory)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)   # as open() would have created it
     try:
         with os.fdopen(fd, "wb" if binary else "w", newline="" if not binary else None,
                        **({} if binary else {"encoding": "utf-8"})) as fh:
