@@ -152,3 +152,16 @@ def test_streaming_equals_one_shot(tmp_path):
     streamed = fastseg.analyze(str(path), batch_packets=997).to_dict()
     whole.pop("files"), streamed.pop("files")
     assert whole == streamed
+
+
+def test_real_syn_flood_capture_is_detected():
+    """syn_flood.pcap (make_flood.sh): 600 spoofed SYNs at 10.77.0.2:8080 from
+    600 sources inside ~0.5 s, and 20 legitimate connections around it."""
+    d = fastseg.analyze(str(DATA / "syn_flood.pcap")).to_dict()
+    assert len(d["syn_flood"]) == 1
+    f = d["syn_flood"][0]
+    assert (f["server"], f["port"]) == ("10.77.0.2", 8080)
+    assert 600 <= f["syns"] <= 620 and 600 <= f["sources"] <= 602
+    assert f["completed"] < 20
+    assert d["connections"]["by_state"]["SF"] == 20
+    assert d["handshakes"]["completed"] == 20
