@@ -155,13 +155,13 @@ def test_streaming_equals_one_shot(tmp_path):
 
 
 def test_real_syn_flood_capture_is_detected():
-    """syn_flood.pcap (make_flood.sh): 600 spoofed SYNs at 10.77.0.2:8080 from
-    600 sources inside ~0.5 s, and 20 legitimate connections around it."""
+    """syn_flood.pcap (make_flood.sh): 450 spoofed SYNs at 10.77.0.2:8080 from
+    450 sources inside ~0.5 s, and 20 legitimate connections around it."""
     d = fastseg.analyze(str(DATA / "syn_flood.pcap")).to_dict()
     assert len(d["syn_flood"]) == 1
     f = d["syn_flood"][0]
     assert (f["server"], f["port"]) == ("10.77.0.2", 8080)
-    assert 600 <= f["syns"] <= 620 and 600 <= f["sources"] <= 602
+    assert 450 <= f["syns"] <= 470 and 450 <= f["sources"] <= 452
     assert f["completed"] < 20
     assert d["connections"]["by_state"]["SF"] == 20
     assert d["handshakes"]["completed"] == 20

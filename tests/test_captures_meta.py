@@ -42,6 +42,7 @@ FILES = {
     "veth_flipped.pcap": ("pcap", "ether", 104, 92),
     "veth_vlan.pcap": ("pcap", "ether", 104, 92),
     "veth_sack.pcap": ("pcap", "ether", 87, 87),
+    "syn_flood.pcap": ("pcap", "ether", 1117, 1117),
     "any_sll.pcap": ("pcap", "linux-sll", 104, 92),
     "any_sll2.pcap": ("pcap", "linux-sll2", 104, 92),
     "multi_if.pcapng": ("pcapng", "per-packet", 208, 184),

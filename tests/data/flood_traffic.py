@@ -1,7 +1,7 @@
 """Traffic for syn_flood.pcap (run by make_flood.sh inside its namespaces).
 
 server: listen on 10.77.0.2:8080 (backlog 16), answer each request, bounded in time.
-client: 8 legitimate connections, then 600 SYNs from spoofed 198.18.x.y sources
+client: 8 legitimate connections, then 450 SYNs from spoofed 198.18.x.y sources
         in ~0.5 s (scapy), then 8 more legitimate connections."""
 import socket
 import sys
@@ -9,7 +9,7 @@ import threading
 import time
 
 SERVER = ("10.77.0.2", 8080)
-N_SPOOFED = 600
+N_SPOOFED = 450
 
 
 def server():
