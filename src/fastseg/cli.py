@@ -64,15 +64,21 @@ def _cmd_summary(args) -> int:
     return 0
 
 
-def _cmd_segments(args) -> int:
-    from . import parse
-    from .output import TableWriter, atomic_output
-
+def _table_output(args) -> bool:
+    """Check a table command's input and output; True for a binary format."""
     _check_input(args.file)
     _check_output(args.output)
     binary = args.format == "parquet"
     if binary and (args.output is None or args.output == "-"):
         raise _Fail("--format parquet needs -o FILE")
+    return binary
+
+
+def _cmd_segments(args) -> int:
+    from . import parse
+    from .output import TableWriter, atomic_output
+
+    binary = _table_output(args)
     with atomic_output(args.output, binary=binary) as fh:
         writer = TableWriter(fh, args.format)
         with parse.open(args.file) as cap:
@@ -86,11 +92,7 @@ def _cmd_conns(args) -> int:
     from .analyze import connections_of
     from .output import TableWriter, atomic_output
 
-    _check_input(args.file)
-    _check_output(args.output)
-    binary = args.format == "parquet"
-    if binary and (args.output is None or args.output == "-"):
-        raise _Fail("--format parquet needs -o FILE")
+    binary = _table_output(args)
     conns = connections_of(args.file, checksums=args.checksums,
                            idle_timeout=args.idle_timeout)
     with atomic_output(args.output, binary=binary) as fh:
