@@ -114,11 +114,9 @@ def _peak_concurrency(group: np.ndarray, start: np.ndarray, end: np.ndarray):
     starts = np.concatenate([[0], boundaries])
     level = running - np.repeat(base, np.diff(np.concatenate([starts, [len(g)]])))
     peaks = np.maximum.reduceat(level, starts)
-    where = np.empty(len(starts), dtype=np.float64)
-    for i, s in enumerate(starts):  # one step per group, not per row
-        e = starts[i + 1] if i + 1 < len(starts) else len(g)
-        where[i] = t[s + int(np.argmax(level[s:e]))]
-    return g[starts], peaks, where
+    block = np.repeat(np.arange(len(starts)), np.diff(np.concatenate([starts, [len(g)]])))
+    first_max = np.lexsort((-level, block))[starts]   # highest level first in each block
+    return g[starts], peaks, t[first_max]
 
 
 # What the report keeps of each finished connection (and in which dtype), so
@@ -154,6 +152,21 @@ class _ConnColumns(dict):
         out = cls({k: np.concatenate([p[k] for p in parts]) for k in _KEPT})
         order = np.argsort(out["_conn"], kind="stable")   # first-seen order, as track()
         return cls({k: v[order] for k, v in out.items()})
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """A 64-bit finaliser (splitmix64) over uint64 arrays, for row keys."""
+    x = np.asarray(x, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _row_hash(rows: np.ndarray) -> np.ndarray:
+    """A 64-bit key per 16-byte address row."""
+    w = np.ascontiguousarray(rows).view(np.uint64).reshape(-1, 2)
+    return _mix64(_mix64(w[:, 0]) ^ w[:, 1])
 
 
 class _Grow:
@@ -489,34 +502,28 @@ class _Analysis:
         peak_client = self._peak_table(tw_orig, orig_h, None, ver, tw_end, "client")
 
         # ephemeral-port pressure: distinct client ports toward one server
-        # address:port within one 2*MSL window
+        # address:port within one 2*MSL window (rows keyed by 64-bit hashes)
         pressure = []
         win = np.floor(ts / MSL2).astype(np.int64)
-        key = np.concatenate([orig_h, resp_h, resp_p.astype(">u2").view(np.uint8).reshape(-1, 2),
-                              win.astype(">i8").view(np.uint8).reshape(-1, 8)], axis=1)
-        kv = np.ascontiguousarray(key).view(np.dtype((np.void, key.shape[1]))).reshape(-1)
-        pair = np.unique(np.concatenate(
-            [key, orig_p.astype(">u2").view(np.uint8).reshape(-1, 2)], axis=1), axis=0)
-        if len(pair):
-            pv = np.ascontiguousarray(pair[:, :-2]).view(
-                np.dtype((np.void, key.shape[1]))).reshape(-1)
-            uk, cnt = np.unique(pv, return_counts=True)
-            top_i = np.argsort(-cnt)[:5]
-            for i in top_i:
-                row = np.frombuffer(bytes(uk[i]), np.uint8)
-                v4 = np.array([4 if (row[:12] == np.array([0] * 10 + [255, 255])).all() else 6])
-                pressure.append({
-                    "client": str(format_addresses(row[:16].reshape(1, 16), v4)[0]),
-                    "server": str(format_addresses(row[16:32].reshape(1, 16), v4)[0]),
-                    "port": int(row[32]) << 8 | int(row[33]),
-                    "window_start": float(int.from_bytes(bytes(row[34:42]), "big", signed=True) * MSL2),
-                    "ports": int(cnt[i]),
-                    "fraction_of_range": round(float(cnt[i]) / EPHEMERAL_RANGE, 6),
-                })
-        del kv
-        tuple_key = np.concatenate([orig_h, resp_h, orig_p.astype(">u2").view(np.uint8).reshape(-1, 2),
-                                    resp_p.astype(">u2").view(np.uint8).reshape(-1, 2)], axis=1)
-        _, tcount = np.unique(tuple_key, axis=0, return_counts=True)
+        dest = _mix64(_mix64(_row_hash(orig_h) ^ _row_hash(resp_h) * np.uint64(3))
+                      ^ resp_p.astype(np.uint64))
+        key = _mix64(dest ^ win.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        pair = _mix64(key ^ (orig_p.astype(np.uint64) << np.uint64(1)))
+        _, first_pair = np.unique(pair, return_index=True)
+        uk, first_key, cnt = np.unique(key[first_pair], return_index=True, return_counts=True)
+        for i in np.argsort(-cnt, kind="stable")[:5]:
+            r = first_pair[first_key[i]]
+            v = np.array([ver[r]])
+            pressure.append({
+                "client": str(format_addresses(orig_h[r:r + 1], v)[0]),
+                "server": str(format_addresses(resp_h[r:r + 1], v)[0]),
+                "port": int(resp_p[r]),
+                "window_start": float(win[r] * MSL2),
+                "ports": int(cnt[i]),
+                "fraction_of_range": round(float(cnt[i]) / EPHEMERAL_RANGE, 6),
+            })
+        tuple_key = _mix64(_mix64(dest ^ _row_hash(orig_h)) ^ orig_p.astype(np.uint64))
+        tcount = np.unique(tuple_key, return_counts=True)[1]
         return {
             "fin": int(np.count_nonzero(close == "fin")),
             "rst": int(np.count_nonzero(close == "rst")),
