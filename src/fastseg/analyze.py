@@ -133,6 +133,19 @@ _KEPT = {
 }
 
 
+def _ascii(col: np.ndarray, width: int) -> np.ndarray:
+    """ASCII text of a unicode array as bytes ('S' dtype) of at most ``width``
+    characters: the low byte of each UCS-4 code unit, without per-item work."""
+    chars = col.dtype.itemsize // 4
+    n = len(col)
+    if chars == 0 or n == 0:
+        return np.zeros(n, dtype=f"S{width}")
+    units = np.ascontiguousarray(col).view(np.uint32).reshape(n, chars)[:, :width]
+    out = np.zeros((n, width), dtype=np.uint8)
+    out[:, :units.shape[1]] = units
+    return out.view(f"S{width}").reshape(n)
+
+
 class _ConnColumns(dict):
     """The kept columns of many connections: ``cols[name]``, ``len()``."""
 
@@ -144,7 +157,10 @@ class _ConnColumns(dict):
         out = cls()
         for name, dt in _KEPT.items():
             col = np.asarray(conns[name])
-            out[name] = col.copy() if dt is None else col.astype(dt)
+            if col.dtype.kind == "U" and isinstance(dt, str):
+                out[name] = _ascii(col, int(dt[1:]))
+            else:
+                out[name] = col.copy() if dt is None else col.astype(dt)
         return out
 
     @classmethod
