@@ -82,11 +82,18 @@ def check_cookies(fdp):
     pipeline._need(set(other.tolist()) <= set(table) | {0}, "check returned an MSS off the table")
 
 
+# a module still being written (a stub without its names) is skipped
+CHECKS = tuple(c for c, needs in ((check_checksum, fastseg.internet_checksum),
+                                  (check_siphash, fastseg.siphash24),
+                                  (check_cookies, getattr(syncookies, "check", None)))
+               if needs is not None)
+
+
 def test_one_input(data):
     fdp = atheris.FuzzedDataProvider(data)
-    which = fdp.ConsumeIntInRange(0, 2)
+    which = fdp.ConsumeIntInRange(0, len(CHECKS) - 1)
     try:
-        (check_checksum, check_siphash, check_cookies)[which](fdp)
+        CHECKS[which](fdp)
     except NotImplementedError:
         pass
 
