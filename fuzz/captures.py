@@ -23,6 +23,7 @@ class Built:
     records: List[int] = field(default_factory=list)  # offsets of packet records / blocks
     blocks: List[int] = field(default_factory=list)   # pcapng: offsets of every block
     hdr_len: int = 16                                 # pcap record header length
+    tcp: int = -1                                     # TCP packets in it (-1: not counted)
 
 
 def checksum(data):
@@ -229,6 +230,11 @@ def sample_captures():
     out["raw_snap64.pcap"] = pcap(frames(RAW), linktype=RAW, snaplen=64)
     out["sll_modified.pcap"] = pcap(frames(SLL), linktype=SLL, modified=True)
     out["sll2_v6.pcap"] = pcap(frames(SLL2, v6=True), linktype=SLL2)
+    for built in out.values():
+        # every packet is TCP but the one UDP datagram of each IPv4 connection
+        # (connection_ips); the four-interface pcapng holds no UDP
+        udp = 0 if built.fmt == "pcapng" else len(built.records) - 10
+        built.tcp = len(built.records) - udp
     return out
 
 

@@ -227,9 +227,11 @@ def test_unmutated_samples_read_every_packet(shm_dir):
     """The mutation bases themselves are valid: every record read, no error."""
     for name, built in SAMPLES.items():
         for mode in (0, 1, 2):
-            packets, _, _, error = check(built.data, mode, shm_dir)
+            packets, segments, _, error = check(built.data, mode, shm_dir)
             assert error is None, (name, error)
             assert packets == len(built.records), name
+            if pipeline.PARSE_BATCH is not None:
+                assert segments == built.tcp, name
 
 
 # -- resource limits ----------------------------------------------------------
