@@ -30,7 +30,8 @@ def test_one_input(data):
     pipeline._need(len(status) == len(segs), "one checksum status per segment")
     buf = np.array(segs.data, dtype=np.uint8)
     fastseg.fix_checksums(buf, segs)
-    fixed = fastseg.Segments({k: segs[k] for k in segs.columns}, data=buf)
+    fixed = segs[:]
+    fixed.data = buf
     after = np.asarray(fastseg.verify_checksums(fixed))
     pipeline._need(not (after == 1).any(), "a TCP checksum is still bad after fix_checksums")
     pipeline._need(bool((after[status == 2] == 2).all()), "fixing changed 'unverified'")

@@ -81,6 +81,14 @@ def check_segments(segs, stats, n_packets):
     _need(len(segs) == stats.tcp, f"{len(segs)} segments for {stats.tcp} TCP packets")
     for name in segs.columns:
         _need(len(segs[name]) == len(segs), f"column {name} has the wrong length")
+    if len(segs) and segs.data is not None and "_l3_off" in segs:
+        l3 = np.asarray(segs["_l3_off"], dtype=np.int64)
+        l4 = np.asarray(segs["_l4_off"], dtype=np.int64)
+        end = l3 + np.asarray(segs["_l3_caplen"], dtype=np.int64)
+        _need(int(l3.min()) >= 0 and int(end.max()) <= len(segs.data),
+              "a segment's IP bytes lie outside Segments.data")
+        _need(bool(((l4 >= l3) & (l4 + 20 <= end)).all()),
+              "a TCP header offset outside its packet's captured bytes")
 
 
 def check_capture(data, *, path_hint="<fuzz>", mmap_dir=None, batch_packets=7,
