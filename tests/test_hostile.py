@@ -14,8 +14,10 @@ below) and then the resource-limit tests: a record claiming a 4 GB caplen,
 a pcapng block claiming 0xFFFFFFF0 bytes, and a 1 GB gzip bomb, each read
 with a measured memory bound.
 """
+import faulthandler
 import gzip
 import os
+import time
 import struct
 import subprocess
 import sys
@@ -178,6 +180,18 @@ def shm_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("hostile"))
 
 
+HANG_SECONDS = 60
+
+
+@pytest.fixture(autouse=True)
+def hang_guard():
+    """A test stuck (e.g. a kernel looping without the GIL) dumps every
+    thread's stack and exits the run instead of hanging CI."""
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
 @settings(max_examples=2500, **COMMON)
 @given(name=st.sampled_from(NAMES), ops=st.lists(op_params, min_size=1, max_size=4),
        mode=st.integers(0, 2))
@@ -283,6 +297,30 @@ def test_pcapng_block_length_0xfffffff0_is_damage_not_an_allocation(tmp_path, vi
     assert error.offset == len(built.data)
     assert str(0xFFFFFFF0) in error.reason
     assert peak < 16 << 20, f"peak traced allocation {peak} bytes"
+
+
+@pytest.mark.parametrize("blen", [0, 4, 8])
+def test_pcapng_block_shorter_than_a_header_is_damage_at_its_offset(blen):
+    built = captures.pcapng([(captures.ETH, None)], [(0, p) for p in captures.frames(captures.ETH)[:4]],
+                            extra_blocks=False)
+    data = built.data + struct.pack("<III", 6, blen, blen) + built.data[built.records[0]:]
+    packets, _, _, error = pipeline.check_capture(data)
+    assert packets == 4
+    assert isinstance(error, CaptureError)
+    assert error.offset == len(built.data)
+
+
+def test_two_hundred_thousand_empty_blocks_read_in_linear_time():
+    """A chain of minimal 12-byte unknown blocks: each is skipped by its length."""
+    built = captures.pcapng([(captures.ETH, None)], [(0, p) for p in captures.frames(captures.ETH)[:2]],
+                            extra_blocks=False)
+    filler = struct.pack("<III", 0x0BAD0000, 12, 12) * 200_000
+    first = built.records[0]
+    data = built.data[:first] + filler + built.data[first:]
+    start = time.perf_counter()
+    packets, _, _, error = pipeline.check_capture(data, batch_packets=1 << 16, batch_bytes=1 << 20)
+    assert error is None and packets == 2
+    assert time.perf_counter() - start < 10
 
 
 def test_pcapng_option_list_without_end_is_bounded(tmp_path):
