@@ -8,6 +8,8 @@
 # Environment knobs:
 #   FUZZ_RUNS_CAPTURE / FUZZ_RUNS_PACKETS / FUZZ_RUNS_KERNELS  executions per harness
 #                                  (default 100000 / 60000 / 40000: 200k in total)
+#   FUZZ_RUNS_C_CSUM / FUZZ_RUNS_C_SIPHASH   executions of the C drivers of the
+#                                  header-only kernels (default 2000000 / 500000)
 #   FUZZ_MAX_SECONDS    hard wall-clock bound per harness (default 900)
 #   FUZZ_INPUT_TIMEOUT  seconds one input may take before it counts as a hang (default 10)
 #   FUZZ_BUILD_DIR      scratch build directory (default: a fresh mktemp -d)
@@ -20,6 +22,8 @@ root=${FUZZ_SRC_ROOT:-$(cd "$here/.." && pwd)}
 runs_capture=${FUZZ_RUNS_CAPTURE:-100000}
 runs_packets=${FUZZ_RUNS_PACKETS:-60000}
 runs_kernels=${FUZZ_RUNS_KERNELS:-40000}
+runs_c_csum=${FUZZ_RUNS_C_CSUM:-2000000}
+runs_c_siphash=${FUZZ_RUNS_C_SIPHASH:-500000}
 max_seconds=${FUZZ_MAX_SECONDS:-900}
 input_timeout=${FUZZ_INPUT_TIMEOUT:-10}
 seed=${FUZZ_SEED:-1}
@@ -56,14 +60,16 @@ export PYTHONHASHSEED=0
 status=0
 total_runs=0
 start_all=$(date +%s)
-run_one() {   # name runs corpus-subdir
+run_one() {   # name runs corpus-subdir [command...]
     local name=$1 runs=$2 sub=$3
+    shift 3
+    local cmd=("$@")
+    [ ${#cmd[@]} -eq 0 ] && cmd=(env LD_PRELOAD="$asan_rt" python3 "$here/fuzz_$name.py")
     local corpus="$work/corpus-$name" artifacts="$work/artifacts-$name/" log="$work/$name.log"
     rm -rf "$corpus" "$artifacts"; mkdir -p "$corpus" "$artifacts"
-    cp "$here/corpus/$sub"/* "$corpus/"
+    [ -d "$here/corpus/$sub" ] && cp "$here/corpus/$sub"/* "$corpus/"
     local t0=$(date +%s)
-    LD_PRELOAD="$asan_rt" timeout --kill-after=30 "$max_seconds" \
-        python3 "$here/fuzz_$name.py" "$corpus" \
+    timeout --kill-after=30 "$max_seconds" "${cmd[@]}" "$corpus" \
         -runs="$runs" -seed="$seed" -timeout="$input_timeout" -max_len=65536 \
         -rss_limit_mb=3072 -malloc_limit_mb=512 -print_final_stats=1 \
         -artifact_prefix="$artifacts" >"$log" 2>&1
@@ -91,6 +97,17 @@ run_one() {   # name runs corpus-subdir
     fi
 }
 
+# the header-only C kernels, straight under libFuzzer (millions of runs a minute)
+for drv in csum siphash; do
+    if ! clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+            -I"$work/build/src/fastseg" "$here/c/fuzz_$drv.c" -o "$work/c_$drv" 2>>"$work/build.log"; then
+        tail -20 "$work/build.log" >&2
+        echo "fuzz: FAIL building c/fuzz_$drv.c"
+        status=1
+    fi
+done
+[ -x "$work/c_csum" ] && run_one c_csum "$runs_c_csum" none "$work/c_csum"
+[ -x "$work/c_siphash" ] && run_one c_siphash "$runs_c_siphash" none "$work/c_siphash"
 run_one capture "$runs_capture" capture
 run_one packets "$runs_packets" packets
 run_one kernels "$runs_kernels" kernels
