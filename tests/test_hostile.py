@@ -17,11 +17,12 @@ with a measured memory bound.
 import faulthandler
 import gzip
 import os
-import time
 import struct
 import subprocess
 import sys
+import time
 import tracemalloc
+import warnings
 import zlib
 from pathlib import Path
 
@@ -235,6 +236,39 @@ def test_damaged_gzip_streams_are_accounted_or_rejected(name, ops, gz_flips, cut
      b"\xa1\xb2\x3c\x4d", b"\x28\xb5\x2f\xfd"]))
 def test_random_bytes_after_a_magic_are_accounted_or_rejected(data, prefix):
     pipeline.check_capture(prefix + data, batch_packets=2, batch_bytes=32)
+
+
+def _read_segments_or_skip(path):
+    try:
+        return fastseg.read_segments(path), None
+    except NotImplementedError:
+        pytest.skip("fastseg.read_segments is not implemented yet")
+    except CaptureError as err:
+        return err.partial, err
+
+
+@settings(max_examples=500, **COMMON)
+@given(name=st.sampled_from(NAMES), ops=st.lists(op_params, min_size=1, max_size=3))
+def test_read_segments_agrees_with_tiny_batches_on_mutated_captures(name, ops, shm_dir):
+    """The same damaged file read whole (read_segments, default batches, memory
+    map) and in 3-packet / 64-byte batches from a stream: same packets, same
+    segments, same error offset; the partial result of an error is accounted."""
+    data = mutate(name, ops)
+    path = os.path.join(shm_dir, "whole.pcap")
+    with open(path, "wb") as f:
+        f.write(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastseg.TruncatedCaptureWarning)
+        segs, err = _read_segments_or_skip(path)
+    packets, n_segs, _, small_err = pipeline.check_capture(data, batch_packets=3, batch_bytes=64)
+    assert (err is None) == (small_err is None)
+    if err is not None:
+        assert err.offset == small_err.offset
+        if segs is None:                            # the file header itself was bad
+            assert packets == 0
+            return
+    pipeline.check_segments(segs, segs.stats, packets)
+    assert len(segs) == n_segs
 
 
 def test_unmutated_samples_read_every_packet(shm_dir):
