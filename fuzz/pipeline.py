@@ -130,6 +130,7 @@ def check_capture(data, *, path_hint="<fuzz>", mmap_dir=None, batch_packets=7,
     if parts:
         segs = parts[0] if len(parts) == 1 else fastseg.Segments.concat(parts)
         n_segs = len(segs)
+        status = None
         if VERIFY is not None:
             status = _available(VERIFY, segs)
             if status is not NotImplemented:
@@ -145,4 +146,16 @@ def check_capture(data, *, path_hint="<fuzz>", mmap_dir=None, batch_packets=7,
                     conn = np.asarray(segs["conn"])
                     _need(int(conn.min()) >= 0 and int(conn.max()) < n_conns,
                           "a segment's connection index is out of range")
+                    if "orig_pkts" in conns.columns and "resp_pkts" in conns.columns:
+                        # every segment lands in one connection and is counted
+                        # there, except those dropped for a bad checksum (they
+                        # are marked C/c in history, not counted as packets)
+                        counted = np.asarray(conns["orig_pkts"], np.int64) + \
+                            np.asarray(conns["resp_pkts"], np.int64)
+                        given = np.bincount(conn, minlength=n_conns)
+                        bad = np.zeros(n_conns, np.int64)
+                        if status is not NotImplemented and status is not None:
+                            bad = np.bincount(conn, weights=(status == 1), minlength=n_conns)
+                        _need(bool(((counted <= given) & (given - counted <= bad)).all()),
+                              "connection packet counts differ from the segments given to them")
     return packets, n_segs, n_conns, error
