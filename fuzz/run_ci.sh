@@ -7,10 +7,10 @@
 #
 # Environment knobs:
 #   FUZZ_RUNS_CAPTURE / FUZZ_RUNS_PACKETS / FUZZ_RUNS_KERNELS  executions per harness
-#                                  (default 100000 / 60000 / 40000: 200k in total)
+#                                  (default 80000 / 70000 / 50000: 200k in total)
 #   FUZZ_RUNS_C_CSUM / FUZZ_RUNS_C_SIPHASH   executions of the C drivers of the
 #                                  header-only kernels (default 2000000 / 500000)
-#   FUZZ_MAX_SECONDS    hard wall-clock bound per harness (default 900)
+#   FUZZ_MAX_SECONDS    hard wall-clock bound per harness (default 1800)
 #   FUZZ_INPUT_TIMEOUT  seconds one input may take before it counts as a hang (default 10)
 #   FUZZ_BUILD_DIR      scratch build directory (default: a fresh mktemp -d)
 #   FUZZ_SEED           libFuzzer -seed (default 1: reproducible CI runs)
@@ -19,12 +19,12 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=${FUZZ_SRC_ROOT:-$(cd "$here/.." && pwd)}
 
-runs_capture=${FUZZ_RUNS_CAPTURE:-100000}
-runs_packets=${FUZZ_RUNS_PACKETS:-60000}
-runs_kernels=${FUZZ_RUNS_KERNELS:-40000}
+runs_capture=${FUZZ_RUNS_CAPTURE:-80000}
+runs_packets=${FUZZ_RUNS_PACKETS:-70000}
+runs_kernels=${FUZZ_RUNS_KERNELS:-50000}
 runs_c_csum=${FUZZ_RUNS_C_CSUM:-2000000}
 runs_c_siphash=${FUZZ_RUNS_C_SIPHASH:-500000}
-max_seconds=${FUZZ_MAX_SECONDS:-900}
+max_seconds=${FUZZ_MAX_SECONDS:-1800}
 input_timeout=${FUZZ_INPUT_TIMEOUT:-10}
 seed=${FUZZ_SEED:-1}
 
