@@ -255,6 +255,13 @@ def write_corpus(directory):
         with open(os.path.join(directory, name + ".gz"), "wb") as f:
             f.write(gzipped(sample_captures()[name]).data)
         names.append(name + ".gz")
+    try:
+        import zstandard
+    except ImportError:
+        return names
+    with open(os.path.join(directory, "eth6_ns_be.pcap.zst"), "wb") as f:
+        f.write(zstandard.ZstdCompressor(level=3).compress(sample_captures()["eth6_ns_be.pcap"].data))
+    names.append("eth6_ns_be.pcap.zst")
     return names
 
 
