@@ -727,3 +727,24 @@ def test_kernel_agrees_with_python_transcription_of_zeek(seed):
         assert out["conn_state"][0] == ref.conn_state(), pk
         assert out["orig_bytes"][0] == ref.orig.size(ref.resp), pk
         assert out["resp_bytes"][0] == ref.resp.size(ref.orig), pk
+
+
+def test_memory_budget_evicts_oldest_idle_and_counts_them():
+    """max_connections: beyond the budget the least recently active
+    connections are finished early and counted, never dropped."""
+    import fastseg
+    from fastseg import synth
+    p = synth.packets(2000, seed=4, mix={"fin_orig": 1.0, "unanswered": 1.0})
+    seg = fastseg.parse_packets(data=p.data, offset=p.offsets, caplen=p.caplens,
+                                wirelen=p.lens, ts_ns=p.ts_ns, linktype=p.linktype)
+    free = fastseg.track(seg)
+    t = fastseg.Tracker(max_connections=50)
+    parts = [t.update(seg[i:i + 500]) for i in range(0, len(seg), 500)]
+    parts.append(t.flush())
+    assert t.evicted > 0
+    got = sum(len(x) for x in parts)
+    # every segment still belongs to a connection; evicted ones may be split
+    assert got >= len(free)
+    assert got - len(free) <= t.evicted
+    assert int(sum(x["orig_pkts"].sum() + x["resp_pkts"].sum() for x in parts)) == \
+        int(free["orig_pkts"].sum() + free["resp_pkts"].sum())

@@ -813,6 +813,38 @@ cdef class Engine:
                         break
         return status
 
+    def evict(self, Py_ssize_t keep):
+        """Finish the least recently active live connections until at most
+        ``keep`` remain (a memory budget); returns (status, evicted)."""
+        cdef Py_ssize_t i, k = 0, n = self.live
+        cdef int status = ST_OK
+        if n <= keep:
+            return ST_OK, 0
+        last_arr = np.empty(n, dtype=np.int64)
+        id_arr = np.empty(n, dtype=np.int64)
+        slot_arr = np.empty(n, dtype=np.int32)
+        cdef int64_t[::1] last = last_arr
+        cdef int64_t[::1] ids = id_arr
+        cdef int32_t[::1] slot = slot_arr
+        with nogil:
+            for i in range(self.nrec):
+                if self.recs[i].live == 1 and k < n:
+                    last[k] = self.recs[i].last_ts
+                    ids[k] = self.recs[i].id
+                    slot[k] = <int32_t>i
+                    k += 1
+        # oldest activity first; ties by connection id, so the choice does
+        # not depend on where records sit in memory
+        order = np.lexsort((id_arr[:k], last_arr[:k]))[:n - keep]
+        cdef int32_t[::1] victims = np.ascontiguousarray(slot_arr[order])
+        cdef Py_ssize_t m = victims.shape[0]
+        with nogil:
+            for i in range(m):
+                status = self.finish(victims[i], self.find_pos(victims[i]))
+                if status != ST_OK:
+                    break
+        return status, m
+
     def finish_all(self):
         """Finish every live connection."""
         cdef Py_ssize_t i

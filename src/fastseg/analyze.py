@@ -24,7 +24,7 @@ REPORT_KEYS = {
     "capture": ["packets", "tcp", "non_tcp", "malformed", "malformed_by_reason",
                 "non_tcp_by_reason", "start", "end", "duration"],
     "checksums": ["ok", "bad", "unverified", "ip_bad", "offload"],
-    "connections": ["total", "by_state", "ipv4", "ipv6"],
+    "connections": ["total", "by_state", "ipv4", "ipv6", "evicted"],
     "handshakes": ["completed", "refused", "unanswered", "syn_retransmits",
                    "syn_backoff", "rtt", "syn_synack", "synack_ack"],
     "teardowns": ["fin", "rst", "by_orig", "by_resp", "close_wait_leaks",
@@ -280,7 +280,7 @@ class _Analysis:
 
     def __init__(self, checksums="auto", idle_timeout=300.0, close_wait_threshold=60.0,
                  flood_window=1.0, flood_min_syns=50, flood_max_completed_ratio=0.5,
-                 tracker=None, keep_connections=False):
+                 tracker=None, keep_connections=False, max_connections=None):
         from .track import Tracker
         self.keep_connections = keep_connections
         self.checksums = checksums
@@ -289,7 +289,7 @@ class _Analysis:
         self.flood_min_syns = flood_min_syns
         self.flood_ratio = flood_max_completed_ratio
         self.tracker = tracker if tracker is not None else Tracker(
-            idle_timeout=idle_timeout, checksums=checksums)
+            idle_timeout=idle_timeout, checksums=checksums, max_connections=max_connections)
         self.stats = CaptureStats()
         self.csum = np.zeros(4, dtype=np.int64)
         self.ip_bad = 0
@@ -391,7 +391,8 @@ class _Analysis:
         empty_pcts = _pcts(np.empty(0))
         if n == 0:
             return {
-                "connections": {"total": 0, "by_state": {}, "ipv4": 0, "ipv6": 0},
+                "connections": {"total": 0, "by_state": {}, "ipv4": 0, "ipv6": 0,
+                                "evicted": 0},
                 "handshakes": {"completed": 0, "refused": 0, "unanswered": 0,
                                "syn_retransmits": 0, "syn_backoff": {}, "rtt": empty_pcts,
                                "syn_synack": empty_pcts, "synack_ack": empty_pcts},
@@ -419,6 +420,7 @@ class _Analysis:
         out = {
             "connections": {
                 "total": int(n), "by_state": by_state,
+                "evicted": int(getattr(self.tracker, "evicted", 0)),
                 "ipv4": int(np.count_nonzero(ver == 4)) if ver is not None else None,
                 "ipv6": int(np.count_nonzero(ver == 6)) if ver is not None else None,
             },
@@ -693,7 +695,7 @@ def analyze(path_or_segments, *, checksums: str = "auto",
             idle_timeout: float = 300.0, close_wait_threshold: float = 60.0,
             flood_window: float = 1.0, flood_min_syns: int = 50,
             progress: bool = False, keep_connections: bool = False,
-            **reader_kwargs) -> Report:
+            max_connections: int = None, **reader_kwargs) -> Report:
     """Analyse a capture file (streamed batch by batch), a list of files read
     as one capture in order (e.g. rotated ``tcpdump -C`` output), or a
     Segments table.
@@ -705,12 +707,16 @@ def analyze(path_or_segments, *, checksums: str = "auto",
     ``keep_connections=True`` keeps every connection's full row in
     ``Report.connections`` (a Connections table); by default the report keeps
     only the few columns it needs per connection (about 170 bytes each).
+    ``max_connections`` bounds the connections the tracker holds at once
+    (the least recently active are finished early, counted in
+    ``connections.evicted``).
     SYN floods are looked for per server address:port in windows of
     ``flood_window`` seconds holding at least ``flood_min_syns`` SYNs.
     """
     acc = _Analysis(checksums=checksums, idle_timeout=idle_timeout,
                     close_wait_threshold=close_wait_threshold, flood_window=flood_window,
-                    flood_min_syns=flood_min_syns, keep_connections=keep_connections)
+                    flood_min_syns=flood_min_syns, keep_connections=keep_connections,
+                    max_connections=max_connections)
     if isinstance(path_or_segments, Segments):
         acc.add(path_or_segments)
         return acc.finish([])
@@ -728,7 +734,8 @@ def analyze(path_or_segments, *, checksums: str = "auto",
     return acc.finish(paths)
 
 
-def connections_of(path: str, *, checksums: str = "auto", idle_timeout: float = 300.0):
+def connections_of(path: str, *, checksums: str = "auto", idle_timeout: float = 300.0,
+                   max_connections: int = None):
     """Every connection of a capture (streamed), as one Connections table."""
     return analyze(path, checksums=checksums, idle_timeout=idle_timeout,
-                   keep_connections=True).connections
+                   keep_connections=True, max_connections=max_connections).connections

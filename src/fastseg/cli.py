@@ -56,7 +56,7 @@ def _cmd_summary(args) -> int:
     for path in args.files:
         _check_input(path)
     report = analyze(args.files, checksums=args.checksums, idle_timeout=args.idle_timeout,
-                     progress=_progress_enabled(args))
+                     max_connections=args.max_connections, progress=_progress_enabled(args))
     if args.json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2, sort_keys=False) + "\n")
     else:
@@ -94,7 +94,7 @@ def _cmd_conns(args) -> int:
 
     binary = _table_output(args)
     conns = connections_of(args.file, checksums=args.checksums,
-                           idle_timeout=args.idle_timeout)
+                           idle_timeout=args.idle_timeout, max_connections=args.max_connections)
     with atomic_output(args.output, binary=binary) as fh:
         if args.format == "zeek":
             conns.to_zeek(fh)
@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "ignores checksums of hosts diagnosed as offloading)")
             p.add_argument("--idle-timeout", type=float, default=300.0,
                            help="seconds of silence that end a connection (default 300)")
+            p.add_argument("--max-connections", type=int, default=None,
+                           help="memory budget: connections held at once (the least "
+                                "recently active beyond it are finished early and counted)")
 
     p = sub.add_parser("summary", help="the analysis report of one or more captures")
     p.add_argument("files", nargs="+", metavar="FILE")
