@@ -224,3 +224,26 @@ def test_streaming_memory_is_flat(benchmark):
                                 segments_per_s=len(seg) / secs)
     print(f"\nstreaming {n_conn} sequential conns: peak {peaks['live']} live, "
           f"{peaks['mem'] / 1e6:.1f} MB held, {len(seg) / secs / 1e6:.2f} M segments/s")
+
+
+@pytest.mark.parametrize("keys", ["random", "colliding"])
+def test_flow_table_under_chosen_collisions(benchmark, keys):
+    """A hostile capture chooses 4-tuples whose flow keys share their low 24
+    bits (all land in one bucket of an unkeyed power-of-two table).  The
+    tracker remixes flow keys with a per-process secret, so the colliding
+    input must track within 2x of the random one."""
+    n_conn = 20_000 if QUICK else 200_000
+    seg = synthetic(n_conn)
+    if keys == "colliding":
+        conn_of = np.unique(seg["flow_key"], return_inverse=True)[1].reshape(-1)
+        seg["flow_key"] = (conn_of.astype(np.uint64) + np.uint64(1)) << np.uint64(24)
+    benchmark.group = "tracking: chosen flow-key collisions"
+
+    def run():
+        t = fastseg.Tracker()
+        t.update(seg)
+        return t.flush()
+
+    out = benchmark.pedantic(run, rounds=3, iterations=1)
+    assert len(out) == n_conn
+    benchmark.extra_info.update(segments=len(seg))

@@ -748,3 +748,20 @@ def test_memory_budget_evicts_oldest_idle_and_counts_them():
     assert got - len(free) <= t.evicted
     assert int(sum(x["orig_pkts"].sum() + x["resp_pkts"].sum() for x in parts)) == \
         int(free["orig_pkts"].sum() + free["resp_pkts"].sum())
+
+
+def test_chosen_flow_key_collisions_change_nothing():
+    """Flow keys chosen to share their low 24 bits (one bucket of an
+    unkeyed table) give exactly the connections random keys give."""
+    import fastseg
+    from fastseg import synth
+    p = synth.packets(3000, seed=6)
+    seg = fastseg.parse_packets(data=p.data, offset=p.offsets, caplen=p.caplens,
+                                wirelen=p.lens, ts_ns=p.ts_ns, linktype=p.linktype)
+    ref = fastseg.track(seg)
+    hostile = seg[:]
+    conn_of = np.unique(seg["flow_key"], return_inverse=True)[1].reshape(-1)
+    hostile["flow_key"] = (conn_of.astype(np.uint64) + np.uint64(1)) << np.uint64(24)
+    got = fastseg.track(hostile)
+    for name in ("conn_state", "history", "orig_pkts", "resp_bytes", "orig_p"):
+        assert (got[name] == ref[name]).all(), name
