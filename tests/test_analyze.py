@@ -165,3 +165,29 @@ def test_real_syn_flood_capture_is_detected():
     assert f["completed"] < 20
     assert d["connections"]["by_state"]["SF"] == 20
     assert d["handshakes"]["completed"] == 20
+
+
+def test_same_input_same_output_across_processes_and_batch_sizes(tmp_path):
+    """uids and every connection row are the same in another process (another
+    flow-table secret), with another batch size, and on threads."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "d.pcap"
+    synth.generate(str(path), connections=2000, seed=12)
+    code = ("import sys, fastseg; c = fastseg.analyze(sys.argv[1], keep_connections=True, "
+            "batch_packets=int(sys.argv[2])).connections; "
+            "print('\\n'.join(f'{u} {s} {h} {b}' for u, s, h, b in "
+            "zip(c['uid'], c['conn_state'], c['history'], c['orig_bytes'])))")
+    outs = [subprocess.run([sys.executable, "-c", code, str(path), str(b)], check=True,
+                           capture_output=True, text=True).stdout for b in (997, 262144)]
+    assert outs[0] == outs[1] and len(outs[0].splitlines()) >= 2000
+
+    def uids(batch):
+        return fastseg.analyze(str(path), keep_connections=True,
+                               batch_packets=batch).connections["uid"].tolist()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(uids, [500, 5000, 50000, 262144]))
+    assert all(r == results[0] for r in results)
+    assert "\n".join(results[0]) == "\n".join(l.split()[0] for l in outs[0].splitlines())
