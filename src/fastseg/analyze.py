@@ -317,10 +317,6 @@ class _Analysis:
         ts = seg["ts_ns"].astype(np.float64) / 1e9
         self.t_first = min(self.t_first, float(ts.min()))
         self.t_last = max(self.t_last, float(ts.max()))
-        if self.checksums == "auto":
-            hosts = _diagnose_offload(self.offload)
-            if hosts and hasattr(self.tracker, "set_offload_hosts"):
-                self.tracker.set_offload_hosts([h["host"] for h in hosts])
         finished = self.tracker.update(seg)
         if finished is not None and len(finished):
             self.conn_parts.append(finished if self.keep_connections
@@ -498,8 +494,8 @@ class _Analysis:
         leak = cw(orig_fin, resp_fin) | cw(resp_fin, orig_fin)
         open_cw = (orig_state == "CLOSE-WAIT") | (resp_state == "CLOSE-WAIT")
 
-        # half-open: established, not closed, one side kept sending while the
-        # other stayed silent (>= 3 segments over >= 1 s past its last word)
+        # half-open: established, never closed, and one side kept sending for
+        # at least a second after the other side's last segment
         established = np.isfinite(_secs(conns["ack_ts"]))
         not_closed = (close == "") | (close == "None")
         silent = np.abs(orig_last - resp_last) >= 1.0
