@@ -1,6 +1,7 @@
 """tcpdump-style text for TCP segments: the lines ``tcpdump -n -S -tt -r FILE``
 prints for TCP packets (IPv4 and IPv6), from the Segments columns plus the raw
-option bytes."""
+option bytes.  tcpdump's decoding of payloads on well-known ports (": HTTP"
+and the like) is not reproduced, nor its text for IPv6 extension headers."""
 from __future__ import annotations
 
 from typing import Iterator, List
