@@ -30,22 +30,16 @@ class Violation(AssertionError):
 
 
 def _available(func, *args, **kwargs):
-    """Call ``func``; ``NotImplemented`` when the stage is still a stub."""
-    try:
-        return func(*args, **kwargs)
-    except NotImplementedError:
-        return NotImplemented
+    """Call one stage of the pipeline."""
+    return func(*args, **kwargs)
 
 
 def _stage(name):
-    """The public callable for a stage, or None when that module is absent."""
-    try:
-        if name == "parse_batch":
-            from fastseg.parse import parse_batch
-            return parse_batch
-        return getattr(fastseg, name)
-    except (ImportError, AttributeError):
-        return None
+    """The public callable for a stage."""
+    if name == "parse_batch":
+        from fastseg.parse import parse_batch
+        return parse_batch
+    return getattr(fastseg, name)
 
 
 PARSE_BATCH = _stage("parse_batch")

@@ -8,7 +8,6 @@ import sys
 import threading
 import time
 import warnings
-from decimal import Decimal
 
 import numpy as np
 import pytest

@@ -13,7 +13,7 @@ from fastseg.checksum import (
     diagnose_offload, fix_checksums, internet_checksum, ip_checksums, offload_pattern,
     tcp_checksums, verify_checksums, verify_ip_checksums,
 )
-from fastseg.segments import Segments, parse_addresses
+from fastseg.segments import Segments
 
 OK, BAD, UNVERIFIED, NA = (_consts.CSUM_OK, _consts.CSUM_BAD, _consts.CSUM_UNVERIFIED,
                            _consts.CSUM_NOT_APPLICABLE)

@@ -1,7 +1,6 @@
 """fastseg.dask: many files as Dask DataFrames; connections across file boundaries."""
 import collections
 
-import numpy as np
 import pytest
 
 dd = pytest.importorskip("dask.dataframe")

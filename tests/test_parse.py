@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import pktbuild as pb
 import fastseg
-from fastseg import _consts, _parse, parse
+from fastseg import _consts, _parse
 from fastseg.errors import CaptureError, TruncatedCaptureWarning
 from fastseg.segments import SEGMENT_DTYPES, HIDDEN_DTYPES, NULL_SENTINELS
 

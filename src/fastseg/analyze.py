@@ -11,7 +11,7 @@ JSON keys (``Report.to_dict()``) are a contract; see ``REPORT_KEYS``.
 from __future__ import annotations
 
 import math
-from typing import Dict, Iterable, List, Optional, Union
+from typing import Dict, List, Optional
 
 import numpy as np
 

@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from .errors import CaptureError, TruncatedCaptureWarning
+    from .errors import CaptureError
 
     def _warn(message, category, filename, lineno, file=None, line=None):
         sys.stderr.write(f"fastseg: warning: {message}\n")

@@ -8,7 +8,7 @@ each partition and runs the tracker there.
 """
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -93,7 +93,6 @@ def connections(paths: Sequence[str], npartitions: int = None, **track_kwargs):
     across file boundaries (files are read as one capture: list them in time
     order, as rotated captures are)."""
     import dask.dataframe as dd
-    import pandas as pd
 
     paths = [str(p) for p in paths]
     sample = _read_numeric((0, paths[0])).iloc[:0]

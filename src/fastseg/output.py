@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import json
 import math
 import os
 import sys
 import tempfile
-from typing import Dict, Iterable, Iterator, List, Optional
-
-import numpy as np
+from typing import Dict, Iterator, List, Optional
 
 from .segments import format_addresses
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Iterator, List
 
-import numpy as np
-
 from . import _consts
 
 # tcpdump's flag letters, in its order (FIN SYN RST PSH ACK URG ECE CWR); it

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 

@@ -22,7 +22,6 @@ final concatenation of variable-length records is a small Cython loop
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import time
