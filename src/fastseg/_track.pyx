@@ -466,6 +466,8 @@ cdef class Engine:
         c.ep[1].wscale = -1
         c.ep[0].mss = -1
         c.ep[1].mss = -1
+        c.ep[0].last_seen_ts = c.ep[1].last_seen_ts = -1
+        c.ep[0].first_fin_ts = c.ep[1].first_fin_ts = -1
         self.table[pos] = slot
         self.tused += 1
         self.live += 1
@@ -792,6 +794,12 @@ cdef class Engine:
                 return ST_NOMEM
         c = &self.recs[slot]
         conn_out[i] = c.id
+        # What the report reads of each side (CLOSE-WAIT, half-open,
+        # TIME-WAIT), from every segment the side sent, dropped or not.
+        if t > c.ep[side].last_seen_ts:
+            c.ep[side].last_seen_ts = t
+        if (fl & F_FIN) and (c.ep[side].first_fin_ts < 0 or t < c.ep[side].first_fin_ts):
+            c.ep[side].first_fin_ts = t
         if csum_bad[i]:
             # The receiver dropped it: history only (TCP_Endpoint::ChecksumError).
             scaled_letter(c, side, &c.ep[side].chk, 67)         # 'C'
@@ -906,6 +914,7 @@ cdef class Engine:
             "syn_count": np.empty(n, np.int64), "synack_count": np.empty(n, np.int64),
             "tfo_data": np.empty(n, np.int64), "closer": np.empty(n, np.int8),
             "close": np.empty(n, np.uint8), "history": np.zeros(n, "S%d" % HIST_MAX),
+            "last_seen": np.empty((n, 2), np.int64), "first_fin": np.empty((n, 2), np.int64),
         }
         cdef int64_t[::1] cid = cols["_conn"], first = cols["first_ts"], last = cols["last_ts"]
         cdef int64_t[::1] syn_ts = cols["syn_ts"], synack_ts = cols["synack_ts"], ack_ts = cols["ack_ts"]
@@ -915,6 +924,7 @@ cdef class Engine:
         cdef uint16_t[::1] op = cols["orig_p"], rp = cols["resp_p"]
         cdef uint8_t[::1] ipv = cols["ip_version"], close = cols["close"]
         cdef int64_t[:, ::1] pkts = cols["pkts"], nbytes = cols["bytes"], isn = cols["isn"]
+        cdef int64_t[:, ::1] seen = cols["last_seen"], ffin = cols["first_fin"]
         cdef uint8_t[:, ::1] zs = cols["zstate"], rfc = cols["rfc"], opts = cols["opts"]
         cdef int32_t[:, ::1] mssv = cols["mss"]
         cdef int16_t[:, ::1] wsv = cols["wscale"]
@@ -947,6 +957,8 @@ cdef class Engine:
                     mssv[k, j] = c.ep[j].mss
                     wsv[k, j] = c.ep[j].wscale
                     opts[k, j] = c.ep[j].opts | (16 if c.ep[j].syn_seen else 0)
+                    seen[k, j] = c.ep[j].last_seen_ts
+                    ffin[k, j] = c.ep[j].first_fin_ts
                 sc[k] = c.syn_count
                 sac[k] = c.synack_count
                 tfo[k] = c.tfo_data

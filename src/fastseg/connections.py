@@ -7,7 +7,7 @@ import numpy as np
 
 from .segments import format_addresses
 
-__all__ = ["Connections", "CONNECTION_COLUMNS", "CONN_NULLS"]
+__all__ = ["Connections", "CONNECTION_COLUMNS", "CONNECTION_DTYPES", "CONN_NULLS"]
 
 # Public columns in output order (SPEC section 5).
 CONNECTION_COLUMNS = [
@@ -18,6 +18,24 @@ CONNECTION_COLUMNS = [
     "orig_wscale", "resp_wscale", "sack_ok", "ts_ok", "ecn_ok", "syn_count",
     "synack_count", "tfo_data", "closer", "close",
 ]
+
+# The dtype of every column (public, then hidden); text widths are those of
+# an empty table (a filled one is as wide as its longest value); addresses
+# are (n, 16) rows.
+CONNECTION_DTYPES = {
+    "uid": "U18", "ts": np.float64, "duration": np.float64,
+    "orig_h": (np.uint8, 16), "orig_p": np.uint16, "resp_h": (np.uint8, 16), "resp_p": np.uint16,
+    "orig_pkts": np.int64, "resp_pkts": np.int64, "orig_bytes": np.int64, "resp_bytes": np.int64,
+    "conn_state": "U6", "history": "U23", "orig_state": "U12", "resp_state": "U12",
+    "syn_ts": np.float64, "synack_ts": np.float64, "ack_ts": np.float64,
+    "syn_synack": np.float64, "synack_ack": np.float64, "handshake_rtt": np.float64,
+    "orig_isn": np.int64, "resp_isn": np.int64, "orig_mss": np.int32, "resp_mss": np.int32,
+    "orig_wscale": np.int16, "resp_wscale": np.int16,
+    "sack_ok": np.bool_, "ts_ok": np.bool_, "ecn_ok": np.bool_,
+    "syn_count": np.int64, "synack_count": np.int64, "tfo_data": np.int64,
+    "closer": "U4", "close": "U3",
+    "_conn": np.int64, "ip_version": np.uint8, "flow_key": np.uint64, "ts_ns": np.int64,
+}
 
 # How "absent" is stored in each nullable column (null in pandas/Arrow):
 # NaN for the float seconds columns, -1 for integers, "" for text.
@@ -55,12 +73,18 @@ class Connections:
                 raise ValueError(f"column {name!r} has {len(col)} rows, expected {n}")
 
     @classmethod
+    def empty(cls) -> "Connections":
+        """A table with every column and no rows."""
+        return cls({name: np.empty((0, dt[1]) if isinstance(dt, tuple) else 0,
+                                   dtype=dt[0] if isinstance(dt, tuple) else dt)
+                    for name, dt in CONNECTION_DTYPES.items()})
+
+    @classmethod
     def concat(cls, parts: List["Connections"]) -> "Connections":
         """Stack tables row-wise."""
         parts = [p for p in parts if p is not None]
         if not parts:
-            from .track import _empty_connections
-            return _empty_connections()
+            return cls.empty()
         names = list(parts[0]._cols)
         return cls({n: np.concatenate([p._cols[n] for p in parts]) for n in names})
 

@@ -236,6 +236,16 @@ class Tracker:
     def update(self, segments: Segments) -> Connections:
         """Track one batch (in capture order); returns the connections that
         finished.  Sets ``segments["conn"]`` (connection index)."""
+        return _finish(self.update_columns(segments))
+
+    def flush(self) -> Connections:
+        """Finish and return every connection still held."""
+        return _finish(self.flush_columns())
+
+    def update_columns(self, segments: Segments) -> dict:
+        """As ``update``, but the finished connections come as the kernel's
+        columns (ns timestamps, per-side (n, 2) arrays, ``history`` as bytes),
+        which the report folds without building the public table."""
         seg = segments
         n = len(seg)
         for name in ("src", "dst"):
@@ -268,13 +278,13 @@ class Tracker:
             if status != 0:
                 raise MemoryError("connection tracker: out of memory")
             self.evicted += int(evicted)
-        return _finish(self._engine.take_done())
+        return self._engine.take_done()
 
-    def flush(self) -> Connections:
-        """Finish and return every connection still held."""
+    def flush_columns(self) -> dict:
+        """As ``flush``, as kernel columns (see ``update_columns``)."""
         if self._engine.finish_all() != 0:
             raise MemoryError("connection tracker: out of memory")
-        return _finish(self._engine.take_done())
+        return self._engine.take_done()
 
 
 def track(segments: Segments, **options) -> Connections:
@@ -298,8 +308,15 @@ def _uids(flow_key: np.ndarray, first_ts: np.ndarray) -> np.ndarray:
     return out.view("S18").reshape(-1).astype("U18")
 
 
-def _conn_state(os_, rs, ob, rb, history) -> np.ndarray:
-    """Zeek's conn_state() (base/protocols/conn/main.zeek), vectorised."""
+CONN_STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH",
+               "SHR", "OTH")
+_CONN_STATE_ORDER = ("REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH", "S2", "SHR",
+                     "S3", "S0", "S1")
+
+
+def _conn_state(os_, rs, ob, rb, history, as_codes=False) -> np.ndarray:
+    """Zeek's conn_state() (base/protocols/conn/main.zeek), vectorised: names,
+    or indices into ``CONN_STATES`` with ``as_codes``."""
     o_inact = (os_ == Z_INACTIVE) | (os_ == Z_PARTIAL)
     r_inact = (rs == Z_INACTIVE) | (rs == Z_PARTIAL)
     r_reset = rs == Z_RESET
@@ -308,7 +325,8 @@ def _conn_state(os_, rs, ob, rb, history) -> np.ndarray:
     rstos0 = np.zeros(len(os_), dtype=bool)
     cand = np.flatnonzero(~r_reset & o_reset & r_inact)
     for i in cand:
-        rstos0[i] = _RSTOS0.fullmatch(history[i]) is not None
+        h = history[i]
+        rstos0[i] = _RSTOS0.fullmatch(h.decode() if isinstance(h, bytes) else h) is not None
     conds = [
         rej, r_reset & o_inact, r_reset,
         o_reset & r_inact & rstos0, o_reset & r_inact, o_reset,
@@ -318,14 +336,10 @@ def _conn_state(os_, rs, ob, rb, history) -> np.ndarray:
         (os_ == Z_SYN_SENT) & (rs == Z_INACTIVE),
         (os_ == Z_ESTABLISHED) & (rs == Z_ESTABLISHED),
     ]
-    names = ["REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH", "S2", "SHR", "S3",
-             "S0", "S1"]
-    return np.select(conds, names, default="OTH").astype("U6")
-
-
-def _empty_connections() -> Connections:
-    return _finish(_track.Engine(0, 1, 1, 1, 1, np.zeros(65536, np.uint8),
-                                 np.ascontiguousarray(TRANSITIONS)).take_done())
+    # Codes index CONN_STATES; np.select over small ints, then one take.
+    codes = np.select(conds, [CONN_STATES.index(n) for n in _CONN_STATE_ORDER],
+                      default=CONN_STATES.index("OTH")).astype(np.int8)
+    return codes if as_codes else np.array(CONN_STATES, dtype="U6")[codes]
 
 
 def _seconds_between(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
@@ -375,5 +389,5 @@ def _finish(k: dict) -> Connections:
     }
     assert list(cols)[:len(CONNECTION_COLUMNS)] == CONNECTION_COLUMNS
     if n == 0:
-        cols["conn_state"] = cols["conn_state"].astype("U6")
+        return Connections.empty()
     return Connections(cols)
