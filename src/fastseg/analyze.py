@@ -11,15 +11,19 @@ JSON keys (``Report.to_dict()``) are a contract; see ``REPORT_KEYS``.
 from __future__ import annotations
 
 import math
+import os
+import queue
+import threading
 import warnings
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 
 from . import _consts
 from .segments import CaptureStats, Segments, format_addresses
 
-__all__ = ["analyze", "Report", "connections_of", "REPORT_KEYS"]
+__all__ = ["analyze", "Report", "connections_of", "default_threads", "read_ahead",
+           "REPORT_KEYS"]
 
 REPORT_KEYS = {
     "capture": ["packets", "tcp", "non_tcp", "malformed", "malformed_by_reason",
@@ -641,11 +645,56 @@ class _Analysis:
                 "timestamps": cnt["timestamps"], "ecn": cnt["ecn"]}
 
 
+def read_ahead(batches: Iterator, depth: int = 2) -> Iterator:
+    """The items of ``batches``, produced on a second thread up to ``depth``
+    ahead: reading and parsing batch k+1 (GIL-free kernels) overlaps the
+    tracking of batch k.  Order and content are those of ``batches``; an
+    exception the producer meets is raised here after the items before it."""
+    items: "queue.Queue" = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in batches:
+                while not stop.is_set():
+                    try:
+                        items.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put((done, None))
+        except BaseException as exc:     # handed to the consumer
+            items.put((done, exc))
+
+    worker = threading.Thread(target=produce, name="fastseg-read", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = items.get()
+            if item is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def default_threads() -> int:
+    """Threads used when none are asked for: the machine's cores."""
+    return max(1, os.cpu_count() or 1)
+
+
 def analyze(path_or_segments, *, checksums: str = "auto",
             idle_timeout: float = 300.0, close_wait_threshold: float = 60.0,
             flood_window: float = 1.0, flood_min_syns: int = 50,
             progress: bool = False, keep_connections: bool = False,
-            max_connections: int = None, **reader_kwargs) -> Report:
+            max_connections: int = None, threads: Optional[int] = None,
+            **reader_kwargs) -> Report:
     """Analyse a capture file (streamed batch by batch), a list of files read
     as one capture in order (e.g. rotated ``tcpdump -C`` output), or a
     Segments table.
@@ -662,7 +711,13 @@ def analyze(path_or_segments, *, checksums: str = "auto",
     ``connections.evicted``).
     SYN floods are looked for per server address:port in windows of
     ``flood_window`` seconds holding at least ``flood_min_syns`` SYNs.
+    ``threads`` (default: the machine's cores): with two or more, reading and
+    parsing run on their own thread ahead of tracking; the report is the same
+    whatever the number.
     """
+    threads = default_threads() if threads is None else int(threads)
+    if threads < 1:
+        raise ValueError("threads must be at least 1")
     acc = _Analysis(checksums=checksums, idle_timeout=idle_timeout,
                     close_wait_threshold=close_wait_threshold, flood_window=flood_window,
                     flood_min_syns=flood_min_syns, keep_connections=keep_connections,
@@ -680,7 +735,8 @@ def analyze(path_or_segments, *, checksums: str = "auto",
     for path in paths:
         with open_capture(path, **reader_kwargs) as cap:
             bar = Progress(progress, getattr(cap.reader, "size", None), path)
-            for seg in cap.batches():
+            batches = cap.batches()
+            for seg in (read_ahead(batches) if threads > 1 else batches):
                 acc.add(seg)
                 bar.update(getattr(cap.reader, "raw_bytes_read", 0))
             bar.close()
@@ -688,7 +744,8 @@ def analyze(path_or_segments, *, checksums: str = "auto",
 
 
 def connections_of(path: str, *, checksums: str = "auto", idle_timeout: float = 300.0,
-                   max_connections: int = None):
+                   max_connections: int = None, threads: Optional[int] = None):
     """Every connection of a capture (streamed), as one Connections table."""
     return analyze(path, checksums=checksums, idle_timeout=idle_timeout,
-                   keep_connections=True, max_connections=max_connections).connections
+                   keep_connections=True, max_connections=max_connections,
+                   threads=threads).connections

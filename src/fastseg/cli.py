@@ -56,7 +56,8 @@ def _cmd_summary(args) -> int:
     for path in args.files:
         _check_input(path)
     report = analyze(args.files, checksums=args.checksums, idle_timeout=args.idle_timeout,
-                     max_connections=args.max_connections, progress=_progress_enabled(args))
+                     max_connections=args.max_connections, progress=_progress_enabled(args),
+                     threads=args.threads)
     if args.json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2, sort_keys=False) + "\n")
     else:
@@ -76,13 +77,17 @@ def _table_output(args) -> bool:
 
 def _cmd_segments(args) -> int:
     from . import parse
+    from .analyze import default_threads, read_ahead
     from .output import TableWriter, atomic_output
 
     binary = _table_output(args)
     with atomic_output(args.output, binary=binary) as fh:
         writer = TableWriter(fh, args.format)
         with parse.open(args.file) as cap:
-            for seg in cap.batches():
+            batches = cap.batches()
+            if (args.threads or default_threads()) > 1:
+                batches = read_ahead(batches)
+            for seg in batches:
                 writer.write(seg)
         writer.close()
     return 0
@@ -94,7 +99,8 @@ def _cmd_conns(args) -> int:
 
     binary = _table_output(args)
     conns = connections_of(args.file, checksums=args.checksums,
-                           idle_timeout=args.idle_timeout, max_connections=args.max_connections)
+                           idle_timeout=args.idle_timeout, max_connections=args.max_connections,
+                           threads=args.threads)
     with atomic_output(args.output, binary=binary) as fh:
         if args.format == "zeek":
             conns.to_zeek(fh)
@@ -151,6 +157,16 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _threads(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid thread count {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("thread count must be at least 1")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fastseg", description="Fast batch analysis of TCP in packet captures.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -158,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p, tracking=False):
         p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+        p.add_argument("-j", "--threads", type=_threads, default=None, metavar="N",
+                       help="threads (default: the machine's cores); the output is the "
+                            "same whatever N")
         if tracking:
             p.add_argument("--checksums", choices=("auto", "verify", "ignore"), default="auto",
                            help="how bad checksums affect tracking (default: auto, which "
