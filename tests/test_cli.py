@@ -211,3 +211,58 @@ def test_progress_reaches_100_percent_on_stderr(small_pcap, capsys):
 def test_no_progress_when_stderr_is_not_a_tty(small_pcap):
     proc = run("summary", small_pcap)
     assert proc.returncode == 0 and proc.stderr == ""
+
+
+# -- link types that are not decoded ----------------------------------------
+@pytest.fixture
+def mixed_link_types(tmp_path, small_pcap):
+    """A pcapng with an Ethernet interface (the 7 TCP packets of small_pcap),
+    a radiotap interface (3 frames) and a USB interface (2 frames)."""
+    import capfiles as cf
+
+    eth = small_pcap.read_bytes()[24:]
+    pkts, pos = [], 0
+    while pos < len(eth):
+        n = struct.unpack_from("<I", eth, pos + 8)[0]
+        pkts.append(eth[pos + 16:pos + 16 + n])
+        pos += 16 + n
+    data = cf.shb() + cf.idb(1) + cf.idb(127) + cf.idb(189)
+    for i, p in enumerate(pkts):
+        data += cf.epb(0, 1_700_000_000_000_000 + i, p)
+        if i < 3:
+            data += cf.epb(1, 1_700_000_000_000_000 + i, b"\x00\x00\x08\x00\x00\x00\x00\x00" + p)
+        if i < 2:
+            data += cf.epb(2, 1_700_000_000_000_000 + i, bytes(48))
+    path = tmp_path / "mixed.pcapng"
+    path.write_bytes(data)
+    return path
+
+
+NOT_DECODED = ["fastseg: 3 packets of link type 127 (IEEE802_11_RADIOTAP) not decoded",
+               "fastseg: 2 packets of link type 189 (USB_LINUX) not decoded"]
+
+
+def test_link_types_not_decoded_are_named_on_stderr_and_in_the_report(mixed_link_types):
+    proc = run("summary", mixed_link_types, "--json")
+    assert proc.returncode == 0
+    assert proc.stderr.splitlines() == NOT_DECODED
+    cap = json.loads(proc.stdout)["capture"]
+    assert cap["link_types_not_decoded"] == [
+        {"link_type": 127, "name": "IEEE802_11_RADIOTAP", "packets": 3},
+        {"link_type": 189, "name": "USB_LINUX", "packets": 2}]
+    assert cap["packets"] == 12 and cap["tcp"] == 7
+    text = run("summary", mixed_link_types).stdout
+    assert "3 packets of link type 127 (IEEE802_11_RADIOTAP) not decoded" in text
+
+
+@pytest.mark.parametrize("command", ["show", "segments", "conns"])
+def test_every_reading_command_names_the_link_types_it_skips(mixed_link_types, command):
+    proc = run(command, mixed_link_types)
+    assert proc.returncode == 0
+    assert proc.stderr.splitlines() == NOT_DECODED
+    assert len(proc.stdout.splitlines()) == {"show": 7, "segments": 7, "conns": 1}[command]
+
+
+def test_decoded_capture_says_nothing_about_link_types(small_pcap):
+    proc = run("show", small_pcap)
+    assert proc.returncode == 0 and proc.stderr == ""

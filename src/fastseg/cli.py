@@ -49,6 +49,15 @@ def _check_output(path: Optional[str]) -> None:
         raise _Fail(f"{path}: permission denied")
 
 
+def _say_not_decoded(capture: dict) -> None:
+    """One stderr line per link type whose packets were not decoded: a
+    capture of 802.11 or USB frames is not silently an empty report."""
+    from .render import not_decoded_lines
+
+    for line in not_decoded_lines(capture):
+        sys.stderr.write(f"fastseg: {line}\n")
+
+
 # -- commands -------------------------------------------------------------
 def _cmd_summary(args) -> int:
     from .analyze import analyze
@@ -57,6 +66,7 @@ def _cmd_summary(args) -> int:
         _check_input(path)
     report = analyze(args.files, checksums=args.checksums, idle_timeout=args.idle_timeout,
                      max_connections=args.max_connections, progress=_progress_enabled(args))
+    _say_not_decoded(report["capture"])
     if args.json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2, sort_keys=False) + "\n")
     else:
@@ -84,17 +94,21 @@ def _cmd_segments(args) -> int:
         with parse.open(args.file) as cap:
             for seg in cap.batches():
                 writer.write(seg)
+            stats = cap.stats
         writer.close()
+    _say_not_decoded(stats.to_dict())
     return 0
 
 
 def _cmd_conns(args) -> int:
-    from .analyze import connections_of
+    from .analyze import analyze
     from .output import TableWriter, atomic_output
 
     binary = _table_output(args)
-    conns = connections_of(args.file, checksums=args.checksums,
-                           idle_timeout=args.idle_timeout, max_connections=args.max_connections)
+    report = analyze(args.file, checksums=args.checksums, idle_timeout=args.idle_timeout,
+                     keep_connections=True, max_connections=args.max_connections)
+    conns = report.connections
+    _say_not_decoded(report["capture"])
     with atomic_output(args.output, binary=binary) as fh:
         if args.format == "zeek":
             conns.to_zeek(fh)
@@ -106,13 +120,16 @@ def _cmd_conns(args) -> int:
 
 
 def _cmd_show(args) -> int:
+    from .segments import CaptureStats
     from .show import show_lines
 
     _check_input(args.file)
     out = sys.stdout
-    for line in show_lines(args.file):
+    stats = CaptureStats()
+    for line in show_lines(args.file, stats):
         out.write(line)
         out.write("\n")
+    _say_not_decoded(stats.to_dict())
     return 0
 
 
