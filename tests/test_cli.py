@@ -266,3 +266,122 @@ def test_every_reading_command_names_the_link_types_it_skips(mixed_link_types, c
 def test_decoded_capture_says_nothing_about_link_types(small_pcap):
     proc = run("show", small_pcap)
     assert proc.returncode == 0 and proc.stderr == ""
+
+
+# -- output format from -o's extension ----------------------------------------------
+@pytest.mark.parametrize("command,name,fmt", [
+    ("segments", "s.parquet", "parquet"), ("segments", "s.csv", "csv"),
+    ("segments", "s.json", "jsonl"), ("segments", "s.jsonl", "jsonl"),
+    ("conns", "c.parquet", "parquet"), ("conns", "c.log", "zeek"), ("conns", "c.tsv", "zeek"),
+    ("conns", "c.csv", "csv"), ("segments", "noext", "jsonl"),
+])
+def test_output_format_follows_the_extension(small_pcap, tmp_path, command, name, fmt):
+    out = tmp_path / name
+    proc = run(command, small_pcap, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    rows = 7 if command == "segments" else 1
+    if fmt == "parquet":
+        pq = pytest.importorskip("pyarrow.parquet")
+        assert pq.read_table(out).num_rows == rows
+        return
+    lines = out.read_text().splitlines()
+    if fmt == "jsonl":
+        key = "orig_p" if command == "conns" else "frame"
+        assert [json.loads(l)[key] for l in lines] == \
+            ([40000] if command == "conns" else list(range(1, 8)))
+    elif fmt == "csv":
+        assert lines[0].startswith("frame," if command == "segments" else "uid,")
+        assert len(lines) == rows + 1
+    else:
+        assert lines[0] == "#separator \\x09" and any(l.startswith("#fields") for l in lines)
+
+
+def test_format_and_extension_that_contradict_are_one_line_exit_2(small_pcap, tmp_path):
+    proc = run("segments", small_pcap, "-o", tmp_path / "s.parquet", "--format", "csv")
+    _one_line_error(proc, "--format csv contradicts the .parquet extension")
+    assert not (tmp_path / "s.parquet").exists()
+    _one_line_error(run("segments", small_pcap, "-o", tmp_path / "s.log"),
+                    "the .log extension means zeek")
+    _one_line_error(run("segments", small_pcap, "-o", tmp_path / "s.txt"),
+                    "give --format")
+    assert run("segments", small_pcap, "-o", tmp_path / "s.txt", "--format", "csv").returncode == 0
+    assert (tmp_path / "s.txt").read_text().startswith("frame,")
+
+
+# -- standard input and several files ---------------------------------------------------
+def run_stdin(data: bytes, *args):
+    return subprocess.run([sys.executable, "-m", "fastseg", *map(str, args)], input=data,
+                          capture_output=True, timeout=300)
+
+
+@pytest.mark.parametrize("compress", ["none", "gzip", "zstd", "pcapng"])
+def test_dash_reads_standard_input(small_pcap, tmp_path, compress):
+    import gzip
+
+    import capfiles as cf
+    data = small_pcap.read_bytes()
+    if compress == "gzip":
+        data = gzip.compress(data)
+    elif compress == "zstd":
+        zstandard = pytest.importorskip("zstandard")
+        data = zstandard.ZstdCompressor().compress(data)
+    elif compress == "pcapng":
+        ng = cf.shb() + cf.idb(1)
+        pos = 24
+        while pos < len(data):
+            n = struct.unpack_from("<I", data, pos + 8)[0]
+            ng += cf.epb(0, 1_700_000_000_000_000, data[pos + 16:pos + 16 + n])
+            pos += 16 + n
+        data = ng
+    want = json.loads(run("summary", small_pcap, "--json").stdout)
+    proc = run_stdin(data, "summary", "-", "--json")
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["files"] == ["-"]
+    for key in ("capture", "connections", "handshakes", "teardowns"):
+        if compress == "pcapng":   # another timestamp: compare what does not depend on it
+            assert got[key]["total" if key == "connections" else next(iter(got[key]))] == \
+                want[key]["total" if key == "connections" else next(iter(want[key]))]
+        else:
+            assert got[key] == want[key]
+    assert len(run_stdin(data, "show", "-").stdout.splitlines()) == 7
+    assert len(run_stdin(data, "segments", "-").stdout.splitlines()) == 7
+    assert len(run_stdin(data, "conns", "-").stdout.splitlines()) == 1
+
+
+def test_standard_input_twice_is_one_line_exit_2(small_pcap):
+    proc = run_stdin(small_pcap.read_bytes(), "summary", "-", "-")
+    assert proc.returncode == 2 and b"standard input" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+
+
+def test_empty_standard_input_is_one_line_exit_2():
+    proc = run_stdin(b"", "show", "-")
+    assert proc.returncode == 2 and proc.stderr.decode().startswith("fastseg: error: -")
+    assert len(proc.stderr.splitlines()) == 1
+
+
+def test_show_segments_and_conns_take_several_files(small_pcap, tmp_path):
+    other = tmp_path / "other.pcap"
+    c, s = [10, 0, 0, 3], [10, 0, 0, 4]
+    _pcap(other, [_tcp_packet(c, s, 41000, 443, 7, 0, 0x02),
+                  _tcp_packet(s, c, 443, 41000, 0, 8, 0x14)])
+    one = run("show", small_pcap).stdout + run("show", other).stdout
+    assert run("show", small_pcap, other).stdout == one and len(one.splitlines()) == 9
+    rows = [json.loads(l) for l in run("segments", small_pcap, other).stdout.splitlines()]
+    assert [r["frame"] for r in rows] == list(range(1, 8)) + [1, 2]
+    conns = [json.loads(l) for l in run("conns", small_pcap, other).stdout.splitlines()]
+    assert [(c["resp_p"], c["conn_state"]) for c in conns] == [(80, "SF"), (443, "REJ")]
+
+
+# -- help -------------------------------------------------------------------------------
+def test_every_command_and_argument_has_help():
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, cli.argparse._SubParsersAction))
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    assert set(helps) == set(sub.choices)
+    for name, p in sub.choices.items():
+        assert helps[name] and "\n" not in helps[name], name
+        assert p.description, name
+        for action in p._actions:
+            assert action.help, (name, action.dest)

@@ -46,6 +46,7 @@ import io
 import mmap
 import os
 import struct
+import sys
 import warnings
 import zlib
 
@@ -55,7 +56,9 @@ from . import _capture
 from .errors import CaptureError, TruncatedCaptureWarning
 
 __all__ = ["PacketBatch", "CaptureReader", "open_capture",
-           "CAPLEN_MAX", "BLOCK_MAX", "INTERFACES_MAX"]
+           "CAPLEN_MAX", "BLOCK_MAX", "INTERFACES_MAX", "STDIN"]
+
+STDIN = "-"         # the path that names standard input (as in tcpdump -r -)
 
 CAPLEN_MAX = _capture.CAPLEN_MAX
 BLOCK_MAX = _capture.BLOCK_MAX
@@ -372,7 +375,12 @@ class CaptureReader:
         self._iterated = False
         self._section = -1
         self._big = False
-        if isinstance(path, (str, bytes, os.PathLike)):
+        if isinstance(path, (str, bytes, os.PathLike)) and os.fsdecode(path) == STDIN:
+            # as libpcap's pcap_open_offline("-"): standard input, streamed
+            self.path = STDIN
+            fileobj = sys.stdin.buffer
+            owned = False
+        elif isinstance(path, (str, bytes, os.PathLike)):
             self.path = os.fsdecode(path)
             fileobj = open(path, "rb", buffering=0)
             owned = True
@@ -778,7 +786,8 @@ class CaptureReader:
 def open_capture(path, *, batch_packets=262144, batch_bytes=64 << 20, use_mmap=True):
     """Open a pcap / pcapng capture (plain, gzip or zstd) for batch reading.
 
-    ``path`` is a file path or a binary file object.  Uncompressed regular
+    ``path`` is a file path, ``"-"`` for standard input (as tcpdump's
+    ``-r -``; a file named ``-`` is ``./-``) or a binary file object.  Uncompressed regular
     files named by path are memory-mapped (``use_mmap=False`` streams them
     instead); file objects, pipes and compressed input are streamed.
     Batches hold at most ``batch_packets`` packets and about ``batch_bytes``
