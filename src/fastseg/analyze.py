@@ -27,7 +27,7 @@ __all__ = ["analyze", "Report", "connections_of", "default_threads", "read_ahead
 
 REPORT_KEYS = {
     "capture": ["packets", "tcp", "non_tcp", "malformed", "malformed_by_reason",
-                "non_tcp_by_reason", "start", "end", "duration"],
+                "non_tcp_by_reason", "link_types_not_decoded", "start", "end", "duration"],
     "checksums": ["ok", "bad", "unverified", "ip_bad", "offload", "untrusted"],
     "connections": ["total", "by_state", "ipv4", "ipv6", "evicted"],
     "handshakes": ["completed", "refused", "unanswered", "syn_retransmits",
@@ -560,19 +560,24 @@ class _Analysis:
     def _floods(self) -> List[dict]:
         """SYN-flood suspects per server address:port.
 
-        Every SYN closes a trailing window of ``flood_window`` seconds; the
-        window is suspect when at least ``flood_min_syns`` of the SYNs in it
-        never led to a completed handshake and at most
-        ``flood_max_completed_ratio`` of them did (a completed handshake counts
-        at its connection's first SYN).  Overlapping suspect windows merge
-        into one entry whose counts are exact over its span."""
+        A stray SYN is one whose connection never completed its handshake
+        (retransmitted SYNs of a connection that did complete are not
+        strays: a load test that retransmits is not a flood).  Every SYN
+        closes a trailing window of ``flood_window`` seconds; the window is
+        suspect when it holds at least ``flood_min_syns`` strays and at most
+        ``flood_max_completed_ratio`` of its SYNs led to a completed handshake
+        (a completed handshake counts at its connection's first SYN).
+        Overlapping suspect windows merge into one entry that runs from the
+        first stray of its first window to the last stray of its last, with
+        counts exact over that span."""
         ts = self.syns.get("ts")
         if not len(ts):
             return []
+        k = max(int(self.flood_min_syns), 1)
         listener = self.syns.get("listener")
         uk, gid, total = np.unique(listener, return_inverse=True, return_counts=True)
         gid = gid.reshape(-1)
-        cand = np.flatnonzero(total >= self.flood_min_syns)
+        cand = np.flatnonzero(total >= k)
         if len(cand) == 0:
             return []
         conn = self.syns.get("conn")
@@ -586,6 +591,7 @@ class _Analysis:
         order = np.lexsort((ts, conn))
         first_syn[order[1:]] = conn[order[1:]] != conn[order[:-1]]
         completed = first_syn & done[conn]
+        stray = ~done[conn]
         unanswered = first_syn & synack[conn] & ~done[conn]
         lk = self.listeners.get("key")
         lkeys, lfirst = np.unique(lk, return_index=True)
@@ -595,15 +601,19 @@ class _Analysis:
             idx = np.flatnonzero(gid == g)
             idx = idx[np.argsort(ts[idx], kind="stable")]
             t = ts[idx]
-            cum = np.concatenate([[0], np.cumsum(completed[idx])])
+            cum_done = np.concatenate([[0], np.cumsum(completed[idx])])
+            cum_stray = np.concatenate([[0], np.cumsum(stray[idx])])
             lo = np.searchsorted(t, t - w, side="left")
             hi = np.arange(1, len(t) + 1)
             n_in = hi - lo
-            c_in = cum[hi] - cum[lo]
-            bad = np.flatnonzero((n_in - c_in >= self.flood_min_syns)
+            c_in = cum_done[hi] - cum_done[lo]
+            bad = np.flatnonzero((cum_stray[hi] - cum_stray[lo] >= k)
                                  & (c_in <= self.flood_ratio * n_in))
             if len(bad) == 0:
                 continue
+            # positions (in time order) of the strays; every flagged window
+            # [lo, bad] holds at least k of them, so the look-ups below land
+            strays = np.flatnonzero(stray[idx])
             starts, ends = t[lo[bad]], t[bad]
             reach = np.maximum.accumulate(ends)
             new = np.concatenate([[True], starts[1:] > reach[:-1]])
@@ -614,16 +624,8 @@ class _Analysis:
                                           self.listeners.get("ver")[r:r + 1])[0])
             port = int(self.listeners.get("dport")[r])
             for a, b in zip(first, last):
-                # The burst runs from the first stray SYN (one that never led
-                # to a completed handshake) that opens a window holding
-                # flood_min_syns strays to the last one that closes such a window.
-                k = self.flood_min_syns
-                st = t[(t >= starts[a]) & (t <= reach[b]) & ~done[conn[idx]]]
-                pos = np.arange(len(st))
-                fwd = np.searchsorted(st, st + w, side="right") - pos
-                bwd = pos + 1 - np.searchsorted(st, st - w, side="left")
-                s0 = st[np.flatnonzero(fwd >= k)[0]]
-                e0 = st[np.flatnonzero(bwd >= k)[-1]]
+                s0 = t[strays[np.searchsorted(strays, lo[bad[a]], side="left")]]
+                e0 = t[strays[np.searchsorted(strays, bad[b], side="right") - 1]]
                 inside = idx[(t >= s0) & (t <= e0)]
                 out.append({
                     "server": server, "port": port,

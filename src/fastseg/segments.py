@@ -123,20 +123,33 @@ def parse_addresses(texts: Iterable[str]) -> np.ndarray:
 class CaptureStats:
     """What became of every packet of a capture.
 
-    ``packets == tcp + non_tcp + malformed`` always; ``by_outcome`` holds one
-    count per outcome code of ``fastseg._consts.Outcome``.
+    ``packets == tcp + non_tcp + malformed`` always; ``counts`` holds one
+    count per outcome code of ``fastseg._consts.Outcome``; ``not_decoded``
+    maps each link type the parser does not decode to its packets (they are
+    counted as ``unsupported_link_type``).
     """
 
-    def __init__(self, counts=None):
+    def __init__(self, counts=None, not_decoded=None):
         self.counts = (np.zeros(_consts.N_OUTCOMES, dtype=np.int64) if counts is None
                        else np.asarray(counts, dtype=np.int64).copy())
+        self.not_decoded: Dict[int, int] = dict(not_decoded or {})
 
     def __iadd__(self, other: "CaptureStats"):
         self.counts += other.counts
+        for linktype, n in other.not_decoded.items():
+            self.not_decoded[linktype] = self.not_decoded.get(linktype, 0) + n
         return self
 
     def __add__(self, other: "CaptureStats") -> "CaptureStats":
-        return CaptureStats(self.counts + other.counts)
+        out = CaptureStats(self.counts, self.not_decoded)
+        out += other
+        return out
+
+    @property
+    def link_types_not_decoded(self) -> List[dict]:
+        """``[{"link_type", "name", "packets"}]``, most packets first."""
+        return [{"link_type": lt, "name": _consts.linktype_name(lt), "packets": n}
+                for lt, n in sorted(self.not_decoded.items(), key=lambda kv: (-kv[1], kv[0]))]
 
     @property
     def packets(self) -> int:
@@ -172,6 +185,7 @@ class CaptureStats:
             "malformed": self.malformed,
             "non_tcp_by_reason": self.non_tcp_by_reason,
             "malformed_by_reason": self.malformed_by_reason,
+            "link_types_not_decoded": self.link_types_not_decoded,
         }
 
     def __repr__(self):
