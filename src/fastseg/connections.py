@@ -5,6 +5,7 @@ from typing import Dict, List
 
 import numpy as np
 
+from . import _format
 from .segments import format_addresses
 
 __all__ = ["Connections", "CONNECTION_COLUMNS", "CONNECTION_DTYPES", "CONN_NULLS"]
@@ -48,6 +49,15 @@ CONN_NULLS = {
 
 _ADDRESS_COLUMNS = ("orig_h", "resp_h")
 _CATEGORICAL = ("conn_state", "orig_state", "resp_state", "closer", "close")
+# Rows formatted per call of the text kernel: bounds the text held at once.
+_FORMAT_CHUNK = 65536
+
+
+def _ascii_bytes(col) -> np.ndarray:
+    """An ASCII text column as fixed-width bytes ('S' dtype), converted by
+    numpy in one pass (no Python per item)."""
+    col = np.asarray(col)
+    return col if col.dtype.kind == "S" else col.astype("S")
 
 
 class Connections:
@@ -196,19 +206,26 @@ class Connections:
                   f"#path\tconn\n#open\t{stamp}\n#fields\t" + "\t".join(fields) + "\n#types\t"
                   + "\t".join(types) + "\n")
         c = self._cols
-        orig, resp = self.orig_text(), self.resp_text()
-        for i in range(len(self)):
-            dur = float(c["duration"][i])
-            has = dur > 0
-            hist = str(c["history"][i])
-            row = [f"{c['ts'][i]:.6f}", str(c["uid"][i]), orig[i], str(int(c["orig_p"][i])), resp[i],
-                   str(int(c["resp_p"][i])), "tcp", "-",
-                   f"{dur:.6f}" if has else "-",
-                   str(int(c["orig_bytes"][i])) if has else "-",
-                   str(int(c["resp_bytes"][i])) if has else "-",
-                   str(c["conn_state"][i]), "-", "-", "-", hist if hist else "-",
-                   str(int(c["orig_pkts"][i])), "-", str(int(c["resp_pkts"][i])), "-", "-"]
-            out.write("\t".join(row) + "\n")
+        has = np.asarray(c["duration"], dtype=np.float64) > 0
+        unset = ~has
+        empty_history = np.asarray(c["history"]) == ""
+        dash = ("const", b"-", 0, None)
+        for lo in range(0, len(self), _FORMAT_CHUNK):
+            part = slice(lo, lo + _FORMAT_CHUNK)
+            rows = self[part]
+            cols = [("float", c["ts"][part], 6, None), ("bytes", _ascii_bytes(c["uid"][part]), 0, None),
+                    ("bytes", _ascii_bytes(rows.orig_text()), 0, None),
+                    ("int", c["orig_p"][part], 0, None),
+                    ("bytes", _ascii_bytes(rows.resp_text()), 0, None),
+                    ("int", c["resp_p"][part], 0, None), ("const", b"tcp", 0, None), dash,
+                    ("float", c["duration"][part], 6, unset[part]),
+                    ("int", c["orig_bytes"][part], 0, unset[part]),
+                    ("int", c["resp_bytes"][part], 0, unset[part]),
+                    ("bytes", _ascii_bytes(c["conn_state"][part]), 0, None), dash, dash, dash,
+                    ("bytes", _ascii_bytes(c["history"][part]), 0, empty_history[part]),
+                    ("int", c["orig_pkts"][part], 0, None), dash,
+                    ("int", c["resp_pkts"][part], 0, None), dash, dash]
+            out.write(_format.format_rows(cols).decode("ascii"))
         out.write(f"#close\t{stamp}\n")
 
     def to_arrow(self):

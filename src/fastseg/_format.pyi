@@ -1,0 +1,11 @@
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+def format_rows(
+    columns: List[Tuple[str, Union[npt.NDArray, bytes], int, Optional[npt.NDArray[np.bool_]]]],
+    sep: bytes = ...,
+    unset: bytes = ...,
+    end: bytes = ...,
+) -> bytes: ...
