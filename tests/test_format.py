@@ -44,3 +44,35 @@ def test_bad_columns_are_refused():
     with pytest.raises(ValueError):
         _format.format_rows([("text", np.arange(3), 0, None)])
     assert _format.format_rows([]) == b""
+
+
+def _reference(table, fmt):
+    """What the csv and json modules write for the same rows."""
+    import csv
+    import io
+    import json
+
+    from fastseg.output import text_columns
+    cols = text_columns(table)
+    names = list(cols)
+    rows = list(zip(*(cols[c] for c in names)))
+    if fmt == "jsonl":
+        return "".join(json.dumps(dict(zip(names, r)), separators=(",", ":")) + "\n" for r in rows)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(names)
+    w.writerows(["" if v is None else v for v in r] for r in rows)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.parametrize("name", ["lo_conv.pcap", "synth_frag.pcap", "veth_sack.pcap"])
+def test_segment_and_connection_text_equals_the_csv_and_json_modules(name, fmt):
+    from pathlib import Path
+
+    import fastseg
+    from fastseg.output import format_table
+    seg = fastseg.read_segments(str(Path(__file__).parent / "data" / name))
+    conns = fastseg.track(seg)
+    for table in (seg, conns):
+        assert format_table(table, fmt, header=True) == _reference(table, fmt)

@@ -6,13 +6,14 @@ place only when complete, so a failed run never leaves a partial output.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import math
 import os
 import sys
 import tempfile
 from typing import Dict, Iterator, List, Optional
+
+import numpy as np
 
 from .segments import format_addresses
 
@@ -114,6 +115,62 @@ def text_columns(table) -> Dict[str, List]:
     return out
 
 
+def _text_fields(table, json_strings: bool):
+    """Per public column: (name, format_rows column).  Values come out as
+    Python's csv/json modules write them (ints, shortest float repr, True/False
+    or true/false, None as unset); ``json_strings`` quotes text."""
+    from ._consts import CHECKSUM_STATUS_NAMES
+    out = []
+    for name in table.columns:
+        col = np.asarray(table[name])
+        mask = table.null_mask(name) if hasattr(table, "null_mask") else None
+        string = False
+        if col.ndim == 2 and col.shape[1] == 16:
+            values, string = format_addresses(col, table["ip_version"]).astype("S"), True
+        elif name in ("checksum_status", "ip_checksum_status"):
+            values = np.array(CHECKSUM_STATUS_NAMES, dtype="S")[col]
+            string = True
+        elif col.dtype.kind == "b":
+            values = np.where(col, b"true" if json_strings else b"True",
+                              b"false" if json_strings else b"False")
+        elif col.dtype.kind == "f":
+            nan = np.isnan(col)
+            mask = nan if mask is None else (mask | nan)
+            values = col.astype("S32")
+        elif col.dtype.kind == "u" and col.dtype.itemsize == 8:
+            values = col.astype("S20")
+        elif col.dtype.kind in "iu":
+            out.append((name, ("int", col, 0, mask)))
+            continue
+        else:
+            values, string = col.astype("S"), True
+        if string and json_strings:
+            values = np.char.add(np.char.add(b'"', values), b'"')
+        out.append((name, ("bytes", values, 0, mask)))
+    return out
+
+
+def format_table(table, fmt: str, header: bool = False) -> str:
+    """A table's rows as jsonl or csv text, formatted by the C row kernel
+    (the same text the json and csv modules write)."""
+    from . import _format
+    if len(table) == 0:
+        return (",".join(table.columns) + "\n") if header and fmt == "csv" else ""
+    fields = _text_fields(table, fmt == "jsonl")
+    if fmt == "csv":
+        text = _format.format_rows([c for _, c in fields], sep=b",", unset=b"")
+        if header:
+            text = (",".join(n for n, _ in fields) + "\n").encode() + text
+        return text.decode("ascii")
+    cols = []
+    for i, (name, col) in enumerate(fields):
+        cols.append(("const", ("{" if i == 0 else ",").encode() + json.dumps(name).encode() + b":",
+                     0, None))
+        cols.append(col)
+    cols.append(("const", b"}", 0, None))
+    return _format.format_rows(cols, sep=b"", unset=b"null").decode("ascii")
+
+
 class TableWriter:
     """Writes a sequence of tables (batches) in one format to one output."""
 
@@ -137,21 +194,10 @@ class TableWriter:
             self._parquet.write_table(arrow)
             self.rows += len(table)
             return
-        cols = text_columns(table)
-        names = list(cols)
         n = len(table)
-        if self.fmt == "jsonl":
-            dumps = json.dumps
-            lines = [dumps(dict(zip(names, row)), separators=(",", ":"))
-                     for row in zip(*(cols[c] for c in names))] if n else []
-            if lines:
-                self.fh.write("\n".join(lines) + "\n")
-        else:
-            if self._csv is None:
-                self._csv = csv.writer(self.fh, lineterminator="\n")
-                self._csv.writerow(names)
-            self._csv.writerows(["" if v is None else v for v in row]
-                                for row in zip(*(cols[c] for c in names)))
+        header = self.fmt == "csv" and self._csv is None
+        self._csv = True
+        self.fh.write(format_table(table, self.fmt, header=header))
         self.rows += n
 
     def close(self) -> None:
