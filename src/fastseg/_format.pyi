@@ -1,4 +1,4 @@
-from typing import List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -8,4 +8,6 @@ def format_rows(
     sep: bytes = ...,
     unset: bytes = ...,
     end: bytes = ...,
-) -> bytes: ...
+    write: Optional[Callable[[memoryview], object]] = ...,
+    chunk_rows: int = ...,
+) -> Union[bytes, int]: ...

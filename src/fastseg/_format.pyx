@@ -51,19 +51,23 @@ cdef inline Py_ssize_t put_int(char* p, int64_t v) noexcept nogil:
     return k
 
 
-def format_rows(list columns, bytes sep=b"\t", bytes unset=b"-", bytes end=b"\n"):
+def format_rows(list columns, bytes sep=b"\t", bytes unset=b"-", bytes end=b"\n",
+                write=None, Py_ssize_t chunk_rows=8192):
     """Format rows from ``columns``, a list of ``(kind, values, decimals,
     unset_mask)`` with kind "int" (int64 array), "float" (float64 array,
     ``decimals`` places), "bytes" ('S' array) or "const" (``values`` is one
-    bytes value); ``unset_mask`` is None or a bool array.  Returns bytes."""
+    bytes value); ``unset_mask`` is None or a bool array.  Rows are formatted
+    ``chunk_rows`` at a time into one reused buffer; each chunk goes to
+    ``write`` (a callable taking a bytes-like object) when given, and the
+    bytes written are counted; without ``write`` the text is returned."""
     cdef Py_ssize_t ncol = len(columns), n = -1, j, row_max = 0, pos = 0
-    cdef Py_ssize_t nsep, nunset, nend
+    cdef Py_ssize_t nsep, nunset, nend, lo, hi
     cdef const char* c_sep
     cdef const char* c_unset
     cdef const char* c_end
     cdef char* buf
     if ncol == 0:
-        return b""
+        return 0 if write is not None else b""
     keep = []
     cdef Col* cols = <Col*>malloc(ncol * sizeof(Col))
     if cols == NULL:
@@ -118,24 +122,35 @@ def format_rows(list columns, bytes sep=b"\t", bytes unset=b"-", bytes end=b"\n"
         if n < 0:
             raise ValueError("at least one column must be an array")
         row_max += len(end)
-        out = np.empty(max(n * row_max, 1), dtype=np.uint8)
+        if chunk_rows < 1:
+            raise ValueError("chunk_rows must be positive")
+        out = np.empty(max(min(n, chunk_rows) * row_max, 1), dtype=np.uint8)
         c_sep, c_unset, c_end = <const char*>sep, <const char*>unset, <const char*>end
         nsep, nunset, nend = len(sep), len(unset), len(end)
         buf = <char*><size_t>out.ctypes.data
-        with nogil:
-            pos = _fill(cols, ncol, n, buf, c_sep, nsep, c_unset, nunset, c_end, nend)
-        return out[:pos].tobytes()
+        parts = []
+        total = 0
+        for lo in range(0, n, chunk_rows):
+            hi = min(n, lo + chunk_rows)
+            with nogil:
+                pos = _fill(cols, ncol, lo, hi, buf, c_sep, nsep, c_unset, nunset, c_end, nend)
+            if write is not None:
+                write(memoryview(out)[:pos])
+            else:
+                parts.append(out[:pos].tobytes())
+            total += pos
+        return total if write is not None else b"".join(parts)
     finally:
         free(cols)
 
 
-cdef Py_ssize_t _fill(const Col* cols, Py_ssize_t ncol, Py_ssize_t n, char* p,
+cdef Py_ssize_t _fill(const Col* cols, Py_ssize_t ncol, Py_ssize_t lo, Py_ssize_t hi, char* p,
                       const char* sep, Py_ssize_t nsep, const char* unset, Py_ssize_t nunset,
                       const char* end, Py_ssize_t nend) noexcept nogil:
     cdef Py_ssize_t i, j, k, pos = 0
     cdef const char* s
     cdef double x
-    for i in range(n):
+    for i in range(lo, hi):
         for j in range(ncol):
             if j:
                 memcpy(p + pos, sep, nsep)

@@ -150,25 +150,30 @@ def _text_fields(table, json_strings: bool):
     return out
 
 
-def format_table(table, fmt: str, header: bool = False) -> str:
+def format_table(table, fmt: str, header: bool = False, write=None):
     """A table's rows as jsonl or csv text, formatted by the C row kernel
-    (the same text the json and csv modules write)."""
+    (the same text the json and csv modules write).  Returned as str, or
+    handed to ``write`` (a callable taking bytes) chunk by chunk."""
     from . import _format
-    if len(table) == 0:
-        return (",".join(table.columns) + "\n") if header and fmt == "csv" else ""
-    fields = _text_fields(table, fmt == "jsonl")
-    if fmt == "csv":
-        text = _format.format_rows([c for _, c in fields], sep=b",", unset=b"")
-        if header:
-            text = (",".join(n for n, _ in fields) + "\n").encode() + text
-        return text.decode("ascii")
-    cols = []
-    for i, (name, col) in enumerate(fields):
-        cols.append(("const", ("{" if i == 0 else ",").encode() + json.dumps(name).encode() + b":",
-                     0, None))
-        cols.append(col)
-    cols.append(("const", b"}", 0, None))
-    return _format.format_rows(cols, sep=b"", unset=b"null").decode("ascii")
+    out = []
+    emit = write if write is not None else out.append
+    if header and fmt == "csv":
+        emit((",".join(table.columns) + "\n").encode())
+    if len(table):
+        fields = _text_fields(table, fmt == "jsonl")
+        if fmt == "csv":
+            _format.format_rows([c for _, c in fields], sep=b",", unset=b"", write=emit)
+        else:
+            cols = []
+            for i, (name, col) in enumerate(fields):
+                key = ("{" if i == 0 else ",").encode() + json.dumps(name).encode() + b":"
+                cols.append(("const", key, 0, None))
+                cols.append(col)
+            cols.append(("const", b"}", 0, None))
+            _format.format_rows(cols, sep=b"", unset=b"null", write=emit)
+    if write is None:
+        return b"".join(bytes(p) for p in out).decode("ascii")
+    return None
 
 
 class TableWriter:
@@ -197,7 +202,13 @@ class TableWriter:
         n = len(table)
         header = self.fmt == "csv" and self._csv is None
         self._csv = True
-        self.fh.write(format_table(table, self.fmt, header=header))
+        raw = getattr(self.fh, "buffer", None)
+        if raw is not None:
+            # The text is ASCII: straight to the byte stream, no re-encoding.
+            self.fh.flush()
+            format_table(table, self.fmt, header=header, write=raw.write)
+        else:
+            self.fh.write(format_table(table, self.fmt, header=header))
         self.rows += n
 
     def close(self) -> None:
