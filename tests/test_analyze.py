@@ -275,3 +275,21 @@ def test_threads_raise_the_same_error_on_a_damaged_record(tmp_path):
             fastseg.analyze(str(path), threads=threads, batch_packets=100)
         errors.append(str(info.value))
     assert errors[0] == errors[1] and "byte offset" in errors[0]
+
+
+def test_reports_of_two_parts_merge_into_the_report_of_the_whole():
+    """Aggregates are mergeable: the analyses of two parts of a capture (no
+    connection spanning them) add up to the analysis of both read as one,
+    SYN floods, TIME-WAIT peaks, quantiles and the offload verdict included."""
+    from fastseg.analyze import _Analysis
+    flood = fastseg.read_segments(str(DATA / "syn_flood.pcap"))
+    loop = fastseg.read_segments(str(DATA / "lo_conv.pcap"))
+    whole = fastseg.analyze(fastseg.Segments.concat([flood, loop]),
+                            keep_connections=True).to_dict()
+    first, second = _Analysis(keep_connections=True), _Analysis(keep_connections=True)
+    first.add(flood)
+    second.add(loop)
+    merged = first.merge(second).finish([])
+    assert merged.to_dict() == whole
+    assert whole["syn_flood"] and whole["checksums"]["offload"]
+    assert list(merged.connections["_conn"]) == list(range(len(merged.connections)))

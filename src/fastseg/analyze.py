@@ -176,6 +176,10 @@ class _Chunks:
         for k, v in cols.items():
             self._parts[k].append(np.asarray(v, dtype=self._dtypes[k]))
 
+    def extend(self, other: "_Chunks") -> None:
+        for k, parts in other._parts.items():
+            self._parts[k].extend(parts)
+
     def get(self, name) -> np.ndarray:
         parts = self._parts[name]
         if not parts:
@@ -237,6 +241,7 @@ class _Analysis:
         self.t_first = math.inf
         self.t_last = -math.inf
         self.cookie_requests = 0
+        self.evicted_elsewhere = 0
         self.conn_parts: List = []
         # exact counters over finished connections
         self.n = 0
@@ -410,6 +415,53 @@ class _Analysis:
                                resp_p=resp_p[first], ver=ver[first], win=win[first])
         self.tuples.add(key=_distinct(_mix64(_mix64(dest ^ oh) ^ orig_p.astype(np.uint64))))
 
+    # -- scale-out ------------------------------------------------------------
+    def merge(self, other: "_Analysis") -> "_Analysis":
+        """Add the aggregates of ``other``, the analysis of a later part of the
+        same capture, into this one: after both have been flushed, the merged
+        report is the report of both parts read as one (connections that
+        span the boundary count once per part; stitching them is the
+        caller's job).  Connection ids of ``other`` are renumbered after this
+        part's."""
+        self._fold(self.tracker.flush_columns())
+        other._fold(other.tracker.flush_columns())
+        offset = int(self.tracker.next_id)
+        self.stats += other.stats
+        self.csum += other.csum
+        self.ip_bad += other.ip_bad
+        self.t_first = min(self.t_first, other.t_first)
+        self.t_last = max(self.t_last, other.t_last)
+        self.cookie_requests += other.cookie_requests
+        self.n += other.n
+        self.ipv4 += other.ipv4
+        self.ipv6 += other.ipv6
+        self.evicted_elsewhere += other.evicted_elsewhere + int(getattr(other.tracker, "evicted", 0))
+        self.state_counts += other.state_counts
+        for name, value in other.count.items():
+            self.count[name] += value
+        for mine, theirs in ((self.mss, other.mss), (self.wscale, other.wscale)):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+        for mine, theirs in ((self.times, other.times), (self.cw_pending, other.cw_pending),
+                             (self.pairs, other.pairs), (self.pressure_rows, other.pressure_rows),
+                             (self.tuples, other.tuples), (self.tw["server"], other.tw["server"]),
+                             (self.tw["client"], other.tw["client"]),
+                             (self.listeners, other.listeners)):
+            mine.extend(theirs)
+        syns = other.syns
+        syns._parts["conn"] = [p + offset for p in syns._parts["conn"]]
+        self.syns.extend(syns)
+        flags = np.zeros(offset + len(other.conn_flags), np.uint8)
+        flags[:min(len(self.conn_flags), offset)] = self.conn_flags[:offset]
+        flags[offset:] = other.conn_flags
+        self.conn_flags = flags
+        for part in other.conn_parts:
+            part._cols["_conn"] = part._cols["_conn"] + offset
+        self.conn_parts += other.conn_parts
+        self.tracker.next_id = offset + int(other.tracker.next_id)
+        self.tracker.verdict.merge(other.tracker.verdict)
+        return self
+
     # -- the end --------------------------------------------------------------
     def finish(self, files: List[str]) -> Report:
         self._fold(self.tracker.flush_columns())
@@ -461,7 +513,8 @@ class _Analysis:
         out = {
             "connections": {
                 "total": int(self.n), "by_state": {str(s): int(c) for s, c in by_state.items()},
-                "evicted": int(getattr(self.tracker, "evicted", 0)) if self.n else 0,
+                "evicted": (int(getattr(self.tracker, "evicted", 0)) + self.evicted_elsewhere
+                            if self.n else 0),
                 "ipv4": self.ipv4 if ver_known else 0,
                 "ipv6": self.ipv6 if ver_known else 0,
             },

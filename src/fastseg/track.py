@@ -217,6 +217,15 @@ class Tracker:
                                      np.ascontiguousarray(TRANSITIONS))
 
     @property
+    def next_id(self) -> int:
+        """The id the next new connection gets (ids count from 0)."""
+        return self._engine.next_id
+
+    @next_id.setter
+    def next_id(self, value: int) -> None:
+        self._engine.next_id = int(value)
+
+    @property
     def live(self) -> int:
         """Connections currently held."""
         return self._engine.live
