@@ -261,6 +261,17 @@ cdef class Engine:
         free(self.done)
         free(self.table)
 
+    def min_live_id(self):
+        """The smallest id among live connections (next_id when none): every
+        connection with a smaller id has finished."""
+        cdef Py_ssize_t i
+        cdef int64_t m = self.next_id
+        with nogil:
+            for i in range(self.nrec):
+                if self.recs[i].live == 1 and self.recs[i].id < m:
+                    m = self.recs[i].id
+        return m
+
     def memory_bytes(self):
         """Bytes held by records, flow table and slot lists."""
         return (self.cap * sizeof(Conn) + (self.tmask + 1) * sizeof(int32_t)

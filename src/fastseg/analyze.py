@@ -225,7 +225,8 @@ class _Analysis:
 
     def __init__(self, checksums="auto", idle_timeout=300.0, close_wait_threshold=60.0,
                  flood_window=1.0, flood_min_syns=50, flood_max_completed_ratio=0.5,
-                 tracker=None, keep_connections=False, max_connections=None):
+                 tracker=None, keep_connections=False, max_connections=None,
+                 on_connections=None):
         from .track import Tracker
         self.keep_connections = keep_connections
         self.checksums = checksums
@@ -243,6 +244,10 @@ class _Analysis:
         self.cookie_requests = 0
         self.evicted_elsewhere = 0
         self.conn_parts: List = []
+        self._pending: List[dict] = []
+        self.on_connections = on_connections
+        if on_connections is not None:
+            self.keep_connections = True
         # exact counters over finished connections
         self.n = 0
         self.ipv4 = self.ipv6 = 0
@@ -301,7 +306,8 @@ class _Analysis:
         if n == 0:
             return
         if self.keep_connections:
-            self.conn_parts.append(_finish(k))
+            self._pending.append(k)
+            self._release(self.tracker.min_live_id())
         zs, rfc, nbytes, opts = k["zstate"], k["rfc"], k["bytes"], k["opts"]
         history = k["history"]
         code = _conn_state(zs[:, 0], zs[:, 1], nbytes[:, 0], nbytes[:, 1], history, as_codes=True)
@@ -415,6 +421,29 @@ class _Analysis:
                                resp_p=resp_p[first], ver=ver[first], win=win[first])
         self.tuples.add(key=_distinct(_mix64(_mix64(dest ^ oh) ^ orig_p.astype(np.uint64))))
 
+    def _release(self, limit) -> None:
+        """Hand on, in first-seen order, the finished connections whose ids
+        are below ``limit`` (no live connection has a smaller id, so none
+        will come before them)."""
+        from .track import _finish
+        if not self._pending:
+            return
+        raw = self._pending[0] if len(self._pending) == 1 else {
+            name: np.concatenate([p[name] for p in self._pending]) for name in self._pending[0]}
+        ids = raw["_conn"]
+        order = np.argsort(ids, kind="stable")
+        ready = order[ids[order] < limit]
+        self._pending = []
+        if len(ready) < len(ids):
+            rest = np.sort(order[ids[order] >= limit])
+            self._pending.append({name: col[rest] for name, col in raw.items()})
+        if len(ready):
+            conns = _finish({name: col[ready] for name, col in raw.items()})
+            if self.on_connections is not None:
+                self.on_connections(conns)
+            else:
+                self.conn_parts.append(conns)
+
     # -- scale-out ------------------------------------------------------------
     def merge(self, other: "_Analysis") -> "_Analysis":
         """Add the aggregates of ``other``, the analysis of a later part of the
@@ -425,6 +454,8 @@ class _Analysis:
         part's."""
         self._fold(self.tracker.flush_columns())
         other._fold(other.tracker.flush_columns())
+        self._release(np.inf)
+        other._release(np.inf)
         offset = int(self.tracker.next_id)
         self.stats += other.stats
         self.csum += other.csum
@@ -465,12 +496,12 @@ class _Analysis:
     # -- the end --------------------------------------------------------------
     def finish(self, files: List[str]) -> Report:
         self._fold(self.tracker.flush_columns())
+        self._release(np.inf)
         conns = None
-        if self.keep_connections:
+        if self.keep_connections and self.on_connections is None:
             from .track import Connections
             conns = (Connections.concat(self.conn_parts) if self.conn_parts
                      else Connections.empty())
-            conns = conns[np.argsort(conns["_conn"], kind="stable")]  # first-seen order, as track()
             self.conn_parts = []
         series = {"syn_ts": self.syns.get("ts")}
         return Report(self._build(files), conns, series)
@@ -749,7 +780,7 @@ def analyze(path_or_segments, *, checksums: str = "auto",
             flood_window: float = 1.0, flood_min_syns: int = 50,
             progress: bool = False, keep_connections: bool = False,
             max_connections: int = None, threads: Optional[int] = None,
-            **reader_kwargs) -> Report:
+            on_connections=None, **reader_kwargs) -> Report:
     """Analyse a capture file (streamed batch by batch), a list of files read
     as one capture in order (e.g. rotated ``tcpdump -C`` output), or a
     Segments table.
@@ -766,6 +797,10 @@ def analyze(path_or_segments, *, checksums: str = "auto",
     ``connections.evicted``).
     SYN floods are looked for per server address:port in windows of
     ``flood_window`` seconds holding at least ``flood_min_syns`` SYNs.
+    ``on_connections``: a callable that receives the connections as
+    Connections tables in first-seen order, batch by batch, as soon as no
+    earlier connection is still alive (memory then stays bounded by the
+    connections alive at once); ``Report.connections`` is then None.
     ``threads`` (default: the machine's cores): with two or more, reading and
     parsing run on their own thread ahead of tracking; the report is the same
     whatever the number.
@@ -776,7 +811,7 @@ def analyze(path_or_segments, *, checksums: str = "auto",
     acc = _Analysis(checksums=checksums, idle_timeout=idle_timeout,
                     close_wait_threshold=close_wait_threshold, flood_window=flood_window,
                     flood_min_syns=flood_min_syns, keep_connections=keep_connections,
-                    max_connections=max_connections)
+                    max_connections=max_connections, on_connections=on_connections)
     if isinstance(path_or_segments, Segments):
         acc.add(path_or_segments)
         return acc.finish([])

@@ -129,19 +129,29 @@ def _cmd_conns(args) -> int:
     from .analyze import analyze
     from .output import TableWriter, atomic_output
 
+    from .connections import Connections
+
     binary = _table_output(args, CONN_FORMATS)
-    report = analyze(args.files, checksums=args.checksums, idle_timeout=args.idle_timeout,
-                     keep_connections=True, max_connections=args.max_connections,
-                     threads=args.threads)
-    conns = report.connections
-    _say_not_decoded(report["capture"])
     with atomic_output(args.output, binary=binary) as fh:
+        # Rows are written as the tracker finishes them, in first-seen order.
         if args.format == "zeek":
-            conns.to_zeek(fh)
+            Connections.empty().to_zeek(fh, footer=False)
+
+            def write(conns):
+                conns.to_zeek(fh, header=False, footer=False)
         else:
             writer = TableWriter(fh, args.format)
-            writer.write(conns)
+            write = writer.write
+        report = analyze(args.files, checksums=args.checksums, idle_timeout=args.idle_timeout,
+                         max_connections=args.max_connections, threads=args.threads,
+                         on_connections=write)
+        if args.format == "zeek":
+            Connections.empty().to_zeek(fh, header=False)
+        else:
+            if writer.rows == 0:
+                writer.write(Connections.empty())
             writer.close()
+    _say_not_decoded(report["capture"])
     return 0
 
 

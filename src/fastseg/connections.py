@@ -186,12 +186,13 @@ class Connections:
                 data[name] = col
         return pd.DataFrame(data, copy=False)
 
-    def to_zeek(self, out) -> None:
+    def to_zeek(self, out, header: bool = True, footer: bool = True) -> None:
         """Write a Zeek conn.log (TSV with the ``#fields`` header that
         zeek-cut reads) to a text file object.  As Zeek does, duration and
         byte counts are unset (``-``) when the duration is 0; fields fastseg
         does not have (service, local_*, missed_bytes, *_ip_bytes,
-        tunnel_parents) are unset too."""
+        tunnel_parents) are unset too.  ``header``/``footer`` off write the
+        rows alone, so a log can be written in chunks."""
         import time as _time
 
         fields = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
@@ -202,9 +203,10 @@ class Connections:
                  "count", "string", "bool", "bool", "count", "string", "count", "count", "count", "count",
                  "set[string]"]
         stamp = _time.strftime("%Y-%m-%d-%H-%M-%S", _time.gmtime())
-        out.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n"
-                  f"#path\tconn\n#open\t{stamp}\n#fields\t" + "\t".join(fields) + "\n#types\t"
-                  + "\t".join(types) + "\n")
+        if header:
+            out.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n"
+                      f"#path\tconn\n#open\t{stamp}\n#fields\t" + "\t".join(fields) + "\n#types\t"
+                      + "\t".join(types) + "\n")
         c = self._cols
         has = np.asarray(c["duration"], dtype=np.float64) > 0
         unset = ~has
@@ -226,7 +228,8 @@ class Connections:
                     ("int", c["orig_pkts"][part], 0, None), dash,
                     ("int", c["resp_pkts"][part], 0, None), dash, dash]
             out.write(_format.format_rows(cols).decode("ascii"))
-        out.write(f"#close\t{stamp}\n")
+        if footer:
+            out.write(f"#close\t{_time.strftime('%Y-%m-%d-%H-%M-%S', _time.gmtime())}\n")
 
     def to_arrow(self):
         """A pyarrow Table: addresses as strings, nulls as nulls, states

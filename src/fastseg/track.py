@@ -225,6 +225,10 @@ class Tracker:
     def next_id(self, value: int) -> None:
         self._engine.next_id = int(value)
 
+    def min_live_id(self) -> int:
+        """Every connection with a smaller id has finished."""
+        return self._engine.min_live_id()
+
     @property
     def live(self) -> int:
         """Connections currently held."""
