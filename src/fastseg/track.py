@@ -49,7 +49,6 @@ partition).
 from __future__ import annotations
 
 import os
-import re
 from typing import Iterable, Optional
 
 import numpy as np
@@ -141,8 +140,6 @@ DEFAULT_LIKELY_SERVER_PORTS = frozenset(
     list(range(1, 1024)) + [1080, 1194, 1433, 1521, 1723, 1812, 1883, 2049, 3128, 3306, 3389,
                             5060, 5061, 5222, 5432, 5672, 5900, 6379, 6443, 6667, 8000, 8008,
                             8080, 8443, 8888, 9042, 9092, 9200, 11211, 27017])
-
-_RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
 
 
 def transition(states, events) -> np.ndarray:
@@ -327,6 +324,24 @@ _CONN_STATE_ORDER = ("REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH"
                      "S3", "S0", "S1")
 
 
+def _rstos0_history(history: np.ndarray) -> np.ndarray:
+    """``^\\^?S[^HAFGIQ]*R.*$`` over a column of histories, vectorised: after
+    an optional '^', an 'S', and then an 'R' before any of H A F G I Q."""
+    h = np.ascontiguousarray(history.astype("S") if history.dtype.kind != "S" else history)
+    n, width = len(h), h.dtype.itemsize
+    if n == 0 or width < 2:
+        return np.zeros(n, dtype=bool)
+    c = h.view(np.uint8).reshape(n, width)
+    start = (c[:, 0] == ord("^")).astype(np.intp)
+    rows = np.arange(n)
+    ok = c[rows, np.minimum(start, width - 1)] == ord("S")
+    after = np.arange(width)[None, :] > start[:, None]
+    r = (c == ord("R")) & after
+    stop = np.isin(c, np.frombuffer(b"HAFGIQ", np.uint8)) & after
+    first = np.argmax(r | stop, axis=1)
+    return ok & r[rows, first]
+
+
 def _conn_state(os_, rs, ob, rb, history, as_codes=False) -> np.ndarray:
     """Zeek's conn_state() (base/protocols/conn/main.zeek), vectorised: names,
     or indices into ``CONN_STATES`` with ``as_codes``."""
@@ -337,9 +352,8 @@ def _conn_state(os_, rs, ob, rb, history, as_codes=False) -> np.ndarray:
     rej = r_reset & ((os_ == Z_SYN_SENT) | (os_ == Z_SYN_ACK_SENT) | (o_reset & (ob == 0) & (rb == 0)))
     rstos0 = np.zeros(len(os_), dtype=bool)
     cand = np.flatnonzero(~r_reset & o_reset & r_inact)
-    for i in cand:
-        h = history[i]
-        rstos0[i] = _RSTOS0.fullmatch(h.decode() if isinstance(h, bytes) else h) is not None
+    if len(cand):
+        rstos0[cand] = _rstos0_history(np.asarray(history)[cand])
     conds = [
         rej, r_reset & o_inact, r_reset,
         o_reset & r_inact & rstos0, o_reset & r_inact, o_reset,
