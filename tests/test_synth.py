@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import fastseg
 from fastseg import synth
 
 N_CONN = 3000
@@ -596,3 +597,38 @@ def test_other_link_layers_carry_the_same_tcp(tmp_path, tshark, link, linktype, 
     mem = synth.packets(150, seed=6, link=link, ipv6_fraction=0.0, nanosecond=False)
     assert mem.linktype == linktype
     assert mem.data.tobytes() == b"".join(f for _, f, _ in read_pcap(p))
+
+
+def test_every_truth_row_is_what_the_tracker_reports():
+    """Each truth row (one Wireshark tcp.stream) is exactly ``zeek_conns`` rows of
+    fastseg.track: the same 4-tuple, conn_state, first SYN time, and the same
+    SYNs, packets (damaged copies never reach the state machine) and payload
+    bytes summed over them."""
+    mem = synth.packets(N_CONN, seed=SEED, bad_checksum_fraction=0.02, block_size=700,
+                        nanosecond=False)
+    seg = fastseg.parse_packets(data=mem.data, offset=mem.offsets, caplen=mem.caplens,
+                                wirelen=mem.lens, ts_ns=mem.ts_ns, linktype=mem.linktype)
+    conns = fastseg.track(seg)
+    truth = mem.truth
+    assert len(conns) == int(truth["zeek_conns"].sum())
+    by_tuple = collections.defaultdict(list)
+    keys = zip(conns.orig_text(), conns["orig_p"].tolist(),
+               conns.resp_text(), conns["resp_p"].tolist())
+    for i, key in enumerate(keys):
+        by_tuple[key].append(i)
+    summed = {"syn_count": "syn_count", "synack_count": "synack_count",
+              "orig_pkts": "zeek_orig_pkts", "resp_pkts": "zeek_resp_pkts",
+              "orig_bytes": "orig_bytes", "resp_bytes": "resp_bytes"}
+    split = 0
+    for r in range(len(truth["conn"])):
+        key = (truth["client"][r], int(truth["client_port"][r]),
+               truth["server"][r], int(truth["server_port"][r]))
+        rows = by_tuple.pop(key)
+        assert len(rows) == truth["zeek_conns"][r], key
+        assert set(conns["conn_state"][rows].tolist()) == {truth["conn_state"][r]}, key
+        assert round(float(conns["ts"][rows[0]]) * 1e6) == truth["syn_ts"][r] // 1000
+        for name, column in summed.items():
+            assert int(conns[name][rows].sum()) == int(truth[column][r]), (name, key)
+        split += len(rows) > 1
+    assert not by_tuple
+    assert split and (truth["kind"][truth["zeek_conns"] > 1] == "unanswered").all()

@@ -97,7 +97,7 @@ TRUTH_COLUMNS = (
     "handshake_rtt", "orig_bytes", "resp_bytes", "tfo", "tfo_data", "orig_isn",
     "resp_isn", "mss", "wscale", "sack", "ts", "ecn", "resp_mss", "resp_wscale",
     "ecn_ok", "packets", "bad_checksums", "orig_pkts", "resp_pkts", "duration",
-    "syn_synack", "synack_ack", "retransmits", "keepalives",
+    "syn_synack", "synack_ack", "retransmits", "keepalives", "zeek_conns", "zeek_orig_pkts", "zeek_resp_pkts",
 )
 
 
@@ -660,6 +660,26 @@ assert tuple(_SCRIPTS) == KINDS
 # ---------------------------------------------------------------------------
 # Block generation: scripts -> per-packet rows + truth rows.
 
+def _zeek_conns(valid, d, flags, t):
+    """How many connections Zeek's rules (and ``fastseg.track``) make of each
+    scripted one.  An attempt nobody answered is removed tcp_attempt_delay after
+    its first SYN, so a SYN retransmitted later starts a new connection: the
+    1 s, 2 s, 4 s ... backoff of an unanswered SYN splits it.  Wireshark keeps it
+    one tcp.stream (the truth row)."""
+    n, nsteps = t.shape
+    conns = np.zeros(n, np.int64)
+    start = np.zeros(n, np.int64)
+    answered = np.zeros(n, bool)
+    for j in range(nsteps):
+        v = valid[:, j]
+        syn = v & (d[:, j] == C) & ((flags[:, j] & (SYN | ACK)) == SYN)
+        new = syn & ((conns == 0) | (~answered & (t[:, j] - start >= _consts.TCP_ATTEMPT_DELAY_NS)))
+        conns += new
+        start = np.where(new, t[:, j], start)
+        answered |= v & (d[:, j] == S)
+    return np.maximum(conns, 1)
+
+
 def _block(rng, p: _Params, quantum: int, bad_fraction: float):
     pk_parts, tr_parts = [], []
     for kid, kind in enumerate(KINDS):
@@ -698,10 +718,11 @@ def _block(rng, p: _Params, quantum: int, bad_fraction: float):
         tr["orig_bytes"], tr["resp_bytes"] = sc.data
         tr["tfo_data"] = np.where(flags[:, 0] & SYN, st["plen"][:, 0], 0)
         tr["packets"] = valid.sum(1)
+        tr["zeek_conns"] = _zeek_conns(valid, d, flags, t)
         tr["retransmits"] = (valid & (st["tag"] == _RETX)).sum(1)
         tr["keepalives"] = (valid & (st["tag"] == _KEEPALIVE)).sum(1)
-        tr["orig_pkts"] = (valid & (d == C)).sum(1)
-        tr["resp_pkts"] = (valid & (d == S)).sum(1)
+        tr["orig_pkts"] = tr["zeek_orig_pkts"] = (valid & (d == C)).sum(1)
+        tr["resp_pkts"] = tr["zeek_resp_pkts"] = (valid & (d == S)).sum(1)
         tr["duration"] = np.where(valid, t, 0).max(1) - t[:, 0]
         if sc.synack is not None:
             tr["syn_synack"] = np.where(valid[:, sc.synack], t[:, sc.synack] - t[:, 0], -1)
@@ -1184,6 +1205,8 @@ def _truth_rows(p: _Params, t: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         "orig_pkts": t["orig_pkts"], "resp_pkts": t["resp_pkts"], "duration": t["duration"],
         "syn_synack": t["syn_synack"], "synack_ack": t["synack_ack"],
         "retransmits": t["retransmits"], "keepalives": t["keepalives"],
+        "zeek_conns": t["zeek_conns"], "zeek_orig_pkts": t["zeek_orig_pkts"],
+        "zeek_resp_pkts": t["zeek_resp_pkts"],
     }
 
 
@@ -1304,7 +1327,11 @@ def generate(path, connections: int = 10000, *, seed: int = 0, mix=None,
         client offered (``mss``/``wscale`` -1 when absent) and the server's
         answer, packets per direction including ``bad_checksums`` copies,
         retransmitted data segments and keepalive probes (SYN retransmissions
-        are in ``syn_count``).
+        are in ``syn_count``).  A row is Wireshark's view (one tcp.stream);
+        ``zeek_conns``, ``zeek_orig_pkts`` and ``zeek_resp_pkts`` are what
+        ``fastseg.track`` (Zeek's rules) reports for it: an unanswered SYN
+        retransmitted past tcp_attempt_delay (5 s) starts a new connection,
+        and damaged copies never reach the state machine.
     bad_checksum_fraction : probability per non-handshake packet that the tap
         also saw a damaged copy of it (wrong TCP checksum) just before it; the
         truth counts them per connection (``bad_checksums``).
