@@ -3,7 +3,6 @@
 Oracles: tshark (checksums, streams, initial RTT, option parsing, expert info),
 a struct-based pcap/pcapng reader and a pure-Python RFC 1071 checksum written here.
 """
-import argparse
 import collections
 import csv
 import hashlib
@@ -18,7 +17,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import fastseg
-from fastseg import synth
+from fastseg import cli, synth
 
 N_CONN = 3000
 SEED = 7
@@ -475,12 +474,12 @@ def test_zero_connections_is_an_empty_valid_capture(tmp_path):
 
 
 def test_command_line_options_drive_generate(tmp_path):
-    parser = synth.add_arguments(argparse.ArgumentParser())
+    parser = cli.build_parser()
     out = tmp_path / "cli.pcapng"
-    args = parser.parse_args(["-o", str(out), "--connections", "150", "--seed", "3",
+    args = parser.parse_args(["synth", "-o", str(out), "--connections", "150", "--seed", "3",
                               "--nanosecond", "--truth", str(tmp_path / "cli.csv"),
                               "--mix", "fin_orig=3,flood=1"])
-    res = synth.run_from_args(args)
+    res = cli.run_synth(args)
     assert res.connections == 150 and set(res.kinds) == {"fin_orig", "flood"}
     assert out.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"     # pcapng from the name
     assert len(read_pcapng(out)) == res.packets
@@ -570,9 +569,8 @@ def test_compressed_outputs_hold_the_same_capture(tmp_path):
     plain = tmp_path / "p.pcapng"
     synth.generate(plain, 200, seed=8, format="pcapng")
     gz = tmp_path / "p.pcapng.gz"
-    args = synth.add_arguments(argparse.ArgumentParser()).parse_args(
-        ["-o", str(gz), "-n", "200", "--seed", "8"])
-    synth.run_from_args(args)                    # format taken from the inner name
+    args = cli.build_parser().parse_args(["synth", "-o", str(gz), "-n", "200", "--seed", "8"])
+    cli.run_synth(args)                          # format taken from the inner name
     assert gzip.decompress(gz.read_bytes()) == plain.read_bytes()
     zstandard = pytest.importorskip("zstandard")
     zst = tmp_path / "p.pcapng.zst"
