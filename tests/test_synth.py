@@ -1,7 +1,7 @@
 """fastseg.synth: every packet valid, every connection what the ground truth says.
 
 Oracles: tshark (checksums, streams, initial RTT, option parsing, expert info),
-a struct-based pcap/pcapng reader and a pure-Python RFC 1071 checksum written here.
+a struct-based pcap/pcapng reader written here and the RFC 1071 checksum of refs.
 """
 import collections
 import csv
@@ -18,6 +18,7 @@ from hypothesis import given, settings, strategies as st
 
 import fastseg
 from fastseg import cli, synth
+from refs import ones_sum
 
 N_CONN = 3000
 SEED = 7
@@ -355,15 +356,6 @@ def read_pcapng(path):
         pos += blen
     assert pos == len(b)
     return out
-
-
-def ones_sum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return s
 
 
 def tcp_checksum_ok(frame):

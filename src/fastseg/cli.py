@@ -148,7 +148,7 @@ def _cmd_demo(args) -> int:
         result = synth.demo(path, connections=args.connections, seed=args.seed)
         if not args.quiet:
             sys.stderr.write(f"demo: synthesised {result.connections} connections, "
-                             f"{result.packets} packets\n")
+                             f"{result.packets} packets; {synth.demo_note(result)}\n")
         report = analyze(path, progress=_progress_enabled(args))
         if args.json:
             sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
