@@ -178,8 +178,8 @@ def format_segments(seg) -> List[str]:
 
 def show_lines(path: str) -> Iterator[str]:
     """tcpdump-style lines for every TCP segment of a capture, streamed."""
-    from .parse import open as open_capture
+    from .parse import open as open_segments
 
-    with open_capture(path) as cap:
+    with open_segments(path) as cap:
         for seg in cap.batches():
             yield from format_segments(seg)
