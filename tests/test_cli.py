@@ -385,3 +385,36 @@ def test_every_command_and_argument_has_help():
         assert p.description, name
         for action in p._actions:
             assert action.help, (name, action.dest)
+
+
+# -- JSON floats -----------------------------------------------------------------------
+def _floats(obj):
+    if isinstance(obj, float):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _floats(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _floats(v)
+
+
+def _decimals(x: float) -> int:
+    text = repr(x)
+    if "e-" in text:
+        mantissa, exp = text.split("e-")
+        return len(mantissa.partition(".")[2]) + int(exp)
+    return len(text.partition(".")[2])
+
+
+def test_json_floats_are_rounded_to_the_microsecond(data_dir):
+    import fastseg
+    path = data_dir / "lo_conv_ns.pcap"           # nanosecond timestamps
+    summary = json.loads(run("summary", path, "--json").stdout)
+    floats = list(_floats(summary))
+    assert len(floats) > 20 and max(map(_decimals, floats)) <= 6
+    conns = [json.loads(l) for l in run("conns", path).stdout.splitlines()]
+    assert max(_decimals(v) for row in conns for v in _floats(row)) <= 6
+    exact = fastseg.analyze(str(path), keep_connections=True).connections["ts"]
+    exact = exact / 1e9 if exact.dtype.kind in "iu" else exact
+    assert [row["ts"] for row in conns] == pytest.approx([float(t) for t in exact], abs=5.1e-7)

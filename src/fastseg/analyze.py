@@ -100,6 +100,17 @@ def _addr_rows(col, version=None) -> np.ndarray:
     return parse_addresses(col.tolist())
 
 
+def _round_floats(obj, digits: int):
+    """A copy of a JSON-able structure with every float rounded."""
+    if isinstance(obj, float):
+        return round(obj, digits)
+    if isinstance(obj, dict):
+        return {k: _round_floats(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_round_floats(v, digits) for v in obj]
+    return obj
+
+
 def _peak_concurrency(group: np.ndarray, start: np.ndarray, end: np.ndarray):
     """Peak number of overlapping [start, end) intervals per group id.
     Returns (group ids, peaks, time of peak)."""
@@ -217,6 +228,13 @@ class Report:
     def to_dict(self) -> dict:
         import copy
         return copy.deepcopy(self._data)
+
+    def to_json(self, indent: Optional[int] = 2) -> str:
+        """``to_dict()`` as JSON text, floats rounded to the microsecond (6
+        decimals): captures time packets in microseconds or nanoseconds, and
+        more digits are float noise."""
+        import json
+        return json.dumps(_round_floats(self._data, 6), indent=indent)
 
     def __getitem__(self, key):
         return self._data[key]
