@@ -418,3 +418,14 @@ def test_json_floats_are_rounded_to_the_microsecond(data_dir):
     exact = fastseg.analyze(str(path), keep_connections=True).connections["ts"]
     exact = exact / 1e9 if exact.dtype.kind in "iu" else exact
     assert [row["ts"] for row in conns] == pytest.approx([float(t) for t in exact], abs=5.1e-7)
+
+
+def test_demo_says_why_its_capture_has_bad_checksums():
+    proc = run("demo", "--connections", "2000", "--json")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["checksums"]["bad"] > 0 and d["checksums"]["offload"] == []
+    [line] = proc.stderr.splitlines()
+    assert "0.2% of the packets after the handshakes come after a damaged copy" in line
+    assert "bad checksums" in line
+    assert run("demo", "--connections", "200", "--quiet").stderr == ""

@@ -14,6 +14,7 @@ from typing import List, Optional
 EXIT_BAD_INPUT = 2
 SEGMENT_FORMATS = ("jsonl", "csv", "parquet")
 CONN_FORMATS = ("jsonl", "csv", "parquet", "zeek")
+DEMO_BAD_CHECKSUMS = 0.002      # share of non-handshake packets the demo damages a copy of
 
 
 class _Fail(Exception):
@@ -167,10 +168,14 @@ def _cmd_demo(args) -> int:
 
     with tempfile.TemporaryDirectory(prefix="fastseg-demo-") as tmp:
         path = os.path.join(tmp, "demo.pcap")
-        result = synth.demo(path, connections=args.connections, seed=args.seed)
+        result = synth.demo(path, connections=args.connections, seed=args.seed,
+                            bad_checksum_fraction=DEMO_BAD_CHECKSUMS)
         if not args.quiet:
-            sys.stderr.write(f"demo: synthesised {result.connections} connections, "
-                             f"{result.packets} packets\n")
+            sys.stderr.write(
+                f"demo: synthesised {result.connections} connections, {result.packets} "
+                f"packets; {100 * DEMO_BAD_CHECKSUMS:g}% of the packets after the handshakes come "
+                "after a damaged copy (wrong TCP checksum, as a tap sees a frame corrupted on the "
+                "wire), which the report counts as bad checksums\n")
         report = analyze(path, progress=_progress_enabled(args))
         if args.json:
             sys.stdout.write(report.to_json() + "\n")
