@@ -11,6 +11,7 @@ JSON keys (``Report.to_dict()``) are a contract; see ``REPORT_KEYS``.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -23,7 +24,7 @@ __all__ = ["analyze", "Report", "connections_of", "REPORT_KEYS"]
 REPORT_KEYS = {
     "capture": ["packets", "tcp", "non_tcp", "malformed", "malformed_by_reason",
                 "non_tcp_by_reason", "link_types_not_decoded", "start", "end", "duration"],
-    "checksums": ["ok", "bad", "unverified", "ip_bad", "offload"],
+    "checksums": ["ok", "bad", "unverified", "ip_bad", "offload", "untrusted"],
     "connections": ["total", "by_state", "ipv4", "ipv6", "evicted"],
     "handshakes": ["completed", "refused", "unanswered", "syn_retransmits",
                    "syn_backoff", "rtt", "syn_synack", "synack_ack"],
@@ -248,53 +249,6 @@ class Report:
         return render_report(self._data)
 
 
-def _offload_candidates(seg: Segments) -> Dict[bytes, List[int]]:
-    """Per sender: [bad segments, of which the field holds only the folded
-    pseudo-header sum] - the pattern of an unfilled, offloaded checksum."""
-    bad = seg["checksum_status"] == _consts.CSUM_BAD
-    if not bad.any():
-        return {}
-    src = seg["src"][bad]
-    dst = seg["dst"][bad]
-    v4 = seg["ip_version"][bad] == 4
-    tcp_len = (seg["hdr_len"][bad].astype(np.uint64) + seg["payload_len"][bad].astype(np.uint64))
-    words = lambda rows: rows.astype(np.uint64).reshape(-1, 8, 2)
-    sw, dw = words(src), words(dst)
-    s16 = (sw[:, :, 0] << np.uint64(8)) | sw[:, :, 1]
-    d16 = (dw[:, :, 0] << np.uint64(8)) | dw[:, :, 1]
-    # IPv4-mapped rows: only the last two words count for IPv4
-    total = np.where(v4, s16[:, 6] + s16[:, 7] + d16[:, 6] + d16[:, 7],
-                     s16.sum(axis=1) + d16.sum(axis=1))
-    total = total + np.uint64(6) + tcp_len
-    for _ in range(4):
-        total = (total & np.uint64(0xFFFF)) + (total >> np.uint64(16))
-    field = seg["checksum"][bad].astype(np.uint64)
-    match = (field == total) | (field == (~total & np.uint64(0xFFFF)))
-    out: Dict[bytes, List[int]] = {}
-    keys = np.ascontiguousarray(src).view(np.dtype((np.void, 16))).reshape(-1)
-    ver = seg["ip_version"][bad]
-    uniq, inv = np.unique(keys, return_inverse=True)
-    nbad = np.bincount(inv, minlength=len(uniq))
-    nmatch = np.bincount(inv, weights=match, minlength=len(uniq)).astype(np.int64)
-    first = np.zeros(len(uniq), dtype=np.int64)
-    first[inv[::-1]] = np.arange(len(inv))[::-1]
-    for i, u in enumerate(uniq):
-        out[bytes(u) + bytes([int(ver[first[i]])])] = [int(nbad[i]), int(nmatch[i])]
-    return out
-
-
-def _diagnose_offload(cands: Dict[bytes, List[int]]) -> List[dict]:
-    """A sender is offloading when at least 90% of its bad checksums (and at
-    least 2) are unfilled pseudo-header sums."""
-    out = []
-    for key, (nbad, nmatch) in sorted(cands.items()):
-        if nmatch >= 2 and nmatch >= 0.9 * nbad:
-            host = format_addresses(np.frombuffer(key[:16], np.uint8).reshape(1, 16),
-                                    np.array([key[16]]))[0]
-            out.append({"host": str(host), "segments": int(nmatch)})
-    return out
-
-
 class _Analysis:
     """Accumulates what the report needs, one batch of segments at a time."""
 
@@ -313,7 +267,6 @@ class _Analysis:
         self.stats = CaptureStats()
         self.csum = np.zeros(4, dtype=np.int64)
         self.ip_bad = 0
-        self.offload: Dict[bytes, List[int]] = {}
         self.t_first = math.inf
         self.t_last = -math.inf
         self.syn_parts: List[dict] = []
@@ -330,10 +283,6 @@ class _Analysis:
             return
         self.csum += np.bincount(seg["checksum_status"], minlength=4)[:4]
         self.ip_bad += int(np.count_nonzero(seg["ip_checksum_status"] == _consts.CSUM_BAD))
-        for k, v in _offload_candidates(seg).items():
-            acc = self.offload.setdefault(k, [0, 0])
-            acc[0] += v[0]
-            acc[1] += v[1]
         ts = seg["ts_ns"].astype(np.float64) / 1e9
         self.t_first = min(self.t_first, float(ts.min()))
         self.t_last = max(self.t_last, float(ts.max()))
@@ -395,10 +344,13 @@ class _Analysis:
                 "bad": int(self.csum[_consts.CSUM_BAD]),
                 "unverified": int(self.csum[_consts.CSUM_UNVERIFIED]),
                 "ip_bad": int(self.ip_bad),
-                "offload": _diagnose_offload(self.offload),
-                "mode": self.checksums,
+                **self.tracker.verdict.to_dict(),
             },
         }
+        if report["checksums"]["untrusted"]:
+            warnings.warn(
+                "TCP checksums are wrong almost everywhere and not in the offload pattern "
+                "(a rewritten or anonymised trace?): ignoring them", stacklevel=3)
         report.update(self._connections(conns, end))
         return report
 

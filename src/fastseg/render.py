@@ -66,6 +66,9 @@ def render_report(d: dict) -> str:
     for o in cs["offload"]:
         pairs.append(("note", f"checksum offload on {o['host']} ({o['segments']} segments): "
                               "unfilled checksums of the capturing host, not corruption"))
+    if cs.get("untrusted"):
+        pairs.append(("note", "checksums wrong almost everywhere, not offload (a rewritten "
+                              "trace?): ignored"))
     _kv("TCP checksums", pairs, out)
 
     c = d["connections"]

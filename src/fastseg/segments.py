@@ -52,7 +52,11 @@ HIDDEN_DTYPES: Dict[str, object] = {
     "_l3_off": np.int64,
     "_l4_off": np.int64,
     "_l3_caplen": np.uint32,
+    # 1 when a bad checksum holds the unfilled pseudo-header sum (offload),
+    # set by the parser; CSUM_UNFILLED_UNKNOWN until something computes it.
+    "_csum_unfilled": np.uint8,
 }
+CSUM_UNFILLED_UNKNOWN = 2
 
 # The value that stands for "absent" in each nullable column; null in pandas,
 # Arrow, JSON and CSV output.
@@ -76,6 +80,8 @@ def empty_columns(n: int, hidden: bool = True) -> Dict[str, np.ndarray]:
             out[name] = np.empty((n, dt[1]), dtype=dt[0])
         else:
             out[name] = np.empty(n, dtype=dt)
+    if "_csum_unfilled" in out:
+        out["_csum_unfilled"][:] = CSUM_UNFILLED_UNKNOWN
     return out
 
 
