@@ -429,3 +429,32 @@ def test_demo_says_why_its_capture_has_bad_checksums():
     assert "0.2% of the packets after the handshakes come after a damaged copy" in line
     assert "bad checksums" in line
     assert run("demo", "--connections", "200", "--quiet").stderr == ""
+
+
+def test_load_test_with_retransmitted_syns_is_summarised(tmp_path):
+    """60 connections to one port inside 0.2 s, each SYN sent three times,
+    all completed and closed: an ordinary load test, not a SYN flood (it
+    used to end in an IndexError in summary, conns and plot)."""
+    c, s = [127, 0, 0, 1], [127, 0, 0, 2]
+    pkts = []
+    for i in range(60):
+        port = 30000 + i
+        pkts += [_tcp_packet(c, s, port, 7000, 100, 0, 0x02)] * 3
+        pkts += [_tcp_packet(s, c, 7000, port, 500, 101, 0x12),
+                 _tcp_packet(c, s, port, 7000, 101, 501, 0x10),
+                 _tcp_packet(c, s, port, 7000, 101, 501, 0x11),
+                 _tcp_packet(s, c, 7000, port, 501, 102, 0x11),
+                 _tcp_packet(c, s, port, 7000, 102, 502, 0x10)]
+    path = tmp_path / "load.pcap"
+    with open(path, "wb") as fh:                 # all inside one second
+        fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i, pkt in enumerate(pkts):
+            fh.write(struct.pack("<IIII", 1700000000, i * 500, len(pkt), len(pkt)) + pkt)
+    proc = run("summary", path, "--json")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["handshakes"]["completed"] == 60 and d["handshakes"]["syn_retransmits"] == 120
+    assert d["syn_flood"] == []
+    assert run("conns", path).stdout.count("\n") == 60
+    pytest.importorskip("matplotlib")
+    assert run("plot", path, "-o", tmp_path / "load.png").returncode == 0
