@@ -259,13 +259,14 @@ def _pseudo(src, dst, tcp_len):
 
 
 def test_auto_diagnoses_offloading_sender_from_unfilled_checksums():
-    """A sender whose bad checksums all equal its pseudo-header sum is
-    offloading: its segments move the state machine; another sender's bad
+    """A sender whose bad checksums all equal its pseudo-header sum (three of
+    them: fastseg.checksum.OFFLOAD_MIN_SEGMENTS) is offloading: its segments move the state machine; another sender's bad
     checksum (random value) still does not."""
     ph = _pseudo("10.0.0.1", "10.0.0.2", 20)
     pk = [(0.0, ">", "S", 1000, 0, 0, dict(checksum_status=1, checksum=ph)),
           (0.01, "<", "SA", 5000, 1001, 0, dict(checksum_status=1, checksum=0xBEEF)),
-          (0.02, ">", "A", 1001, 5001, 0, dict(checksum_status=1, checksum=ph))]
+          (0.02, ">", "A", 1001, 5001, 0, dict(checksum_status=1, checksum=ph)),
+          (0.03, ">", "A", 1001, 5001, 0, dict(checksum_status=1, checksum=ph))]
     c = one(pk)
     assert c["history"] == "ScA"
     assert c["conn_state"] == "S0"

@@ -21,7 +21,12 @@ def _segments(data: np.ndarray, offset, caplen, wirelen, ts_ns, linktype,
               first_frame: int) -> Segments:
     cols, outcome = _parse.parse_batch(data, offset, caplen, wirelen, ts_ns, linktype,
                                        int(first_frame))
-    stats = CaptureStats(np.bincount(outcome, minlength=_consts.N_OUTCOMES))
+    counts = np.bincount(outcome, minlength=_consts.N_OUTCOMES)
+    not_decoded = {}
+    if counts[_consts.OUT_UNSUPPORTED_LINKTYPE]:
+        lt = np.bincount(np.asarray(linktype)[outcome == _consts.OUT_UNSUPPORTED_LINKTYPE])
+        not_decoded = {int(k): int(lt[k]) for k in np.flatnonzero(lt)}
+    stats = CaptureStats(counts, not_decoded)
     return Segments(cols, data, stats)
 
 
