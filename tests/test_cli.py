@@ -351,8 +351,9 @@ def test_empty_standard_input_is_one_line_exit_2():
 def test_show_segments_and_conns_take_several_files(small_pcap, tmp_path):
     other = tmp_path / "other.pcap"
     c, s = [10, 0, 0, 3], [10, 0, 0, 4]
-    _pcap(other, [_tcp_packet(c, s, 41000, 443, 7, 0, 0x02),
-                  _tcp_packet(s, c, 443, 41000, 0, 8, 0x14)])
+    refs.write_capture(other, [_tcp_packet(c, s, 41000, 443, 7, 0, 0x02),
+                               _tcp_packet(s, c, 443, 41000, 0, 8, 0x14)],
+                       [(1700000000 + i) * 10**9 for i in range(2)], snaplen=65535)
     one = run("show", small_pcap).stdout + run("show", other).stdout
     assert run("show", small_pcap, other).stdout == one and len(one.splitlines()) == 9
     rows = [json.loads(l) for l in run("segments", small_pcap, other).stdout.splitlines()]

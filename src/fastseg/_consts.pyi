@@ -142,3 +142,6 @@ TCP_INACTIVITY_TIMEOUT_NS: int
 NS_PER_US: int
 NS_PER_MS: int
 NS_PER_SEC: int
+LINKTYPE_NAMES: Dict[int, str]
+
+def linktype_name(linktype: int) -> str: ...

@@ -29,26 +29,6 @@ FLAG_BITS = (
     (URG, "URG"), (ECE, "ECE"), (CWR, "CWR"), (NS, "NS"),
 )
 
-ZEEK_STATE_NAMES = ("INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED",
-                    "RESET")
-
-# The MSS tables of Linux's SYN cookies (net/ipv4/syncookies.c msstab,
-# net/ipv6/syncookies.c msstab): a cookie carries an index into one of them.
-COOKIE_MSS_V4 = (536, 1300, 1440, 1460)
-COOKIE_MSS_V6 = (1220, 1420, 1440, 8940)
-
-# Zeek's TCP timers (init-bare.zeek) in nanoseconds: tcp_attempt_delay removes
-# an attempt nobody answered, tcp_close_delay a closed or reset connection,
-# tcp_inactivity_timeout an idle one.  The tracker takes them as arguments.
-TCP_ATTEMPT_DELAY_NS = 5_000_000_000
-TCP_CLOSE_DELAY_NS = 5_000_000_000
-TCP_INACTIVITY_TIMEOUT_NS = 300_000_000_000
-
-# Nanoseconds per unit: every timestamp column is int64 nanoseconds.
-NS_PER_US = 1_000
-NS_PER_MS = 1_000_000
-NS_PER_SEC = 1_000_000_000
-
 # libpcap's LINKTYPE_* names (www.tcpdump.org/linktypes.html), for saying
 # which link types a capture holds that are not decoded.
 LINKTYPE_NAMES = {
@@ -79,3 +59,24 @@ LINKTYPE_NAMES = {
 def linktype_name(linktype: int) -> str:
     """libpcap's name of a LINKTYPE_* value, or ``UNKNOWN``."""
     return LINKTYPE_NAMES.get(int(linktype), "UNKNOWN")
+
+
+ZEEK_STATE_NAMES = ("INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED",
+                    "RESET")
+
+# The MSS tables of Linux's SYN cookies (net/ipv4/syncookies.c msstab,
+# net/ipv6/syncookies.c msstab): a cookie carries an index into one of them.
+COOKIE_MSS_V4 = (536, 1300, 1440, 1460)
+COOKIE_MSS_V6 = (1220, 1420, 1440, 8940)
+
+# Zeek's TCP timers (init-bare.zeek) in nanoseconds: tcp_attempt_delay removes
+# an attempt nobody answered, tcp_close_delay a closed or reset connection,
+# tcp_inactivity_timeout an idle one.  The tracker takes them as arguments.
+TCP_ATTEMPT_DELAY_NS = 5_000_000_000
+TCP_CLOSE_DELAY_NS = 5_000_000_000
+TCP_INACTIVITY_TIMEOUT_NS = 300_000_000_000
+
+# Nanoseconds per unit: every timestamp column is int64 nanoseconds.
+NS_PER_US = 1_000
+NS_PER_MS = 1_000_000
+NS_PER_SEC = 1_000_000_000

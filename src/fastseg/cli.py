@@ -204,6 +204,10 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+FILES_HELP = ("capture files (pcap or pcapng, optionally .gz/.zst), read in order as one "
+              "capture; - reads standard input")
+
+
 def _synth_arguments(parser: argparse.ArgumentParser) -> None:
     from . import synth
 
@@ -236,10 +240,6 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
                         help="link layer (default ethernet)")
     parser.add_argument("--block-size", type=int, default=20_000,
                         help="connections generated at a time (bounds memory)")
-
-
-FILES_HELP = ("capture files (pcap or pcapng, optionally .gz/.zst), read in order as one "
-              "capture; - reads standard input")
 
 
 def build_parser() -> argparse.ArgumentParser:
