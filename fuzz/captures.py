@@ -1,8 +1,9 @@
 """Pure-Python builders of small valid captures, with the position of every record.
 
 The seed corpus (``fuzz/corpus``) and the mutation property suite
-(``tests/test_hostile.py``) both start from these captures.  Everything is laid
-out with ``struct`` straight from the formats (libpcap savefile, pcapng), so the
+(``tests/test_hostile.py``) both start from these captures.  Files are laid out
+by tests/capfiles.py and packets checksummed by tests/refs.py, both ``struct``
+straight from the formats (libpcap savefile, pcapng, RFC 1071), so the
 builders share no code with the reader they exercise.  Each builder returns a
 :class:`Built`: the file bytes, the byte offset of every packet record / block
 (so a mutation can aim at a length field) and the format.
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import List
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+import capfiles as cf  # noqa: E402
 from refs import internet_checksum  # noqa: E402
 
 ETH, RAW, NULL, SLL, SLL2 = 1, 101, 0, 113, 276
@@ -131,36 +133,15 @@ def frames(linktype, *, v6=False, big=False):
 
 
 def pcap(packets, *, big=False, nanosecond=False, linktype=ETH, snaplen=65535, modified=False):
-    e = ">" if big else "<"
-    magic = 0xA1B2CD34 if modified else (0xA1B23C4D if nanosecond else 0xA1B2C3D4)
-    out = bytearray(struct.pack(e + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
+    out = bytearray(cf.pcap_header(big=big, nanosecond=nanosecond, modified=modified,
+                                   linktype=linktype, snaplen=snaplen))
     records = []
-    hdr_len = 24 if modified else 16
     for i, pkt in enumerate(packets):
         records.append(len(out))
         frac = (i * 1000 + 7) * (1000 if nanosecond else 1)
-        cap = pkt[:snaplen]
-        out += struct.pack(e + "IIII", 1700000000 + i // 4, frac, len(cap), len(pkt))
-        if modified:
-            out += struct.pack(e + "IHBB", 1, 0x0800, 0, 0)
-        out += cap
-    return Built(bytes(out), "pcap", big, records, [], hdr_len)
-
-
-def _pad4(b):
-    return b + b"\0" * (-len(b) % 4)
-
-
-def _opts(e, opts):
-    if not opts:
-        return b""
-    return b"".join(struct.pack(e + "HH", c, len(v)) + _pad4(v) for c, v in opts) + \
-        struct.pack(e + "HH", 0, 0)
-
-
-def _block(e, btype, body):
-    body = _pad4(body)
-    return struct.pack(e + "II", btype, 12 + len(body)) + body + struct.pack(e + "I", 12 + len(body))
+        out += cf.pcap_record(1700000000 + i // 4, frac, pkt[:snaplen], wirelen=len(pkt), big=big,
+                              modified=modified, ifindex=1, protocol=0x0800, pkt_type=0)
+    return Built(bytes(out), "pcap", big, records, [], 24 if modified else 16)
 
 
 def pcapng(interfaces, packets, *, big=False, extra_blocks=True):
@@ -169,42 +150,32 @@ def pcapng(interfaces, packets, *, big=False, extra_blocks=True):
     Packets go in EPBs, except every fifth on interface 0 in an obsolete PB;
     a comment option, an unknown block and an NRB are thrown in so the
     mutations have option lists and skipped blocks to work on."""
-    e = ">" if big else "<"
     out = bytearray()
     blocks, records = [], []
 
-    def add(btype, body, is_record=False):
+    def add(block, is_record=False):
         blocks.append(len(out))
         if is_record:
             records.append(len(out))
-        out.extend(_block(e, btype, body))
+        out.extend(block)
 
-    add(0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1) +
-        _opts(e, [(1, b"fastseg seed"), (4, b"linux")]))
+    add(cf.shb(big=big, opts=[(cf.OPT_COMMENT, b"fastseg seed"), (4, b"linux")]))
     for k, (lt, res) in enumerate(interfaces):
-        opts = [(2, f"if{k}".encode())]
-        if res is not None:
-            opts.append((9, bytes([res])))
-        add(1, struct.pack(e + "HHI", lt, 0, 0) + _opts(e, opts))
+        add(cf.idb(lt, 0, big=big, tsresol=res, name=f"if{k}"))
     if extra_blocks:
-        add(0x00000BAD, struct.pack(e + "I", 32473) + b"custom")
-        add(4, struct.pack(e + "HH", 1, 14) + _pad4(A4 + b"localhost\0") + struct.pack(e + "HH", 0, 0))
+        add(cf.custom_block(b"custom", big=big))
+        add(cf.nrb(big=big, address=A4))
     for i, (if_id, pkt) in enumerate(packets):
         res = interfaces[if_id][1]
         per_sec = 10 ** 6 if res is None else (10 ** res if res < 0x80 else 2 ** (res & 0x7F))
         ticks = (1700000000 + i) * per_sec + i
         if i % 5 == 4 and if_id == 0:
-            body = struct.pack(e + "HHIIII", if_id, 0, ticks >> 32, ticks & 0xFFFFFFFF,
-                               len(pkt), len(pkt)) + _pad4(pkt)
-            add(2, body, True)
+            add(cf.pb(if_id, ticks, pkt, big=big), True)
         else:
-            opts = [(1, b"c")] if i % 3 == 0 else []
-            body = struct.pack(e + "IIIII", if_id, ticks >> 32, ticks & 0xFFFFFFFF,
-                               len(pkt), len(pkt)) + _pad4(pkt) + _opts(e, opts)
-            add(6, body, True)
+            opts = [(cf.OPT_COMMENT, b"c")] if i % 3 == 0 else []
+            add(cf.epb(if_id, ticks, pkt, big=big, opts=opts), True)
     if extra_blocks and interfaces[0][0] in (ETH, RAW):
-        pkt = packets[0][1]
-        add(3, struct.pack(e + "I", len(pkt)) + _pad4(pkt), True)     # SPB, interface 0
+        add(cf.spb(packets[0][1], big=big), True)                  # SPB, interface 0
     return Built(bytes(out), "pcapng", big, records, blocks)
 
 
