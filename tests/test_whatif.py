@@ -223,6 +223,34 @@ def test_request_retransmits_at_1_3_7_15_31_and_expires_at_63s():
     assert s.totals["expired_requests"] == 1
 
 
+def test_timers_fire_on_the_timer_wheel_grid():
+    # HZ 250, jiffy 0 at t = 0: a request made at 0 s arms 250 jiffies ahead,
+    # level 1 (63 <= 250 < 504), granularity 8 jiffies: it fires at the next
+    # multiple of 8 above 250, jiffy 256 = 1.024 s; then 500 jiffies ahead
+    # (level 1) from 256: 756 -> 760 = 3.04 s; then 1000 ahead (level 2,
+    # granularity 64): 1760 -> 1792 = 7.168 s
+    seg = capture(attack(0.0, 0))
+    fired = [replay(seg, backlog=16, syncookies=0, hz=250, until=u).totals["TcpExtTCPSynRetrans"]
+             for u in (1.023, 1.025, 3.039, 3.041, 7.167, 7.169)]
+    assert fired == [0, 1, 1, 2, 2, 3]
+    assert replay(seg, backlog=16, syncookies=0, hz=0, until=1.001).totals["TcpExtTCPSynRetrans"] == 1
+
+
+def test_wheel_estimate_finds_hz_and_phase():
+    rng = np.random.default_rng(3)
+    tick, phase = 1 / 250, 0.0123
+    # first retransmissions (level 1 at 250 Hz) on a 32 ms grid, third ones
+    # (1000 jiffies: level 2) on a 256 ms grid, each seen ~50 us late
+    first = phase + 8 * tick * rng.integers(100, 200, 40) + 5e-5
+    third = phase + 3 * 8 * tick + 64 * tick * rng.integers(20, 40, 10) + 5e-5
+    t = np.concatenate([first, third])
+    k = np.r_[np.ones(40, int), np.full(10, 3)]
+    est_tick, est_phase = whatif.estimate_wheel(t, k)
+    assert est_tick == pytest.approx(tick)
+    assert est_phase == pytest.approx(phase + 3 * 8 * tick + 5e-5, abs=1e-4)
+    assert whatif.estimate_wheel(rng.uniform(0, 100, 40), np.ones(40, int)) == (0.0, 0.0)
+
+
 def test_synack_retries_2_frees_the_queue_after_7s():
     seg = capture(*(attack(0.01 * i, i) for i in range(5)),
                   *(attack(6.9 + 0.01 * i, 10 + i) for i in range(2)),
@@ -401,6 +429,20 @@ def test_replay_counters_match_the_kernel(flood):
     for key in ("TcpExtTCPReqQFullDrop", "TcpExtListenDrops", "TcpExtListenOverflows",
                 "TcpExtTCPReqQFullDoCookies", "TcpExtSyncookiesSent"):
         assert s.totals[key] == pytest.approx(kernel[key], rel=0.10, abs=2), key
+
+
+def test_real_cookie_synacks_are_recognised(flood):
+    name, settings, kernel = flood
+    result = whatif.listen_queue(DATA / f"{name}.pcap", backlog=16)
+    seen = result.real[0]["cookie_synacks"]
+    # Linux 6.18 offsets each connection's TSval, so here the cookies show as
+    # SYN-ACKs to silent sources that are never retransmitted: all the
+    # cookies the kernel sent minus those legitimate clients answered
+    silent = kernel["TcpExtSyncookiesSent"] - kernel["TcpExtSyncookiesRecv"]
+    assert seen["never_retransmitted_to_silent_sources"] == pytest.approx(silent, abs=2)
+    assert seen["cookies_seen"] == (silent > 0)
+    # the victim ran at HZ 250: its SYN-ACK retransmissions sit on that wheel
+    assert result[0].settings["hz"] == (250 if result.real[0]["synack_retransmits"] else 0)
 
 
 def test_fit_finds_the_backlog_and_cookie_setting(flood):

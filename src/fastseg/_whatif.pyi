@@ -22,6 +22,8 @@ def replay(
     bin_start: float,
     bin_width: float,
     until: float,
+    tick: float,
+    phase: float,
     syn_verdict: npt.NDArray[np.uint8],
     client_outcome: npt.NDArray[np.uint8],
     client_done: npt.NDArray[np.float64],

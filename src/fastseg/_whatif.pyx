@@ -21,9 +21,15 @@
 #   ListenDrops) and the request stays, "acked", retransmitting; with
 #   tcp_abort_on_overflow it is answered with RST and the request freed.
 #
-# Every request uses the same timer offsets, so the requests waiting for
-# their k-th firing form a FIFO in admission order: one ring per retry step
-# and no heap.  Client-side events (ACKs one RTT after a SYN-ACK, RSTs from
+# Timers run on the kernel's timer wheel (kernel/time/timer.c): a timer armed
+# ``delta`` jiffies ahead sits in the level whose range holds delta and fires
+# at the next multiple of that level's granularity (8 ** level jiffies), never
+# early.  With ``tick`` > 0 (1 / HZ) the replay rounds the same way, the wheel's
+# jiffy 0 at ``phase`` seconds; with ``tick`` = 0 timers fire exactly.
+#
+# Every request uses the same timeouts and the rounding is monotone, so the
+# requests waiting for their k-th firing form a FIFO in admission order: one
+# ring per retry step and no heap.  Client-side events (ACKs one RTT after a SYN-ACK, RSTs from
 # attack sources, data retransmissions after a cookie) are few and live in a
 # small binary heap.
 from libc.stdint cimport int8_t, uint8_t, int32_t, int64_t
@@ -156,6 +162,22 @@ cdef struct Listener:
     double bin_width
     int64_t n_bins
     double until                # events after it are not replayed (counters read then)
+    double tick                 # one jiffy (s), 0 = exact timers
+    double phase                # time of a jiffy on every level's grid (s)
+
+
+cdef inline double arm(Listener *L, double now, double timeout) noexcept nogil:
+    # mod_timer(jiffies + timeout) and calc_wheel_index(): the bucket's expiry
+    cdef int64_t j_now, delta, expires, shift = 0
+    if L.tick <= 0:
+        return now + timeout
+    j_now = <int64_t>floor((now - L.phase) / L.tick)
+    delta = <int64_t>(timeout / L.tick + 0.5)
+    expires = j_now + delta
+    # LVL_START(n) = 63 << 3 * (n - 1): levels 0..8 of 64 buckets, 8x apart
+    while shift < 24 and delta >= (<int64_t>63 << shift):
+        shift += 3
+    return L.phase + (((expires >> shift) + 1) << shift) * L.tick
 
 
 cdef inline void drain(Listener *L, double t) noexcept nogil:
@@ -215,7 +237,7 @@ def replay(const double[::1] syn_t, const int32_t[::1] syn_client, const uint8_t
            const double[::1] client_first, const double[::1] client_give_up,
            int64_t backlog, int syncookies, int synack_retries, int64_t max_syn_backlog,
            bint abort_on_overflow, bint full_gt, double accept_interval,
-           double bin_start, double bin_width, double until,
+           double bin_start, double bin_width, double until, double tick, double phase,
            uint8_t[::1] syn_verdict, uint8_t[::1] client_outcome, double[::1] client_done,
            int32_t[::1] client_attempts, int32_t[::1] client_synack_rtx,
            int64_t[::1] counters, int32_t[:, ::1] series):
@@ -246,11 +268,13 @@ def replay(const double[::1] syn_t, const int32_t[::1] syn_client, const uint8_t
     L.bin_width = bin_width if bin_width > 0 else 1.0
     L.n_bins = series.shape[0]
     L.until = until
+    L.tick = tick
+    L.phase = phase
     h.t = NULL; h.a = NULL; h.b = NULL; h.kind = NULL; h.n = 0; h.cap = 0
 
     # per request (one slot per SYN that made one): admission time, timer
     # count, owner (client or -1), alive/acked flags
-    cdef double *req_t = <double *>malloc((n_syn + 1) * sizeof(double))
+    cdef double *req_next = <double *>malloc((n_syn + 1) * sizeof(double))
     cdef int32_t *req_owner = <int32_t *>malloc((n_syn + 1) * sizeof(int32_t))
     cdef int32_t *req_timeouts = <int32_t *>malloc((n_syn + 1) * sizeof(int32_t))
     cdef uint8_t *req_alive = <uint8_t *>malloc((n_syn + 1) * sizeof(uint8_t))
@@ -263,8 +287,7 @@ def replay(const double[::1] syn_t, const int32_t[::1] syn_client, const uint8_t
     cdef int32_t *rings = <int32_t *>malloc(n_rings * (n_syn + 1) * sizeof(int32_t))
     cdef int64_t ring_head[MAX_RINGS]
     cdef int64_t ring_tail[MAX_RINGS]
-    cdef double offsets[MAX_RINGS + 1]
-    if (req_t == NULL or req_owner == NULL or req_timeouts == NULL or req_alive == NULL
+    if (req_next == NULL or req_owner == NULL or req_timeouts == NULL or req_alive == NULL
             or req_acked == NULL or client_req == NULL or client_state == NULL
             or client_cookie_tries == NULL or client_used_cookie == NULL or rings == NULL):
         rc = -1
@@ -274,10 +297,10 @@ def replay(const double[::1] syn_t, const int32_t[::1] syn_client, const uint8_t
                       client_rtt, client_data_first, client_first, client_give_up,
                       syn_verdict, client_outcome, client_done, client_attempts,
                       client_synack_rtx, counters, series,
-                      req_t, req_owner, req_timeouts, req_alive, req_acked,
+                      req_next, req_owner, req_timeouts, req_alive, req_acked,
                       client_req, client_state, client_cookie_tries, client_used_cookie,
-                      rings, n_rings, ring_head, ring_tail, offsets)
-    free(req_t); free(req_owner); free(req_timeouts); free(req_alive); free(req_acked)
+                      rings, n_rings, ring_head, ring_tail)
+    free(req_next); free(req_owner); free(req_timeouts); free(req_alive); free(req_acked)
     free(client_req); free(client_state); free(client_cookie_tries); free(client_used_cookie)
     free(rings)
     free(h.t); free(h.a); free(h.b); free(h.kind)
@@ -301,11 +324,10 @@ cdef int _run(Listener *L, Heap *h,
               uint8_t[::1] syn_verdict, uint8_t[::1] client_outcome, double[::1] client_done,
               int32_t[::1] client_attempts, int32_t[::1] client_synack_rtx,
               int64_t[::1] counters, int32_t[:, ::1] series,
-              double *req_t, int32_t *req_owner, int32_t *req_timeouts, uint8_t *req_alive,
+              double *req_next, int32_t *req_owner, int32_t *req_timeouts, uint8_t *req_alive,
               uint8_t *req_acked, int32_t *client_req, uint8_t *client_state,
               int32_t *client_cookie_tries, uint8_t *client_used_cookie,
-              int32_t *rings, int n_rings, int64_t *ring_head, int64_t *ring_tail,
-              double *offsets) noexcept nogil:
+              int32_t *rings, int n_rings, int64_t *ring_head, int64_t *ring_tail) noexcept nogil:
     cdef Py_ssize_t n_syn = syn_t.shape[0], n_client = client_rtt.shape[0]
     cdef Py_ssize_t i = 0, stride = n_syn + 1
     cdef int64_t n_req = 0, qlen2, young2
@@ -315,14 +337,6 @@ cdef int _run(Listener *L, Heap *h,
     cdef uint8_t kind, v
     cdef bint want_cookie, tw, stopped = False
 
-    # firing k + 1 of a request happens offsets[k] after its admission
-    timeout = 1.0
-    offsets[0] = 1.0
-    for k in range(1, n_rings):
-        timeout = timeout * 2.0
-        if timeout > TCP_RTO_MAX:
-            timeout = TCP_RTO_MAX
-        offsets[k] = offsets[k - 1] + timeout
     for k in range(n_rings):
         ring_head[k] = 0
         ring_tail[k] = 0
@@ -350,8 +364,8 @@ cdef int _run(Listener *L, Heap *h,
                 ring_head[k] += 1
             if ring_head[k] < ring_tail[k]:
                 r = rings[k * stride + ring_head[k]]
-                if req_t[r] + offsets[k] < t_ring:
-                    t_ring = req_t[r] + offsets[k]
+                if req_next[r] < t_ring:
+                    t_ring = req_next[r]
                     best_ring = k
         t_heap = h.t[0] if h.n > 0 else INFINITY
         if t_ring < t:
@@ -466,6 +480,11 @@ cdef int _run(Listener *L, Heap *h,
                 if req_timeouts[r] == 0:
                     L.young -= 1
                 req_timeouts[r] += 1
+                # reqsk_timeout(): TCP_TIMEOUT_INIT << num_timeout, at most TCP_RTO_MAX
+                timeout = 1.0 * (<int64_t>1 << (k + 1)) if k < 8 else TCP_RTO_MAX
+                if timeout > TCP_RTO_MAX:
+                    timeout = TCP_RTO_MAX
+                req_next[r] = arm(L, t, timeout)
                 rings[(k + 1) * stride + ring_tail[k + 1]] = r
                 ring_tail[k + 1] += 1
                 c = req_owner[r]
@@ -519,7 +538,7 @@ cdef int _run(Listener *L, Heap *h,
         else:
             r = <int32_t>n_req
             n_req += 1
-            req_t[r] = t
+            req_next[r] = arm(L, t, 1.0)
             req_owner[r] = c
             req_timeouts[r] = 0
             req_alive[r] = 1

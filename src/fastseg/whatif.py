@@ -34,7 +34,8 @@ from . import syncookies as _syncookies
 from .segments import Segments, format_addresses, parse_addresses
 
 __all__ = ["listen_queue", "fit", "WhatIf", "Scenario", "VERDICTS", "OUTCOMES",
-           "NSTAT_NAMES", "DEFAULT_BACKLOGS", "DEFAULT_SYNCOOKIES", "client_schedule"]
+           "NSTAT_NAMES", "DEFAULT_BACKLOGS", "DEFAULT_SYNCOOKIES", "client_schedule",
+           "estimate_wheel", "render", "render_fit", "write_syns", "plot"]
 
 VERDICTS = ("not_sent", "queued", "cookie", "drop_syn_queue_full",
             "drop_accept_queue_full", "drop_unproven_peer")
@@ -60,6 +61,8 @@ _SCHEDULES = {
 # next SYN and within this many seconds
 _ANSWER_WINDOW = 3.0
 _TIME_WAIT = 60.0                 # TCP_TIMEWAIT_LEN
+_COOKIE_QUIET = 1.2               # s without a SYN-ACK retransmission that marks a cookie
+_DELAYED = 0.001                  # added connect delay (s) that counts a served client as delayed
 _FLAG_SYN, _FLAG_ACK, _FLAG_RST, _FLAG_FIN = (int(_consts.SYN), int(_consts.ACK),
                                               int(_consts.RST), int(_consts.FIN))
 _FLAG_ECE, _FLAG_CWR = int(_consts.ECE), int(_consts.CWR)
@@ -189,6 +192,15 @@ def _collect(seg: Segments, server: Optional[str]) -> List[_ListenerInput]:
     close[ok] = (t[sa_idx[ok]] - t[syn_idx[last_syn[ok]]]) < _ANSWER_WINDOW
     answered[last_syn[close]] = True
     synacks_per_syn = np.bincount(last_syn[close], minlength=len(syn_idx))
+    # timer-driven SYN-ACK retransmissions: the k-th SYN-ACK after one SYN
+    # came 2 ** (k - 1) s after the previous (they show the timer wheel)
+    order = np.lexsort((t[sa_idx[ok]], last_syn[ok]))
+    owner = last_syn[ok][order]
+    starts = np.r_[0, np.flatnonzero(np.diff(owner)) + 1] if len(owner) else np.zeros(0, np.int64)
+    rank = np.arange(len(owner)) - np.repeat(starts, np.diff(np.r_[starts, len(owner)]))
+    rtx_syn = owner[rank >= 1]
+    rtx_t = t[sa_idx[ok]][order][rank >= 1]
+    rtx_k = rank[rank >= 1]
 
     # RTT: first completing ACK minus the last SYN-ACK before it
     first_ack = np.full(n_groups, np.inf)
@@ -234,8 +246,12 @@ def _collect(seg: Segments, server: Optional[str]) -> List[_ListenerInput]:
                              src_key[syn_idx].view(np.int64), t[syn_idx] - 1e-9)
     proven = (prev_done >= 0).astype(np.uint8)
 
-    # real cookie SYN-ACKs: never retransmitted, SYN had timestamps, TSval low
-    # bits carry wscale | sack << 4 | ecn << 5 (cookie_init_timestamp)
+    # real cookie SYN-ACKs (cookie_init_timestamp): the SYN had timestamps,
+    # the SYN-ACK is never retransmitted, and its TSval's low 6 bits carry
+    # wscale | sack << 4 | ecn << 5 -- plus the TSval offset, which is a keyed
+    # hash of the address pair (secure_tcp_ts_off, 0 with tcp_timestamps=2).
+    # So per address pair, (TSval - options) mod 64 is one value on every
+    # cookie SYN-ACK and spread evenly on the others.
     tsval = np.asarray(seg["tsval"]).astype(np.int64)
     wscale = np.asarray(seg["wscale"]).astype(np.int64)
     sack_perm = np.asarray(seg["sack_perm"]).astype(bool)
@@ -244,14 +260,29 @@ def _collect(seg: Segments, server: Optional[str]) -> List[_ListenerInput]:
     first_sa_of_syn = np.full(len(syn_idx), -1, np.int64)
     first_sa_of_syn[last_syn[close][::-1]] = sa_idx[close][::-1]
     with_ts = (first_sa_of_syn >= 0) & (tsval[syn_idx] >= 0)
+    with_ts[with_ts] = tsval[first_sa_of_syn[with_ts]] >= 0
     sa_rows = first_sa_of_syn[with_ts]
     s_rows = syn_idx[with_ts]
     ws = np.where(wscale[s_rows] < 0, 0xF, np.minimum(wscale[s_rows], 14))
     enc = ws | (sack_perm[s_rows] << 4) | (ecn_syn[s_rows] << 5)
-    low_ok = (tsval[sa_rows] >= 0) & ((tsval[sa_rows] & 0x3F) == enc)
+    residue = (tsval[sa_rows] - enc) & 0x3F
+    pair = _mix(_mix(*np.ascontiguousarray(src[s_rows]).view(np.uint64).reshape(-1, 2).T),
+                _mix(*np.ascontiguousarray(dst[s_rows]).view(np.uint64).reshape(-1, 2).T))
+    pairs, pair_of = np.unique(pair, return_inverse=True)
+    hist = np.bincount(pair_of * 64 + residue, minlength=len(pairs) * 64).reshape(-1, 64)
+    mode = hist.argmax(axis=1)
+    mode_n = hist.max(axis=1)
+    per_pair = hist.sum(axis=1)
+    strong = mode_n >= np.maximum(6, 4 * per_pair / 64.0 + 3)
     single = synacks_per_syn[with_ts] == 1
-    cookie_like = np.zeros(len(syn_idx), bool)
-    cookie_like[np.flatnonzero(with_ts)[low_ok & single]] = True
+    ts_cookie = np.zeros(len(syn_idx), bool)
+    ts_cookie[np.flatnonzero(with_ts)[single & strong[pair_of] & (residue == mode[pair_of])]] = True
+    # without timestamps (or with per-connection TSval offsets, Linux >= 6.x):
+    # a SYN-ACK to a source that never answers, not retransmitted although
+    # the capture runs on past the request timer, kept no request: a cookie
+    silent_cookie = ((synacks_per_syn == 1) & (first_sa_of_syn >= 0) & ~completed[g_of_syn]
+                     & ~reset_synack[g_of_syn])
+    silent_cookie &= t[np.maximum(first_sa_of_syn, 0)] + _COOKIE_QUIET < t.max()
 
     listener_of_syn = to_ep[syn_idx]
     out = []
@@ -259,15 +290,16 @@ def _collect(seg: Segments, server: Optional[str]) -> List[_ListenerInput]:
     counts = np.bincount(np.searchsorted(names, listener_of_syn), minlength=len(names))
     for li in np.argsort(-counts, kind="stable"):
         rows = np.flatnonzero(listener_of_syn == names[li])
+        mine = listener_of_syn[rtx_syn] == names[li]
         rows = rows[np.argsort(t[syn_idx[rows]], kind="stable")]
         first_row = syn_idx[firsts[li]]
         addr = format_addresses(dst[first_row:first_row + 1], np.asarray(seg["ip_version"])[first_row:first_row + 1])[0]
         port = int(dport[first_row])
         out.append(_ListenerInput(
             server=f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}",
-            t0_ns=t0_ns, end=float(t.max()), rows=syn_idx[rows], t=t[syn_idx[rows]], group=g_of_syn[rows],
+            t0_ns=t0_ns, end=float(t.max()), rtx_t=rtx_t[mine], rtx_k=rtx_k[mine], rows=syn_idx[rows], t=t[syn_idx[rows]], group=g_of_syn[rows],
             legit=legit_group[g_of_syn[rows]], answered=answered[rows],
-            cookie_like=cookie_like[rows], with_ts=with_ts[rows], tw=tw[rows], proven=proven[rows],
+            ts_cookie=ts_cookie[rows], silent_cookie=silent_cookie[rows], with_ts=with_ts[rows], tw=tw[rows], proven=proven[rows],
             rtt=rtt, rst_delay=rst_delay, completed=completed, sent_data=sent_data,
             mss=mss[syn_idx[rows]], wscale=wscale[syn_idx[rows]],
             sack=sack_perm[syn_idx[rows]], ts=tsval[syn_idx[rows]] >= 0, ecn=ecn_syn[syn_idx[rows]],
@@ -276,6 +308,57 @@ def _collect(seg: Segments, server: Optional[str]) -> List[_ListenerInput]:
             ip_version=np.asarray(seg["ip_version"])[syn_idx[rows]],
             frame=np.asarray(seg["frame"])[syn_idx[rows]].astype(np.int64)))
     return out
+
+
+# -- the timer wheel -------------------------------------------------------------
+
+_HZ_CANDIDATES = (1000, 250, 300, 100)
+
+
+def _wheel_level(delta_jiffies):
+    lvl = np.zeros(np.shape(delta_jiffies), np.int64)
+    for n in range(1, 9):
+        lvl += np.asarray(delta_jiffies) >= (63 << (3 * (n - 1)))
+    return lvl
+
+
+def _concentration(t, grid):
+    angle = 2 * np.pi * np.mod(t, grid) / grid
+    c, s = np.cos(angle).mean(), np.sin(angle).mean()
+    return float(np.hypot(c, s)), float(np.mod(np.arctan2(s, c) / (2 * np.pi) * grid, grid))
+
+
+def estimate_wheel(rtx_t, rtx_k, hz="auto"):
+    """(tick, phase) of the listener's timer wheel from its timer-driven
+    SYN-ACK retransmissions (times in s, retransmission number k >= 1): each
+    fires on a multiple of its level's granularity (8 ** level jiffies).
+    ``hz="auto"`` tries 1000, 250, 300 and 100 Hz and keeps the one under
+    which every level's retransmissions sit on its grid; ``0``: exact timers,
+    (0, 0)."""
+    rtx_t, rtx_k = np.asarray(rtx_t, float), np.asarray(rtx_k, np.int64)
+    if hz == 0 or hz is None:
+        return 0.0, 0.0
+    candidates = _HZ_CANDIDATES if hz == "auto" else (int(hz),)
+    best = None
+    for cand in candidates:
+        tick = 1.0 / cand
+        delta = (2.0 ** (np.minimum(rtx_k, 8) - 1) * cand).round().astype(np.int64)
+        lvl = _wheel_level(delta)
+        score, phase = None, None
+        for level in np.unique(lvl):
+            at = lvl == level
+            if at.sum() < 3:
+                continue
+            r, p = _concentration(rtx_t[at], (8 ** level) * tick)
+            score = r if score is None else min(score, r)
+            # a coarser level's grid is a subset of a finer one's: the
+            # coarsest level seen places the phase
+            phase = p
+        if score is not None and (best is None or score > best[0] + 0.02):
+            best = (score, tick, phase)
+    if best is None or best[0] < 0.8:
+        return (0.0, 0.0) if hz == "auto" else (1.0 / int(hz), 0.0)
+    return best[1], best[2]
 
 
 # -- client retry schedules ------------------------------------------------------
@@ -330,10 +413,8 @@ def _attempts(inp: _ListenerInput, client_retries, give_up):
             d2 = obs[:, 2] - obs[:, 1] if n_max > 2 else np.full(n_client, np.nan)
             exp_like = (d2 > 1.5 * d1) | (np.isnan(d2) & (d1 > 1.5))
             scale = np.where(np.isfinite(d1), d1, 1.0)
-            alt = client_schedule("exponential", n_max + 1)[:n_max]
-            lin = sched
-            base = np.where(exp_like[:, None], alt[None, :], lin[None, :]) * np.where(
-                exp_like, scale, np.where(np.isfinite(d1), d1, 1.0))[:, None]
+            doubling = client_schedule("exponential", n_max + 1)[:n_max]
+            base = np.where(exp_like[:, None], doubling[None, :], sched[None, :]) * scale[:, None]
             last = np.maximum(n_obs - 1, 0)
             anchor_t = obs[np.arange(n_client), last]
             anchor_off = base[np.arange(n_client), last]
@@ -344,15 +425,13 @@ def _attempts(inp: _ListenerInput, client_retries, give_up):
         keep = np.ones_like(times, bool)
     keep[:, 0] = True
     keep |= observed
+    # captured SYNs stand for the replay's attempts of the same rank; with a
+    # schedule other than the observed one only the first SYN keeps its place
     frame_of = np.zeros((n_client, n_max), np.int64)
     row_of = np.full((n_client, n_max), -1, np.int64)
-    if len(legit_rows) and client_retries == "observed":
-        frame_of[inv, np.minimum(rank, n_max - 1)] = inp.frame[legit_rows]
-        row_of[inv, np.minimum(rank, n_max - 1)] = legit_rows
-    elif len(legit_rows):
-        sel = rank < n_max
-        row_of[inv[sel], rank[sel]] = legit_rows[sel]
-        frame_of[inv[sel], rank[sel]] = inp.frame[legit_rows[sel]]
+    sel = rank < (n_max if client_retries == "observed" else 1)
+    row_of[inv[sel], rank[sel]] = legit_rows[sel]
+    frame_of[inv[sel], rank[sel]] = inp.frame[legit_rows[sel]]
     cl, at = np.nonzero(keep)
     last_t = np.where(keep, times, -np.inf).max(axis=1)
     gap = np.diff(times, axis=1)[:, -1] if n_max > 1 else np.ones(n_client)
@@ -390,7 +469,7 @@ class Scenario:
         out = self.connections["outcome"]
         delay = self.connections["added_delay"]
         served = np.isin(out, ("ok_queue", "ok_cookie", "ok_after_retries"))
-        delayed = served & (delay > 0.1)
+        delayed = served & (delay > _DELAYED)
         return {
             "clients": int(len(out)),
             "served": int(served.sum()),
@@ -508,7 +587,7 @@ def _cookie_columns(inp, rows, secret, count_t):
 
 def _replay_one(inp, att, *, backlog, syncookies, synack_retries, max_syn_backlog,
                 abort_on_overflow, accept, full_gt, secret, bin_width, default_rtt,
-                data_first_default, until):
+                data_first_default, until, wheel=(0.0, 0.0)):
     attack = ~inp.legit
     a_rows = np.flatnonzero(attack)
     n_a = len(a_rows)
@@ -548,7 +627,7 @@ def _replay_one(inp, att, *, backlog, syncookies, synack_retries, max_syn_backlo
         np.ascontiguousarray(att["give_up_t"], dtype=np.float64),
         eff_backlog, int(syncookies), int(synack_retries), int(max_syn_backlog),
         bool(abort_on_overflow), bool(full_gt), _accept_interval(accept),
-        0.0, width, math.inf if until is None else float(until), verdict, outcome, done, attempts, synack_rtx, counters, series)
+        0.0, width, math.inf if until is None else float(until), wheel[0], wheel[1], verdict, outcome, done, attempts, synack_rtx, counters, series)
     if rc != 0:
         raise MemoryError("whatif: out of memory in the replay")
 
@@ -597,7 +676,7 @@ def listen_queue(path_or_segments, *, backlog, somaxconn: int = 4096, syncookies
                  give_up: Optional[float] = None, accept="instant",
                  server: Optional[str] = None, kernel: Optional[str] = None,
                  secret: Optional[bytes] = None, bin_width: Optional[float] = None,
-                 until: Union[None, float, str] = None) -> WhatIf:
+                 until: Union[None, float, str] = None, hz="auto") -> WhatIf:
     """Replay a capture's SYNs against a Linux listening socket.
 
     ``backlog`` and ``syncookies`` (0, 1, 2) may be lists: every combination
@@ -613,7 +692,10 @@ def listen_queue(path_or_segments, *, backlog, somaxconn: int = 4096, syncookies
     bytes the cookies are computed with (default: random).  ``until``:
     seconds after the capture's first packet when the replay stops (``"end"``:
     the capture's last packet, to compare with counters read then); by
-    default it runs until every request and client has finished.
+    default it runs until every request and client has finished.  ``hz``:
+    the listener's timer wheel (request timers fire on its granularity, not
+    to the microsecond): ``"auto"`` estimates HZ and the wheel's phase from
+    the capture's SYN-ACK retransmissions, ``0`` makes timers exact.
     """
     seg = _segments(path_or_segments)
     inputs = _collect(seg, server)
@@ -639,7 +721,8 @@ def listen_queue(path_or_segments, *, backlog, somaxconn: int = 4096, syncookies
         default_rtt = float(np.median(rtts)) if len(rtts) else 0.05
         done_groups = inp.completed
         data_first_default = bool(inp.sent_data[done_groups].mean() >= 0.5) if done_groups.any() else True
-        real.append(_real_summary(inp))
+        wheel = estimate_wheel(inp.rtx_t, inp.rtx_k, hz)
+        real.append(_real_summary(inp, wheel))
         for c, b in itertools.product(cookie_modes, backlogs):
             eff = min(b, int(somaxconn))
             syns, conns, totals, ser, width = _replay_one(
@@ -647,27 +730,31 @@ def listen_queue(path_or_segments, *, backlog, somaxconn: int = 4096, syncookies
                 max_syn_backlog=msb, abort_on_overflow=abort_on_overflow, accept=accept,
                 full_gt=full_gt, secret=secret, bin_width=bin_width, default_rtt=default_rtt,
                 data_first_default=data_first_default,
-                until=(inp.end if until == "end" else until))
+                until=(inp.end if until == "end" else until), wheel=wheel)
             settings = {"backlog": b, "somaxconn": int(somaxconn), "effective_backlog": eff,
                         "syncookies": c, "synack_retries": int(synack_retries),
                         "max_syn_backlog": msb, "abort_on_overflow": bool(abort_on_overflow),
                         "accept": accept, "client_retries": client_retries if isinstance(client_retries, str) else "custom",
-                        "give_up": give_up, "syn_queue_test": ">" if full_gt else ">="}
+                        "give_up": give_up, "syn_queue_test": ">" if full_gt else ">=",
+                        "hz": round(1.0 / wheel[0]) if wheel[0] else 0}
             scenarios.append(Scenario(inp.server, settings, totals, conns, syns, ser, width,
                                       inp.t0_ns, agreement=_agreement(syns)))
     return WhatIf(scenarios, real)
 
 
-def _real_summary(inp) -> dict:
+def _real_summary(inp, wheel) -> dict:
     legit = inp.legit
     n_ts = int(inp.with_ts.sum())
-    n_cookie = int(inp.cookie_like.sum())
+    n_ts_cookie = int(inp.ts_cookie.sum())
+    n_silent = int(inp.silent_cookie.sum())
     return {"server": inp.server, "syns": int(len(inp.t)), "legit_syns": int(legit.sum()),
             "attack_syns": int((~legit).sum()), "answered": int(inp.answered.sum()),
+            "synack_retransmits": int(len(inp.rtx_t)),
+            "timer_hz": round(1.0 / wheel[0]) if wheel[0] else None,
             "legit_answered": int((inp.answered & legit).sum()),
-            "cookie_synacks": {"with_timestamps": n_ts, "tsval_low_bits_match": n_cookie,
-                               "expected_by_chance": n_ts / 64.0,
-                               "cookies_seen": bool(n_cookie >= 4 and n_cookie > 4 * n_ts / 64.0)}}
+            "cookie_synacks": {"with_timestamps": n_ts, "tsval_low_bits": n_ts_cookie,
+                               "never_retransmitted_to_silent_sources": n_silent,
+                               "cookies_seen": bool(n_ts_cookie or n_silent >= 8)}}
 
 
 def fit(path_or_segments, *, server: Optional[str] = None, backlogs: Optional[Sequence[int]] = None,
@@ -713,7 +800,9 @@ def render(result: WhatIf) -> str:
         lines.append(f"{srv}: {real['syns']} SYNs ({real['legit_syns']} from "
                      f"legitimate clients, {real['attack_syns']} attack), "
                      f"{real['answered']} answered by the real server"
-                     + (f"; {seen['tsval_low_bits_match']} SYN-ACKs look like cookies"
+                     + (f"; SYN-ACKs that look like SYN cookies: {seen['tsval_low_bits']} by "
+                        f"their TSval, {seen['never_retransmitted_to_silent_sources']} never "
+                        f"retransmitted to silent sources"
                         if seen["cookies_seen"] else ""))
         head = ("cookies", "backlog", "served", "delayed", "locked out", "p50 delay", "p99 delay",
                 "ListenDrops", "ReqQFullDrop", "DoCookies", "CookiesSent", "Overflows")
