@@ -6,16 +6,19 @@ hand); real floods made in network namespaces with known sysctls
 (tests/data/whatif/make_whatif.sh) check the replay against the kernel's own
 answers and nstat counters."""
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import fastseg
-from fastseg import syncookies, whatif
+from fastseg import _whatif, syncookies, whatif
 
+import whatif_reference
 from segbuild import build
 
 DATA = Path(__file__).parent / "data" / "whatif"
@@ -494,3 +497,67 @@ def test_cli_bad_input_is_one_line_and_status_2(args):
     out = _cli(*[a.format(pcap=pcap) for a in args])
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+# -- the kernel against the plain-Python model -------------------------------------
+
+@st.composite
+def scenarios(draw):
+    n_attack = draw(st.integers(0, 40))
+    n_client = draw(st.integers(0, 8))
+    times = lambda n: draw(st.lists(st.floats(0, 20, allow_nan=False), min_size=n, max_size=n))  # noqa: E731
+    attack_t = times(n_attack)
+    rst = [draw(st.sampled_from([-1.0, 0.0005, 0.3, 2.5])) for _ in range(n_attack)]
+    syn_t, syn_client, syn_rst = list(attack_t), [-1] * n_attack, rst
+    for c in range(n_client):
+        first = draw(st.floats(0, 20, allow_nan=False))
+        gaps = draw(st.lists(st.floats(0.3, 5, allow_nan=False), min_size=0, max_size=6))
+        t = first
+        for j, gap in enumerate([0.0] + gaps):
+            t += gap
+            syn_t.append(t)
+            syn_client.append(c)
+            syn_rst.append(-1.0)
+    order = np.argsort(np.asarray(syn_t, float), kind="stable")
+    n = len(syn_t)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return dict(
+        syn_t=np.asarray(syn_t, float)[order], syn_client=np.asarray(syn_client, np.int32)[order],
+        syn_tw=(rng.random(n) < 0.05).astype(np.uint8), syn_rst_delay=np.asarray(syn_rst, float)[order],
+        syn_proven=(rng.random(n) < 0.2).astype(np.uint8),
+        client_rtt=0.001 + rng.random(n_client) * 1.5, client_data_first=(rng.random(n_client) < 0.7).astype(np.uint8),
+        settings=dict(backlog=draw(st.integers(0, 8)), syncookies=draw(st.integers(0, 2)),
+                      synack_retries=draw(st.integers(0, 6)), max_syn_backlog=draw(st.integers(4, 40)),
+                      abort_on_overflow=draw(st.booleans()), full_gt=draw(st.booleans()),
+                      accept_interval=draw(st.sampled_from([0.0, math.inf, 0.4])),
+                      until=draw(st.sampled_from([math.inf, 9.5])),
+                      tick=draw(st.sampled_from([0.0, 0.004])), phase=draw(st.floats(0, 0.004))))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_kernel_agrees_with_the_plain_python_model(sc):
+    st_ = sc["settings"]
+    expect = whatif_reference.replay(sc["syn_t"], sc["syn_client"], sc["syn_tw"], sc["syn_rst_delay"],
+                                     sc["syn_proven"], sc["client_rtt"], sc["client_data_first"], **st_)
+    n, n_client = len(sc["syn_t"]), len(sc["client_rtt"])
+    verdict = np.zeros(n, np.uint8)
+    outcome, done = np.zeros(n_client, np.uint8), np.zeros(n_client)
+    attempts, synack_rtx = np.zeros(n_client, np.int32), np.zeros(n_client, np.int32)
+    counters, series = np.zeros(10, np.int64), np.zeros((4, 7), np.int32)
+    rc = _whatif.replay(sc["syn_t"], sc["syn_client"], sc["syn_tw"], sc["syn_rst_delay"], sc["syn_proven"],
+                        sc["client_rtt"], sc["client_data_first"], np.zeros(n_client),
+                        np.full(n_client, np.inf), st_["backlog"], st_["syncookies"],
+                        st_["synack_retries"], st_["max_syn_backlog"], st_["abort_on_overflow"],
+                        st_["full_gt"], st_["accept_interval"], 0.0, 10.0, st_["until"],
+                        st_["tick"], st_["phase"], verdict, outcome, done, attempts, synack_rtx,
+                        counters, series)
+    assert rc == 0
+    assert verdict.tolist() == expect["verdict"]
+    assert outcome.tolist() == expect["outcome"]
+    assert attempts.tolist() == expect["attempts"]
+    assert np.allclose(done, expect["done"])
+    c = expect["counters"]
+    assert counters[:9].tolist() == [c["overflows"], c["drops"], c["reqq_drop"], c["do_cookies"],
+                                     c["cookies_sent"], c["cookies_recv"], c["syn_retrans"],
+                                     c["passive_opens"], c["expired"]]

@@ -439,6 +439,7 @@ cdef int _run(Listener *L, Heap *h,
                     else:
                         client_state[c] = C_DONE
                         client_outcome[c] = O_GAVE_UP
+                        client_done[c] = t
                     continue
                 accept_push(L, t)
                 counters[K_PASSIVE_OPENS] += 1
@@ -449,7 +450,7 @@ cdef int _run(Listener *L, Heap *h,
             note_occupancy(L, series, t)
             continue
 
-        if t_ring < t:
+        if t_ring <= t:
             # ---- reqsk_timer_handler() for the oldest request of ring best_ring
             t = t_ring
             k = best_ring
