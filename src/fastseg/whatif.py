@@ -283,6 +283,10 @@ def _collect(seg: Segments, server: Optional[str]) -> List[_ListenerInput]:
     silent_cookie = ((synacks_per_syn == 1) & (first_sa_of_syn >= 0) & ~completed[g_of_syn]
                      & ~reset_synack[g_of_syn])
     silent_cookie &= t[np.maximum(first_sa_of_syn, 0)] + _COOKIE_QUIET < t.max()
+    # and a SYN-ACK that was retransmitted came from a request socket
+    silent_request = np.zeros(len(syn_idx), bool)
+    silent_request[rtx_syn] = True
+    silent_request &= ~completed[g_of_syn] & ~reset_synack[g_of_syn]
 
     listener_of_syn = to_ep[syn_idx]
     out = []
@@ -299,7 +303,8 @@ def _collect(seg: Segments, server: Optional[str]) -> List[_ListenerInput]:
             server=f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}",
             t0_ns=t0_ns, end=float(t.max()), rtx_t=rtx_t[mine], rtx_k=rtx_k[mine], rows=syn_idx[rows], t=t[syn_idx[rows]], group=g_of_syn[rows],
             legit=legit_group[g_of_syn[rows]], answered=answered[rows],
-            ts_cookie=ts_cookie[rows], silent_cookie=silent_cookie[rows], with_ts=with_ts[rows], tw=tw[rows], proven=proven[rows],
+            ts_cookie=ts_cookie[rows], silent_cookie=silent_cookie[rows],
+            silent_request=silent_request[rows], with_ts=with_ts[rows], tw=tw[rows], proven=proven[rows],
             rtt=rtt, rst_delay=rst_delay, completed=completed, sent_data=sent_data,
             mss=mss[syn_idx[rows]], wscale=wscale[syn_idx[rows]],
             sack=sack_perm[syn_idx[rows]], ts=tsval[syn_idx[rows]] >= 0, ecn=ecn_syn[syn_idx[rows]],
@@ -636,7 +641,9 @@ def _replay_one(inp, att, *, backlog, syncookies, synack_retries, max_syn_backlo
     frame = np.where(has_row, inp.frame[safe_row], 0)
     syns = {"frame": frame, "time": ev_t, "legitimate": ev_client >= 0, "answered": answered,
             "cookie": verdict == 2, "verdict": verdict_names,
-            "real_answered": np.where(has_row, inp.answered[safe_row], False)}
+            "real_answered": np.where(has_row, inp.answered[safe_row], False),
+            "real_cookie": np.where(has_row, inp.silent_cookie[safe_row] | inp.ts_cookie[safe_row], False),
+            "real_request": np.where(has_row, inp.silent_request[safe_row], False)}
 
     # per client: first row's options -> the cookie it would get
     crow = att["client_row"]
@@ -658,13 +665,20 @@ def _replay_one(inp, att, *, backlog, syncookies, synack_retries, max_syn_backlo
 
 
 def _agreement(syns) -> dict:
+    """How the replay's verdicts match the capture's on the SYNs both sent:
+    answered / dropped, and where the capture tells them apart, answered by a
+    cookie (never retransmitted to a silent source) / by a request socket
+    (retransmitted)."""
     sent = syns["verdict"] != "not_sent"
-    real = syns["real_answered"][sent]
-    model = syns["answered"][sent]
+    verdict = syns["verdict"][sent]
+    classes = (("answered", syns["real_answered"][sent], syns["answered"][sent]),
+               ("dropped", ~syns["real_answered"][sent], ~syns["answered"][sent]),
+               ("cookie", syns["real_cookie"][sent], verdict == "cookie"),
+               ("request", syns["real_request"][sent], verdict == "queued"))
     out = {}
-    for name, cls in (("answered", True), ("dropped", False)):
-        n = int((real == cls).sum())
-        m = int(((real == cls) & (model == cls)).sum())
+    for name, real, model in classes:
+        n = int(real.sum())
+        m = int((real & model).sum())
         out[name] = {"real": n, "model_agrees": m, "rate": (m / n) if n else None}
     out["not_sent"] = int((~sent & (syns["frame"] > 0)).sum())
     return out
@@ -761,7 +775,8 @@ def fit(path_or_segments, *, server: Optional[str] = None, backlogs: Optional[Se
         syncookies: Sequence[int] = (0, 1), **kwargs) -> dict:
     """Estimate the listener's backlog (and whether SYN cookies were on) from
     which SYNs the real server answered: the settings whose replay agrees best
-    (mean of the answered and dropped agreement rates).  Returns the best
+    (mean of the agreement rates of each class: answered, dropped, and where
+    the capture shows them, answered by cookie or by request socket).  Returns the best
     settings, the range of backlogs that tie, and the agreement."""
     if backlogs is None:
         backlogs = sorted(set(list(range(1, 257)) + [int(round(2 ** (x / 4))) for x in range(32, 49)]))
@@ -770,7 +785,8 @@ def fit(path_or_segments, *, server: Optional[str] = None, backlogs: Optional[Se
     by_server: Dict[str, list] = {}
     for s in res.scenarios:
         a = s.agreement
-        rates = [a[k]["rate"] for k in ("answered", "dropped") if a[k]["rate"] is not None]
+        rates = [a[k]["rate"] for k in ("answered", "dropped", "cookie", "request")
+                 if a[k]["rate"] is not None]
         score = sum(rates) / len(rates) if rates else 0.0
         by_server.setdefault(s.server, []).append((score, s))
     out = []
