@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -73,7 +73,8 @@ _FLAG_ECE, _FLAG_CWR = int(_consts.ECE), int(_consts.CWR)
 def _mix(a, b):
     """A 64-bit hash of two uint64 columns (splitmix64 finaliser)."""
     with np.errstate(over="ignore"):
-        x = (np.asarray(a, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.asarray(b, dtype=np.uint64)
+        x = np.asarray(a, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        x ^= np.asarray(b, dtype=np.uint64)
         x ^= x >> np.uint64(30)
         x *= np.uint64(0xBF58476D1CE4E5B9)
         x ^= x >> np.uint64(27)
@@ -110,6 +111,23 @@ def _last_before(marker_key, marker_t, query_key, query_t):
     return out
 
 
+def _rank_in_runs(keys_sorted):
+    """0, 1, 2, ... within each run of equal keys of a sorted array."""
+    n = len(keys_sorted)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    starts = np.r_[0, np.flatnonzero(np.diff(keys_sorted)) + 1]
+    return np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
+
+
+def _parse_server(server: str):
+    host, _, port = server.rpartition(":")
+    try:
+        return _endpoint_key(parse_addresses([host.strip("[]")]), np.array([int(port)]))[0]
+    except ValueError:
+        raise ValueError(f"server must be ADDR:PORT (IPv6: [ADDR]:PORT), not {server!r}") from None
+
+
 class _ListenerInput:
     """What the replay needs from the capture about one listener."""
 
@@ -137,10 +155,7 @@ def _collect(seg: Segments, server: Optional[str]) -> List[_ListenerInput]:
 
     syn_idx = np.flatnonzero(syn)
     if server is not None:
-        host, _, port = server.rpartition(":")
-        host = host.strip("[]")
-        want = _endpoint_key(parse_addresses([host]), np.array([int(port)]))[0]
-        syn_idx = syn_idx[to_ep[syn_idx] == want]
+        syn_idx = syn_idx[to_ep[syn_idx] == _parse_server(server)]
     if len(syn_idx) == 0:
         return []
     one = np.uint64(1)
@@ -170,6 +185,13 @@ def _collect(seg: Segments, server: Optional[str]) -> List[_ListenerInput]:
     cl_idx, cl_g = cl_idx[keep], cl_g[keep]
     keep = from_ep[sa_idx] == syn_to_of_group[sa_g]
     sa_idx, sa_g = sa_idx[keep], sa_g[keep]
+    # RSTs from the server to SYNs: nothing listened there (then)
+    rf_idx = np.flatnonzero(((flags & (_FLAG_RST | _FLAG_SYN)) == _FLAG_RST) & (ack > 0))
+    rf_g = group_of(rf_idx, (ack[rf_idx] - one) & mask32)
+    keep = rf_g >= 0
+    keep[keep] = from_ep[rf_idx[keep]] == syn_to_of_group[rf_g[keep]]
+    refused_group = np.zeros(n_groups, bool)
+    refused_group[rf_g[keep]] = True
 
     cl_rst = (flags[cl_idx] & _FLAG_RST) != 0
     cl_ack = ((flags[cl_idx] & _FLAG_ACK) != 0) & ~cl_rst
@@ -184,7 +206,6 @@ def _collect(seg: Segments, server: Optional[str]) -> List[_ListenerInput]:
     legit_group = (completed | (syns_per_group > 1) | sent_data) & ~(reset_synack & ~completed)
 
     # which captured SYN each SYN-ACK answers: the group's last SYN before it
-    gkey = np.arange(n_groups, dtype=np.int64)
     last_syn = _last_before(g_of_syn.astype(np.int64), t[syn_idx], sa_g.astype(np.int64), t[sa_idx])
     answered = np.zeros(len(syn_idx), bool)
     ok = last_syn >= 0
@@ -196,8 +217,7 @@ def _collect(seg: Segments, server: Optional[str]) -> List[_ListenerInput]:
     # came 2 ** (k - 1) s after the previous (they show the timer wheel)
     order = np.lexsort((t[sa_idx[ok]], last_syn[ok]))
     owner = last_syn[ok][order]
-    starts = np.r_[0, np.flatnonzero(np.diff(owner)) + 1] if len(owner) else np.zeros(0, np.int64)
-    rank = np.arange(len(owner)) - np.repeat(starts, np.diff(np.r_[starts, len(owner)]))
+    rank = _rank_in_runs(owner)
     rtx_syn = owner[rank >= 1]
     rtx_t = t[sa_idx[ok]][order][rank >= 1]
     rtx_k = rank[rank >= 1]
@@ -208,7 +228,7 @@ def _collect(seg: Segments, server: Optional[str]) -> List[_ListenerInput]:
     has_ack = np.isfinite(first_ack)
     rtt = np.full(n_groups, np.nan)
     ga = np.flatnonzero(has_ack)
-    prev_sa = _last_before(sa_g.astype(np.int64), t[sa_idx], gkey[ga], first_ack[ga])
+    prev_sa = _last_before(sa_g.astype(np.int64), t[sa_idx], ga.astype(np.int64), first_ack[ga])
     good = prev_sa >= 0
     rtt[ga[good]] = first_ack[ga[good]] - t[sa_idx[prev_sa[good]]]
     # an attack source's RST: delay after the SYN-ACK it answers
@@ -216,7 +236,7 @@ def _collect(seg: Segments, server: Optional[str]) -> List[_ListenerInput]:
     first_rst = np.full(n_groups, np.inf)
     np.minimum.at(first_rst, cl_g[cl_rst], t[cl_idx[cl_rst]])
     gr = np.flatnonzero(np.isfinite(first_rst))
-    prev_sa = _last_before(sa_g.astype(np.int64), t[sa_idx], gkey[gr], first_rst[gr])
+    prev_sa = _last_before(sa_g.astype(np.int64), t[sa_idx], gr.astype(np.int64), first_rst[gr])
     good = prev_sa >= 0
     rst_delay[gr[good]] = first_rst[gr[good]] - t[sa_idx[prev_sa[good]]]
 
@@ -290,28 +310,31 @@ def _collect(seg: Segments, server: Optional[str]) -> List[_ListenerInput]:
 
     listener_of_syn = to_ep[syn_idx]
     out = []
-    names, firsts = np.unique(listener_of_syn, return_index=True)
-    counts = np.bincount(np.searchsorted(names, listener_of_syn), minlength=len(names))
-    for li in np.argsort(-counts, kind="stable"):
-        rows = np.flatnonzero(listener_of_syn == names[li])
-        mine = listener_of_syn[rtx_syn] == names[li]
-        rows = rows[np.argsort(t[syn_idx[rows]], kind="stable")]
-        first_row = syn_idx[firsts[li]]
-        addr = format_addresses(dst[first_row:first_row + 1], np.asarray(seg["ip_version"])[first_row:first_row + 1])[0]
-        port = int(dport[first_row])
+    names, first_of, lis = np.unique(listener_of_syn, return_index=True, return_inverse=True)
+    by_listener = np.lexsort((t[syn_idx], lis))
+    bounds = np.searchsorted(lis[by_listener], np.arange(len(names) + 1))
+    rtx_lis = lis[rtx_syn]
+    rtx_order = np.argsort(rtx_lis, kind="stable")
+    rtx_bounds = np.searchsorted(rtx_lis[rtx_order], np.arange(len(names) + 1))
+    ip_version = np.asarray(seg["ip_version"])
+    frame = np.asarray(seg["frame"]).astype(np.int64)
+    for li in np.argsort(-np.diff(bounds), kind="stable"):
+        rows = by_listener[bounds[li]:bounds[li + 1]]
+        if not answered[rows].any() and refused_group[g_of_syn[rows]].any():
+            continue    # a closed port: no listener to model
+        mine = rtx_order[rtx_bounds[li]:rtx_bounds[li + 1]]
+        at = syn_idx[rows]
+        first_row = syn_idx[first_of[li]:first_of[li] + 1]
+        server_text = _endpoint_text(dst[first_row], ip_version[first_row], dport[first_row])[0]
         out.append(_ListenerInput(
-            server=f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}",
-            t0_ns=t0_ns, end=float(t.max()), rtx_t=rtx_t[mine], rtx_k=rtx_k[mine], rows=syn_idx[rows], t=t[syn_idx[rows]], group=g_of_syn[rows],
-            legit=legit_group[g_of_syn[rows]], answered=answered[rows],
-            ts_cookie=ts_cookie[rows], silent_cookie=silent_cookie[rows],
+            server=server_text, t0_ns=t0_ns, end=float(t.max()), rtx_t=rtx_t[mine], rtx_k=rtx_k[mine],
+            rows=at, t=t[at], group=g_of_syn[rows], legit=legit_group[g_of_syn[rows]],
+            answered=answered[rows], ts_cookie=ts_cookie[rows], silent_cookie=silent_cookie[rows],
             silent_request=silent_request[rows], with_ts=with_ts[rows], tw=tw[rows], proven=proven[rows],
             rtt=rtt, rst_delay=rst_delay, completed=completed, sent_data=sent_data,
-            mss=mss[syn_idx[rows]], wscale=wscale[syn_idx[rows]],
-            sack=sack_perm[syn_idx[rows]], ts=tsval[syn_idx[rows]] >= 0, ecn=ecn_syn[syn_idx[rows]],
-            src=src[syn_idx[rows]], dst=dst[syn_idx[rows]], sport=sport[syn_idx[rows]],
-            dport=dport[syn_idx[rows]], isn=seq[syn_idx[rows]].astype(np.uint32),
-            ip_version=np.asarray(seg["ip_version"])[syn_idx[rows]],
-            frame=np.asarray(seg["frame"])[syn_idx[rows]].astype(np.int64)))
+            mss=mss[at], wscale=wscale[at], sack=sack_perm[at], ts=tsval[at] >= 0, ecn=ecn_syn[at],
+            src=src[at], dst=dst[at], sport=sport[at], dport=dport[at],
+            isn=seq[at].astype(np.uint32), ip_version=ip_version[at], frame=frame[at]))
     return out
 
 
@@ -381,19 +404,18 @@ def _attempts(inp: _ListenerInput, client_retries, give_up):
     """Per legitimate client (its first group in the capture): the times of
     its SYNs in the replay; observed SYNs keep their frames."""
     legit_rows = np.flatnonzero(inp.legit)
-    groups, first_pos, inv = np.unique(inp.group[legit_rows], return_index=True, return_inverse=True)
+    groups, first_pos, inv = np.unique(inp.group[legit_rows], return_index=True,
+                                       return_inverse=True)
     n_client = len(groups)
     rank = np.zeros(len(legit_rows), np.int64)
-    if len(legit_rows):
-        order = np.lexsort((inp.t[legit_rows], inv))
-        starts = np.r_[0, np.flatnonzero(np.diff(inv[order])) + 1]
-        run = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-        rank[order] = run
+    order = np.lexsort((inp.t[legit_rows], inv))
+    rank[order] = _rank_in_runs(inv[order])
     n_obs = np.bincount(inv, minlength=n_client)
     first_t = np.full(n_client, np.inf)
     np.minimum.at(first_t, inv, inp.t[legit_rows])
     if isinstance(client_retries, str) and client_retries not in ("observed", "linux", "exponential"):
-        raise ValueError(f"client_retries: 'observed', 'linux', 'exponential' or offsets, not {client_retries!r}")
+        raise ValueError("client_retries: 'observed', 'linux', 'exponential' or offsets, "
+                         f"not {client_retries!r}")
     n_max = max(SYN_RETRIES + 1, int(n_obs.max()) if n_client else 0)
     if not isinstance(client_retries, str):
         offs = np.asarray(list(client_retries), dtype=float)
@@ -410,7 +432,7 @@ def _attempts(inp: _ListenerInput, client_retries, give_up):
         observed = np.zeros((n_client, n_max), bool)
         if client_retries == "observed" and len(legit_rows):
             obs = np.full((n_client, n_max), np.nan)
-            obs[inv, np.minimum(rank, n_max - 1)] = inp.t[legit_rows]
+            obs[inv, rank] = inp.t[legit_rows]
             observed = np.isfinite(obs)
             # after the last observed SYN, continue the schedule the client
             # followed: a second interval like the first means linear retries
@@ -495,7 +517,8 @@ class Scenario:
             d["connections"] = [
                 {"client": c["client"][i], "first_syn": float(c["first_syn"][i]),
                  "outcome": c["outcome"][i], "attempts": int(c["attempts"][i]),
-                 "added_delay": None if not np.isfinite(c["added_delay"][i]) else float(c["added_delay"][i]),
+                 "added_delay": (float(c["added_delay"][i]) if np.isfinite(c["added_delay"][i])
+                                 else None),
                  "rtt": float(c["rtt"][i]), "cookie_mss": int(c["cookie_mss"][i]),
                  "cookie_loses": c["cookie_loses"][i]}
                 for i in range(len(c["outcome"]))]
@@ -568,100 +591,107 @@ def _segments(path_or_segments) -> Segments:
     return read_segments(os.fspath(path_or_segments), keep_bytes=False)
 
 
+_LOSES = np.array([",".join(name for bit, name in enumerate(("mss", "wscale", "sack", "ecn"))
+                            if code >> bit & 1) for code in range(16)], dtype=object)
+
+
 def _cookie_columns(inp, rows, secret, count_t):
-    """MSS a cookie would carry and the options it loses, per SYN row."""
+    """Per SYN row: the MSS a cookie would carry, the cookie, and the
+    options it loses (names joined by commas)."""
     if len(rows) == 0:
-        return np.zeros(0, np.uint16), np.zeros(0, np.uint32), []
+        return np.zeros(0, np.uint16), np.zeros(0, np.uint32), np.zeros(0, object)
     announced = np.where(inp.mss[rows] < 0, _syncookies.TCP_MSS_DEFAULT, inp.mss[rows])
     cookies, mss = _syncookies.encode(
         secret, inp.src[rows], inp.dst[rows], inp.sport[rows], inp.dport[rows],
         inp.isn[rows], announced, _syncookies.count_from_time(count_t),
         ip_version=inp.ip_version[rows])
-    loses = []
-    for i, r in enumerate(rows):
-        lost = []
-        if mss[i] < announced[i]:
-            lost.append("mss")
-        if not inp.ts[r]:
-            lost += [name for name, had in (("wscale", inp.wscale[r] >= 0),
-                                             ("sack", bool(inp.sack[r])),
-                                             ("ecn", bool(inp.ecn[r]))) if had]
-        loses.append(",".join(lost))
-    return mss, cookies, loses
+    # without timestamps the cookie cannot carry wscale, SACK or ECN
+    no_ts = ~inp.ts[rows]
+    code = ((mss < announced).astype(np.int64)
+            | ((no_ts & (inp.wscale[rows] >= 0)) << 1)
+            | ((no_ts & inp.sack[rows]) << 2)
+            | ((no_ts & inp.ecn[rows]) << 3))
+    return mss, cookies, _LOSES[code]
 
 
-def _replay_one(inp, att, *, backlog, syncookies, synack_retries, max_syn_backlog,
-                abort_on_overflow, accept, full_gt, secret, bin_width, default_rtt,
-                data_first_default, until, wheel=(0.0, 0.0)):
-    attack = ~inp.legit
-    a_rows = np.flatnonzero(attack)
-    n_a = len(a_rows)
-    ev_t = np.concatenate([inp.t[a_rows], att["att_t"]])
-    ev_client = np.concatenate([np.full(n_a, -1, np.int32), att["att_client"]])
-    ev_row = np.concatenate([a_rows, att["att_row"]])
-    order = np.argsort(ev_t, kind="stable")
-    ev_t, ev_client, ev_row = ev_t[order], ev_client[order], ev_row[order]
-    has_row = ev_row >= 0
-    safe_row = np.where(has_row, ev_row, 0)
-    tw = np.where(has_row, inp.tw[safe_row], 0).astype(np.uint8)
-    proven = np.where(has_row, inp.proven[safe_row], 0).astype(np.uint8)
-    rst = np.where(ev_client < 0, inp.rst_delay[inp.group[safe_row]], -1.0)
+def _endpoint_text(addr, ip_version, port):
+    text = format_addresses(addr, ip_version).astype(str)
+    text = np.where(ip_version == 6, np.char.add(np.char.add("[", text), "]"), text)
+    return np.char.add(np.char.add(text, ":"), port.astype(str)).astype(object)
 
-    n_client = att["n_client"]
-    cgroup = att["client_group"]
-    rtt = inp.rtt[cgroup] if n_client else np.zeros(0)
-    rtt = np.where(np.isfinite(rtt) & (rtt >= 0), rtt, default_rtt).astype(np.float64)
-    data_first = np.where(inp.completed[cgroup], inp.sent_data[cgroup], data_first_default).astype(np.uint8) \
-        if n_client else np.zeros(0, np.uint8)
 
-    span = (float(ev_t.max()) if len(ev_t) else 0.0) + 2.0
-    width = bin_width or max(span / 200.0, 0.01)
-    n_bins = int(math.ceil(span / width)) + 1
-    series = np.zeros((n_bins, 7), np.int32)
-    verdict = np.zeros(len(ev_t), np.uint8)
-    outcome = np.zeros(n_client, np.uint8)
-    done = np.zeros(n_client, np.float64)
-    attempts = np.zeros(n_client, np.int32)
-    synack_rtx = np.zeros(n_client, np.int32)
-    counters = np.zeros(_N_COUNTERS, np.int64)
-    eff_backlog = int(backlog)
-    rc = _whatif.replay(
-        np.ascontiguousarray(ev_t), np.ascontiguousarray(ev_client), tw,
-        np.ascontiguousarray(rst, dtype=np.float64), proven,
-        rtt, data_first, np.ascontiguousarray(att["first_t"], dtype=np.float64),
-        np.ascontiguousarray(att["give_up_t"], dtype=np.float64),
-        eff_backlog, int(syncookies), int(synack_retries), int(max_syn_backlog),
-        bool(abort_on_overflow), bool(full_gt), _accept_interval(accept),
-        0.0, width, math.inf if until is None else float(until), wheel[0], wheel[1], verdict, outcome, done, attempts, synack_rtx, counters, series)
-    if rc != 0:
-        raise MemoryError("whatif: out of memory in the replay")
+class _Stream:
+    """One listener's replay input, the same for every scenario: the SYN
+    events in time order (attack SYNs as captured, legitimate clients'
+    attempts from their schedules) and the per-client columns."""
 
-    verdict_names = np.array(VERDICTS, dtype=object)[verdict]
-    answered = (verdict == 1) | (verdict == 2)
-    frame = np.where(has_row, inp.frame[safe_row], 0)
-    syns = {"frame": frame, "time": ev_t, "legitimate": ev_client >= 0, "answered": answered,
-            "cookie": verdict == 2, "verdict": verdict_names,
-            "real_answered": np.where(has_row, inp.answered[safe_row], False),
-            "real_cookie": np.where(has_row, inp.silent_cookie[safe_row] | inp.ts_cookie[safe_row], False),
-            "real_request": np.where(has_row, inp.silent_request[safe_row], False)}
+    def __init__(self, inp, att, secret, default_rtt, data_first_default, bin_width):
+        a_rows = np.flatnonzero(~inp.legit)
+        t = np.concatenate([inp.t[a_rows], att["att_t"]])
+        client = np.concatenate([np.full(len(a_rows), -1, np.int32), att["att_client"]])
+        row = np.concatenate([a_rows, att["att_row"]])
+        order = np.argsort(t, kind="stable")
+        self.t, self.client = np.ascontiguousarray(t[order]), np.ascontiguousarray(client[order])
+        row = row[order]
+        has_row = row >= 0
+        safe = np.where(has_row, row, 0)
+        self.tw = np.where(has_row, inp.tw[safe], 0).astype(np.uint8)
+        self.proven = np.where(has_row, inp.proven[safe], 0).astype(np.uint8)
+        self.rst = np.where(self.client < 0, inp.rst_delay[inp.group[safe]], -1.0)
+        self.syns = {"frame": np.where(has_row, inp.frame[safe], 0), "time": self.t,
+                     "legitimate": self.client >= 0,
+                     "real_answered": has_row & inp.answered[safe],
+                     "real_cookie": has_row & (inp.silent_cookie[safe] | inp.ts_cookie[safe]),
+                     "real_request": has_row & inp.silent_request[safe]}
+        cgroup = att["client_group"]
+        rtt = inp.rtt[cgroup]
+        self.rtt = np.where(np.isfinite(rtt) & (rtt >= 0), rtt, default_rtt).astype(np.float64)
+        self.data_first = np.where(inp.completed[cgroup], inp.sent_data[cgroup],
+                                   data_first_default).astype(np.uint8)
+        self.first_t = np.ascontiguousarray(att["first_t"], dtype=np.float64)
+        self.give_up_t = np.ascontiguousarray(att["give_up_t"], dtype=np.float64)
+        crow = att["client_row"]
+        cookie_mss, _, loses = _cookie_columns(inp, crow, secret, inp.t0_ns / 1e9 + self.first_t)
+        self.clients = {"client": _endpoint_text(inp.src[crow], inp.ip_version[crow],
+                                                 inp.sport[crow]),
+                        "first_syn": self.first_t, "rtt": self.rtt,
+                        "cookie_mss": cookie_mss.astype(np.int64), "cookie_loses": loses}
+        span = (float(self.t.max()) if len(self.t) else 0.0) + 2.0
+        self.bin_width = bin_width or max(span / 200.0, 0.01)
+        self.n_bins = int(math.ceil(span / self.bin_width)) + 1
 
-    # per client: first row's options -> the cookie it would get
-    crow = att["client_row"]
-    cookie_mss, _, loses = _cookie_columns(inp, crow, secret, inp.t0_ns / 1e9 + att["first_t"])
-    added = np.where(np.isin(outcome, (1, 2, 3)), done - (att["first_t"] + rtt), np.nan)
-    added = np.where(np.isfinite(added), np.maximum(added, 0.0), added)
-    addr = format_addresses(inp.src[crow], inp.ip_version[crow]) if n_client else np.zeros(0, object)
-    clients = np.array([f"{a}:{int(p)}" for a, p in zip(addr, inp.sport[crow])], dtype=object)
-    connections = {"client": clients, "first_syn": att["first_t"], "outcome": np.array(OUTCOMES, dtype=object)[outcome],
-                   "attempts": attempts, "added_delay": added, "rtt": rtt,
-                   "cookie_mss": cookie_mss.astype(np.int64), "cookie_loses": np.array(loses, dtype=object),
-                   "synack_retransmits": synack_rtx}
-    totals = {name: int(counters[i]) for i, name in enumerate(NSTAT_NAMES)}
-    totals["expired_requests"] = int(counters[8])
-    totals["events"] = int(counters[9])
-    ser = {name: series[:, j].copy() for j, name in enumerate(SERIES_COLUMNS)}
-    ser["t"] = np.arange(n_bins) * width
-    return syns, connections, totals, ser, width
+    def replay(self, *, backlog, syncookies, synack_retries, max_syn_backlog, abort_on_overflow,
+               accept, full_gt, until, wheel):
+        n_client = len(self.rtt)
+        series = np.zeros((self.n_bins, len(SERIES_COLUMNS)), np.int32)
+        verdict = np.zeros(len(self.t), np.uint8)
+        outcome = np.zeros(n_client, np.uint8)
+        done = np.zeros(n_client, np.float64)
+        attempts = np.zeros(n_client, np.int32)
+        synack_rtx = np.zeros(n_client, np.int32)
+        counters = np.zeros(_N_COUNTERS, np.int64)
+        rc = _whatif.replay(
+            self.t, self.client, self.tw, self.rst, self.proven,
+            self.rtt, self.data_first, self.first_t, self.give_up_t,
+            int(backlog), int(syncookies), int(synack_retries), int(max_syn_backlog),
+            bool(abort_on_overflow), bool(full_gt), _accept_interval(accept),
+            0.0, self.bin_width, math.inf if until is None else float(until), wheel[0], wheel[1],
+            verdict, outcome, done, attempts, synack_rtx, counters, series)
+        if rc != 0:
+            raise MemoryError("whatif: out of memory in the replay")
+        syns = dict(self.syns, verdict=np.array(VERDICTS, dtype=object)[verdict],
+                    answered=(verdict == 1) | (verdict == 2), cookie=verdict == 2)
+        served = np.isin(outcome, (1, 2, 3))
+        added = np.full(n_client, np.nan)
+        added[served] = np.maximum(done[served] - (self.first_t[served] + self.rtt[served]), 0.0)
+        connections = dict(self.clients, outcome=np.array(OUTCOMES, dtype=object)[outcome],
+                           attempts=attempts, added_delay=added, synack_retransmits=synack_rtx)
+        totals = {name: int(counters[i]) for i, name in enumerate(NSTAT_NAMES)}
+        totals["expired_requests"] = int(counters[8])
+        totals["events"] = int(counters[9])
+        ser = {name: series[:, j] for j, name in enumerate(SERIES_COLUMNS)}
+        ser["t"] = np.arange(self.n_bins) * self.bin_width
+        return syns, connections, totals, ser
 
 
 def _agreement(syns) -> dict:
@@ -727,32 +757,34 @@ def listen_queue(path_or_segments, *, backlog, somaxconn: int = 4096, syncookies
             raise ValueError(f"backlog must be >= 0, not {b}")
     if synack_retries < 0 or synack_retries > 63:
         raise ValueError("synack_retries must be 0..63")
+    _accept_interval(accept)
     msb = DEFAULT_MAX_SYN_BACKLOG if max_syn_backlog is None else int(max_syn_backlog)
     scenarios, real = [], []
     for inp in inputs:
         att = _attempts(inp, client_retries, give_up)
         rtts = inp.rtt[np.isfinite(inp.rtt)]
         default_rtt = float(np.median(rtts)) if len(rtts) else 0.05
-        done_groups = inp.completed
-        data_first_default = bool(inp.sent_data[done_groups].mean() >= 0.5) if done_groups.any() else True
+        data_first_default = (bool(inp.sent_data[inp.completed].mean() >= 0.5)
+                              if inp.completed.any() else True)
+        stream = _Stream(inp, att, secret, default_rtt, data_first_default, bin_width)
         wheel = estimate_wheel(inp.rtx_t, inp.rtx_k, hz)
         real.append(_real_summary(inp, wheel))
         for c, b in itertools.product(cookie_modes, backlogs):
             eff = min(b, int(somaxconn))
-            syns, conns, totals, ser, width = _replay_one(
-                inp, att, backlog=eff, syncookies=c, synack_retries=synack_retries,
-                max_syn_backlog=msb, abort_on_overflow=abort_on_overflow, accept=accept,
-                full_gt=full_gt, secret=secret, bin_width=bin_width, default_rtt=default_rtt,
-                data_first_default=data_first_default,
+            syns, conns, totals, ser = stream.replay(
+                backlog=eff, syncookies=c, synack_retries=synack_retries, max_syn_backlog=msb,
+                abort_on_overflow=abort_on_overflow, accept=accept, full_gt=full_gt,
                 until=(inp.end if until == "end" else until), wheel=wheel)
             settings = {"backlog": b, "somaxconn": int(somaxconn), "effective_backlog": eff,
                         "syncookies": c, "synack_retries": int(synack_retries),
                         "max_syn_backlog": msb, "abort_on_overflow": bool(abort_on_overflow),
-                        "accept": accept, "client_retries": client_retries if isinstance(client_retries, str) else "custom",
+                        "accept": accept,
+                        "client_retries": (client_retries if isinstance(client_retries, str)
+                                           else "custom"),
                         "give_up": give_up, "syn_queue_test": ">" if full_gt else ">=",
                         "hz": round(1.0 / wheel[0]) if wheel[0] else 0}
-            scenarios.append(Scenario(inp.server, settings, totals, conns, syns, ser, width,
-                                      inp.t0_ns, agreement=_agreement(syns)))
+            scenarios.append(Scenario(inp.server, settings, totals, conns, syns, ser,
+                                      stream.bin_width, inp.t0_ns, agreement=_agreement(syns)))
     return WhatIf(scenarios, real)
 
 
@@ -779,7 +811,8 @@ def fit(path_or_segments, *, server: Optional[str] = None, backlogs: Optional[Se
     the capture shows them, answered by cookie or by request socket).  Returns the best
     settings, the range of backlogs that tie, and the agreement."""
     if backlogs is None:
-        backlogs = sorted(set(list(range(1, 257)) + [int(round(2 ** (x / 4))) for x in range(32, 49)]))
+        # every backlog to 256, then 2 ** (k / 4) to 4096
+        backlogs = sorted(set(range(1, 257)) | {int(round(2 ** (x / 4))) for x in range(32, 49)})
     res = listen_queue(path_or_segments, backlog=list(backlogs), syncookies=list(syncookies),
                        server=server, **kwargs)
     by_server: Dict[str, list] = {}
