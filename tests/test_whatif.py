@@ -381,6 +381,13 @@ def test_bad_settings_are_value_errors():
         whatif.listen_queue(seg, backlog=16, server="10.9.9.9:1")
 
 
+def test_a_closed_port_is_not_a_listener():
+    client = "10.1.0.1:40000"
+    refused = [(0.0, ">", "S", 100, 0, 0, dict(client=client)),
+               (0.001, "<", "RA", 0, 101, 0, dict(client=client))]
+    assert len(whatif.listen_queue(capture(refused), backlog=16)) == 0
+
+
 def test_empty_capture_has_no_scenarios():
     assert len(whatif.listen_queue(fastseg.Segments.empty(), backlog=16)) == 0
 
@@ -414,6 +421,21 @@ def _replay_flood(name, settings, **kw):
         max_syn_backlog=settings["max_syn_backlog"],
         accept="instant" if settings["accept"] == "all" else "never",
         kernel=settings["kernel"], until="end", **kw)[0]
+
+
+def test_syn_and_synack_counts_match_tcpdump(flood, tcpdump):
+    name = flood[0]
+    pcap = DATA / f"{name}.pcap"
+
+    def count(expr):
+        out = subprocess.run([tcpdump, "-nr", str(pcap), expr], capture_output=True, text=True)
+        return len(out.stdout.splitlines())
+
+    real = whatif.listen_queue(pcap, backlog=16).real[0]
+    assert real["syns"] == count("tcp[13] == 2 and dst host 10.78.0.2 and dst port 8080")
+    # every SYN-ACK either answers the SYN before it or is a timer retransmission
+    assert real["answered"] + real["synack_retransmits"] == count(
+        "tcp[13] == 18 and src host 10.78.0.2 and src port 8080")
 
 
 def test_replay_reproduces_which_syns_the_real_server_answered(flood):
