@@ -42,6 +42,8 @@ REPORT_KEYS = {
 
 MSL2 = 60.0                  # Linux TIME-WAIT length (TCP_TIMEWAIT_LEN)
 EPHEMERAL_RANGE = 28232      # Linux default ip_local_port_range 32768-60999
+PORT_PRESSURE_MIN = 0.01     # share of the range in one window that is worth a row
+PORT_PRESSURE_ROWS = 10
 SYN = _consts.SYN
 ACK = _consts.ACK
 FIN = _consts.FIN
@@ -103,6 +105,17 @@ def _addr_rows(col, version=None) -> np.ndarray:
     return parse_addresses(col.tolist())
 
 
+def _round_floats(obj, digits: int):
+    """A copy of a JSON-able structure with every float rounded."""
+    if isinstance(obj, float):
+        return round(obj, digits)
+    if isinstance(obj, dict):
+        return {k: _round_floats(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_round_floats(v, digits) for v in obj]
+    return obj
+
+
 def _peak_concurrency(group: np.ndarray, start: np.ndarray, end: np.ndarray):
     """Peak number of overlapping [start, end) intervals per group id.
     Returns (group ids, peaks, time of peak)."""
@@ -152,6 +165,13 @@ class Report:
     def to_dict(self) -> dict:
         import copy
         return copy.deepcopy(self._data)
+
+    def to_json(self, indent: Optional[int] = 2) -> str:
+        """``to_dict()`` as JSON text, floats rounded to the microsecond (6
+        decimals): captures time packets in microseconds or nanoseconds, and
+        more digits are float noise."""
+        import json
+        return json.dumps(_round_floats(self._data, 6), indent=indent)
 
     def __getitem__(self, key):
         return self._data[key]
@@ -262,7 +282,7 @@ class _Analysis:
         # a few numbers per finished connection
         self.times = _Chunks(rtt=np.float64, syn_synack=np.float64, synack_ack=np.float64)
         self.cw_pending = _Chunks(fin_in=np.float64)
-        self.pairs = _Chunks(pair=np.uint64, key=np.uint64)
+        self.pairs = _Chunks(pair=np.uint64, key=np.uint64, conn=np.int64)
         self.pressure_rows = _Chunks(key=np.uint64, orig_h=np.uint8, resp_h=np.uint8,
                                      resp_p=np.uint16, ver=np.uint8, win=np.int64)
         self.tuples = _Chunks(key=np.uint64)
@@ -414,8 +434,8 @@ class _Analysis:
         dest = _mix64(_mix64(oh ^ rh * np.uint64(3)) ^ resp_p.astype(np.uint64))
         key = _mix64(dest ^ win.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
         pair = _mix64(key ^ (orig_p.astype(np.uint64) << np.uint64(1)))
-        upair, first = np.unique(pair, return_index=True)
-        self.pairs.add(pair=upair, key=key[first])
+        upair, first = np.unique(pair, return_index=True)     # rows are in id order
+        self.pairs.add(pair=upair, key=key[first], conn=k["_conn"][first])
         _, first = np.unique(key, return_index=True)
         self.pressure_rows.add(key=key[first], orig_h=orig_h[first], resp_h=resp_h[first],
                                resp_p=resp_p[first], ver=ver[first], win=win[first])
@@ -473,6 +493,7 @@ class _Analysis:
         for mine, theirs in ((self.mss, other.mss), (self.wscale, other.wscale)):
             for key, value in theirs.items():
                 mine[key] = mine.get(key, 0) + value
+        other.pairs._parts["conn"] = [p + offset for p in other.pairs._parts["conn"]]
         for mine, theirs in ((self.times, other.times), (self.cw_pending, other.cw_pending),
                              (self.pairs, other.pairs), (self.pressure_rows, other.pressure_rows),
                              (self.tuples, other.tuples), (self.tw["server"], other.tw["server"]),
@@ -587,11 +608,19 @@ class _Analysis:
         pressure = []
         pair_key = self.pairs.get("key")
         if len(pair_key):
-            _, first_pair = np.unique(self.pairs.get("pair"), return_index=True)
-            uk, cnt_k = np.unique(pair_key[first_pair], return_counts=True)
+            # Kept: the busiest rows using at least PORT_PRESSURE_MIN of the
+            # range, else only the busiest one, so that its maximum is still
+            # known; ties go to the row seen first.
+            pair, pair_conn = self.pairs.get("pair"), self.pairs.get("conn")
+            order = np.lexsort((pair_conn, pair))
+            first_pair = order[np.concatenate([[True], pair[order][1:] != pair[order][:-1]])]
+            uk, first_key, cnt_k = np.unique(pair_key[first_pair], return_index=True,
+                                             return_counts=True)
+            busiest = np.lexsort((pair_conn[first_pair][first_key], -cnt_k))
+            busy = int(np.count_nonzero(cnt_k >= PORT_PRESSURE_MIN * EPHEMERAL_RANGE))
             rows_key = self.pressure_rows.get("key")
             rk, rfirst = np.unique(rows_key, return_index=True)
-            for i in np.argsort(-cnt_k, kind="stable")[:5]:
+            for i in busiest[:max(1, min(busy, PORT_PRESSURE_ROWS))]:
                 r = rfirst[np.searchsorted(rk, uk[i])]
                 v = self.pressure_rows.get("ver")[r:r + 1]
                 pressure.append({
