@@ -325,11 +325,12 @@ class Segments:
         checksum statuses as a categorical.  Numeric columns are not copied."""
         import pandas as pd
 
+        text = pd.Series(["x"]).dtype       # as for a full table when empty too
         data = {}
         for name in self.columns:
             col = self._cols[name]
             if name in _ADDRESS_COLUMNS:
-                data[name] = format_addresses(col, self._cols["ip_version"])
+                data[name] = pd.Series(format_addresses(col, self._cols["ip_version"]), dtype=text)
             elif name in ("checksum_status", "ip_checksum_status"):
                 data[name] = pd.Categorical.from_codes(col.astype(np.int8), _STATUS_CATEGORIES)
             elif name in NULL_SENTINELS:
