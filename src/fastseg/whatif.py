@@ -507,7 +507,7 @@ class Scenario:
                             "max": float(delay[served].max()) if served.any() else None},
         }
 
-    def to_dict(self, connections: bool = True, series: bool = True) -> dict:
+    def to_dict(self, connections: bool = True, series: bool = True, syns: bool = False) -> dict:
         d = {"server": self.server, "settings": dict(self.settings), "totals": dict(self.totals),
              "legit": self.legit, "syns": int((self.syns["verdict"] != "not_sent").sum())}
         if self.agreement is not None:
@@ -522,6 +522,8 @@ class Scenario:
                  "rtt": float(c["rtt"][i]), "cookie_mss": int(c["cookie_mss"][i]),
                  "cookie_loses": c["cookie_loses"][i]}
                 for i in range(len(c["outcome"]))]
+        if syns:
+            d["syn_rows"] = _syn_rows(self)
         if series:
             d["series"] = {"bin_width": self.bin_width,
                            **{k: v.tolist() for k, v in self.series.items()}}
@@ -885,24 +887,35 @@ def render_fit(found: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _syn_rows(scenario: "Scenario") -> List[dict]:
+    sy = scenario.syns
+    sent = np.flatnonzero(sy["verdict"] != "not_sent")
+    cols = [sy["frame"][sent].tolist(), np.round(sy["time"][sent], 9).tolist(),
+            sy["legitimate"][sent].tolist(), sy["answered"][sent].tolist(),
+            sy["cookie"][sent].tolist(), sy["verdict"][sent].tolist()]
+    names = ("frame", "time", "legitimate", "answered", "cookie", "verdict")
+    return [dict(zip(names, row)) for row in zip(*cols)]
+
+
 def write_syns(result: WhatIf, path: str) -> None:
-    """Every scenario's SYNs as JSON lines (frame 0 = a retry the capture
-    does not hold)."""
+    """Every scenario's SYNs as JSON lines: server, syncookies, backlog, then
+    frame (0 = a retry the capture does not hold), time (s from the first
+    packet), legitimate, answered, cookie, verdict."""
     import json
     from .output import atomic_output
     with atomic_output(path) as out:
         for s in result.scenarios:
+            head = json.dumps({"server": s.server, "syncookies": s.settings["syncookies"],
+                               "backlog": s.settings["backlog"]})[:-1] + ", "
             sy = s.syns
-            fixed = {"server": s.server, "syncookies": s.settings["syncookies"],
-                     "backlog": s.settings["backlog"]}
             sent = np.flatnonzero(sy["verdict"] != "not_sent")
-            for i in sent:
-                out.write(json.dumps({**fixed, "frame": int(sy["frame"][i]),
-                                      "time": round(float(sy["time"][i]), 9),
-                                      "legitimate": bool(sy["legitimate"][i]),
-                                      "answered": bool(sy["answered"][i]),
-                                      "cookie": bool(sy["cookie"][i]),
-                                      "verdict": sy["verdict"][i]}) + "\n")
+            rows = zip(sy["frame"][sent].tolist(), np.round(sy["time"][sent], 9).tolist(),
+                       sy["legitimate"][sent].tolist(), sy["answered"][sent].tolist(),
+                       sy["cookie"][sent].tolist(), sy["verdict"][sent].tolist())
+            out.writelines(
+                f'{head}"frame": {f}, "time": {t!r}, "legitimate": {"true" if lg else "false"}, '
+                f'"answered": {"true" if a else "false"}, "cookie": {"true" if c else "false"}, '
+                f'"verdict": "{v}"}}\n' for f, t, lg, a, c, v in rows)
 
 
 def plot(result: WhatIf, output: str, server: Optional[str] = None) -> None:
