@@ -359,6 +359,17 @@ def test_cookies_are_linux_cookies():
                             int(expect) + 1, 0) == 1460
 
 
+def test_cookie_isn_of_each_syn_is_the_linux_cookie():
+    seg = capture(*(attack(0.01 * i, i) for i in range(10)))
+    s = replay(seg, backlog=4, syncookies=1)
+    sy = s.syns
+    isn = np.array([1000 * (i + 1) for i in range(10)])
+    expect, _ = syncookies.encode(SECRET, [f"198.18.0.{1 + i}" for i in range(10)], "10.0.0.2",
+                                  1024 + np.arange(10), 80, isn, 1460, 0)
+    assert np.array_equal(sy["cookie_isn"][sy["cookie"]], expect[5:])
+    assert not sy["cookie_isn"][~sy["cookie"]].any()
+
+
 def test_grid_is_every_combination():
     seg = capture(*(attack(0.001 * i, i) for i in range(300)), legit([0.1], 0))
     r = whatif.listen_queue(seg, backlog=list(whatif.DEFAULT_BACKLOGS),

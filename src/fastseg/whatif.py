@@ -598,8 +598,9 @@ _LOSES = np.array([",".join(name for bit, name in enumerate(("mss", "wscale", "s
 
 
 def _cookie_columns(inp, rows, secret, count_t):
-    """Per SYN row: the MSS a cookie would carry, the cookie, and the
-    options it loses (names joined by commas)."""
+    """Per SYN row: the MSS a cookie would carry, the cookie (the server ISN
+    Linux would send, keyed by ``secret``, minute counter from ``count_t``
+    seconds), and the options it loses (names joined by commas)."""
     if len(rows) == 0:
         return np.zeros(0, np.uint16), np.zeros(0, np.uint32), np.zeros(0, object)
     announced = np.where(inp.mss[rows] < 0, _syncookies.TCP_MSS_DEFAULT, inp.mss[rows])
@@ -654,6 +655,10 @@ class _Stream:
         self.give_up_t = np.ascontiguousarray(att["give_up_t"], dtype=np.float64)
         crow = att["client_row"]
         cookie_mss, _, loses = _cookie_columns(inp, crow, secret, inp.t0_ns / 1e9 + self.first_t)
+        # the cookie each SYN would get (a retry the capture lacks: its
+        # client's first SYN, at the retry's time)
+        fields = np.where(has_row, row, crow[np.maximum(self.client, 0)] if len(crow) else 0)
+        _, self.cookie_isn, _ = _cookie_columns(inp, fields, secret, inp.t0_ns / 1e9 + self.t)
         self.clients = {"client": _endpoint_text(inp.src[crow], inp.ip_version[crow],
                                                  inp.sport[crow]),
                         "first_syn": self.first_t, "rtt": self.rtt,
@@ -682,7 +687,8 @@ class _Stream:
         if rc != 0:
             raise MemoryError("whatif: out of memory in the replay")
         syns = dict(self.syns, verdict=np.array(VERDICTS, dtype=object)[verdict],
-                    answered=(verdict == 1) | (verdict == 2), cookie=verdict == 2)
+                    answered=(verdict == 1) | (verdict == 2), cookie=verdict == 2,
+                    cookie_isn=np.where(verdict == 2, self.cookie_isn, 0).astype(np.uint32))
         served = np.isin(outcome, (1, 2, 3))
         added = np.full(n_client, np.nan)
         added[served] = np.maximum(done[served] - (self.first_t[served] + self.rtt[served]), 0.0)
@@ -892,15 +898,16 @@ def _syn_rows(scenario: "Scenario") -> List[dict]:
     sent = np.flatnonzero(sy["verdict"] != "not_sent")
     cols = [sy["frame"][sent].tolist(), np.round(sy["time"][sent], 9).tolist(),
             sy["legitimate"][sent].tolist(), sy["answered"][sent].tolist(),
-            sy["cookie"][sent].tolist(), sy["verdict"][sent].tolist()]
-    names = ("frame", "time", "legitimate", "answered", "cookie", "verdict")
+            sy["cookie"][sent].tolist(), sy["cookie_isn"][sent].tolist(), sy["verdict"][sent].tolist()]
+    names = ("frame", "time", "legitimate", "answered", "cookie", "cookie_isn", "verdict")
     return [dict(zip(names, row)) for row in zip(*cols)]
 
 
 def write_syns(result: WhatIf, path: str) -> None:
     """Every scenario's SYNs as JSON lines: server, syncookies, backlog, then
     frame (0 = a retry the capture does not hold), time (s from the first
-    packet), legitimate, answered, cookie, verdict."""
+    packet), legitimate, answered, cookie, cookie_isn (the SYN-ACK's sequence
+    number, null without a cookie), verdict."""
     import json
     from .output import atomic_output
     with atomic_output(path) as out:
@@ -911,11 +918,13 @@ def write_syns(result: WhatIf, path: str) -> None:
             sent = np.flatnonzero(sy["verdict"] != "not_sent")
             rows = zip(sy["frame"][sent].tolist(), np.round(sy["time"][sent], 9).tolist(),
                        sy["legitimate"][sent].tolist(), sy["answered"][sent].tolist(),
-                       sy["cookie"][sent].tolist(), sy["verdict"][sent].tolist())
+                       sy["cookie"][sent].tolist(), sy["cookie_isn"][sent].tolist(),
+                       sy["verdict"][sent].tolist())
             out.writelines(
                 f'{head}"frame": {f}, "time": {t!r}, "legitimate": {"true" if lg else "false"}, '
                 f'"answered": {"true" if a else "false"}, "cookie": {"true" if c else "false"}, '
-                f'"verdict": "{v}"}}\n' for f, t, lg, a, c, v in rows)
+                f'"cookie_isn": {isn if c else "null"}, "verdict": "{v}"}}\n'
+                for f, t, lg, a, c, isn, v in rows)
 
 
 def plot(result: WhatIf, output: str, server: Optional[str] = None) -> None:
