@@ -39,6 +39,7 @@ __all__ = ["listen_queue", "fit", "WhatIf", "Scenario", "VERDICTS", "OUTCOMES",
 
 VERDICTS = ("not_sent", "queued", "cookie", "drop_syn_queue_full",
             "drop_accept_queue_full", "drop_unproven_peer")
+_V_NOT_SENT, _V_QUEUED, _V_COOKIE = 0, 1, 2      # codes of _whatif.pyx V_*
 OUTCOMES = ("pending", "ok_queue", "ok_cookie", "ok_after_retries", "gave_up", "reset")
 # order of the kernel's counters array (_whatif.pyx K_*)
 NSTAT_NAMES = ("TcpExtListenOverflows", "TcpExtListenDrops", "TcpExtTCPReqQFullDrop",
@@ -97,7 +98,10 @@ def _last_before(marker_key, marker_t, query_key, query_t):
     keys = np.concatenate([marker_key, query_key])
     times = np.concatenate([marker_t, query_t])
     is_query = np.concatenate([np.zeros(nm, bool), np.ones(nq, bool)])
-    order = np.lexsort((is_query, times, keys))
+    # by key, then time, markers first at equal times (they come first and
+    # both sorts are stable)
+    order = np.argsort(times, kind="stable")
+    order = order[np.argsort(keys[order], kind="stable")]
     pos = np.arange(len(order))
     marker_pos = np.where(~is_query[order], pos, -1)
     last = np.maximum.accumulate(marker_pos)
@@ -687,8 +691,9 @@ class _Stream:
         if rc != 0:
             raise MemoryError("whatif: out of memory in the replay")
         syns = dict(self.syns, verdict=np.array(VERDICTS, dtype=object)[verdict],
-                    answered=(verdict == 1) | (verdict == 2), cookie=verdict == 2,
-                    cookie_isn=np.where(verdict == 2, self.cookie_isn, 0).astype(np.uint32))
+                    answered=(verdict == _V_QUEUED) | (verdict == _V_COOKIE),
+                    cookie=verdict == _V_COOKIE,
+                    cookie_isn=np.where(verdict == _V_COOKIE, self.cookie_isn, 0).astype(np.uint32))
         served = np.isin(outcome, (1, 2, 3))
         added = np.full(n_client, np.nan)
         added[served] = np.maximum(done[served] - (self.first_t[served] + self.rtt[served]), 0.0)
@@ -699,20 +704,20 @@ class _Stream:
         totals["events"] = int(counters[9])
         ser = {name: series[:, j] for j, name in enumerate(SERIES_COLUMNS)}
         ser["t"] = np.arange(self.n_bins) * self.bin_width
-        return syns, connections, totals, ser
+        return syns, connections, totals, ser, _agreement(syns, verdict)
 
 
-def _agreement(syns) -> dict:
+def _agreement(syns, verdict) -> dict:
     """How the replay's verdicts match the capture's on the SYNs both sent:
     answered / dropped, and where the capture tells them apart, answered by a
     cookie (never retransmitted to a silent source) / by a request socket
     (retransmitted)."""
-    sent = syns["verdict"] != "not_sent"
-    verdict = syns["verdict"][sent]
+    sent = verdict != _V_NOT_SENT
+    verdict = verdict[sent]
     classes = (("answered", syns["real_answered"][sent], syns["answered"][sent]),
                ("dropped", ~syns["real_answered"][sent], ~syns["answered"][sent]),
-               ("cookie", syns["real_cookie"][sent], verdict == "cookie"),
-               ("request", syns["real_request"][sent], verdict == "queued"))
+               ("cookie", syns["real_cookie"][sent], verdict == _V_COOKIE),
+               ("request", syns["real_request"][sent], verdict == _V_QUEUED))
     out = {}
     for name, real, model in classes:
         n = int(real.sum())
@@ -779,7 +784,7 @@ def listen_queue(path_or_segments, *, backlog, somaxconn: int = 4096, syncookies
         real.append(_real_summary(inp, wheel))
         for c, b in itertools.product(cookie_modes, backlogs):
             eff = min(b, int(somaxconn))
-            syns, conns, totals, ser = stream.replay(
+            syns, conns, totals, ser, agreement = stream.replay(
                 backlog=eff, syncookies=c, synack_retries=synack_retries, max_syn_backlog=msb,
                 abort_on_overflow=abort_on_overflow, accept=accept, full_gt=full_gt,
                 until=(inp.end if until == "end" else until), wheel=wheel)
@@ -792,7 +797,7 @@ def listen_queue(path_or_segments, *, backlog, somaxconn: int = 4096, syncookies
                         "give_up": give_up, "syn_queue_test": ">" if full_gt else ">=",
                         "hz": round(1.0 / wheel[0]) if wheel[0] else 0}
             scenarios.append(Scenario(inp.server, settings, totals, conns, syns, ser,
-                                      stream.bin_width, inp.t0_ns, agreement=_agreement(syns)))
+                                      stream.bin_width, inp.t0_ns, agreement=agreement))
     return WhatIf(scenarios, real)
 
 
