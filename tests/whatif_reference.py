@@ -9,9 +9,12 @@ SYNs, as the Cython loop orders them."""
 import heapq
 import math
 
-VERDICT = {"not_sent": 0, "queued": 1, "cookie": 2, "drop_syn_queue_full": 3,
-           "drop_accept_queue_full": 4, "drop_unproven_peer": 5}
-OK_QUEUE, OK_COOKIE, OK_AFTER_RETRIES, GAVE_UP, RESET = 1, 2, 3, 4, 5
+from fastseg import _consts
+
+VERDICT = {name: code for code, name in enumerate(_consts.SYN_VERDICT_NAMES)}
+OK_QUEUE, OK_COOKIE, OK_AFTER_RETRIES, GAVE_UP, RESET = (
+    _consts.CO_OK_QUEUE, _consts.CO_OK_COOKIE, _consts.CO_OK_AFTER_RETRIES, _consts.CO_GAVE_UP,
+    _consts.CO_RESET)
 TCP_RTO_MAX = 120.0
 COOKIE_DATA_RETRIES = 8
 

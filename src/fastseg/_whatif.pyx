@@ -36,23 +36,11 @@ from libc.stdint cimport int8_t, uint8_t, int32_t, int64_t
 from libc.stdlib cimport malloc, realloc, free
 from libc.math cimport INFINITY, floor
 
+from fastseg._consts cimport (
+    SV_NOT_SENT, SV_QUEUED, SV_COOKIE, SV_DROP_SYN_QUEUE, SV_DROP_ACCEPT_QUEUE, SV_DROP_UNPROVEN,
+    CO_PENDING, CO_OK_QUEUE, CO_OK_COOKIE, CO_OK_AFTER_RETRIES, CO_GAVE_UP, CO_RESET)
+
 cdef enum:
-    # SYN verdicts
-    V_NOT_SENT = 0          # a legitimate client's attempt it never had to make
-    V_QUEUED = 1            # a request socket was made, SYN-ACK sent
-    V_COOKIE = 2            # answered with a SYN cookie, no state kept
-    V_DROP_SYNQ = 3         # SYN queue full, syncookies off
-    V_DROP_ACCEPTQ = 4      # accept queue full
-    V_DROP_PROVEN = 5       # last quarter of tcp_max_syn_backlog, peer unproven
-
-    # client outcomes
-    O_PENDING = 0
-    O_OK_QUEUE = 1
-    O_OK_COOKIE = 2
-    O_OK_AFTER_RETRIES = 3
-    O_GAVE_UP = 4
-    O_RESET = 5
-
     # client states
     C_WAITING = 0
     C_IN_REQUEST = 1
@@ -347,7 +335,7 @@ cdef int _run(Listener *L, Heap *h,
         client_req[c] = -1
         client_cookie_tries[c] = 0
         client_used_cookie[c] = 0
-        client_outcome[c] = O_PENDING
+        client_outcome[c] = CO_PENDING
         client_done[c] = -1.0
         client_attempts[c] = 0
         client_synack_rtx[c] = 0
@@ -400,7 +388,7 @@ cdef int _run(Listener *L, Heap *h,
                     if L.abort_on_overflow:
                         free_request(L, r, req_timeouts, req_alive)
                         client_state[c] = C_DONE
-                        client_outcome[c] = O_RESET
+                        client_outcome[c] = CO_RESET
                         client_done[c] = t
                     else:
                         req_acked[r] = 1
@@ -411,9 +399,9 @@ cdef int _run(Listener *L, Heap *h,
                 client_state[c] = C_DONE
                 client_done[c] = t
                 if client_attempts[c] == 1 and client_synack_rtx[c] == 0:
-                    client_outcome[c] = O_OK_QUEUE
+                    client_outcome[c] = CO_OK_QUEUE
                 else:
-                    client_outcome[c] = O_OK_AFTER_RETRIES
+                    client_outcome[c] = CO_OK_AFTER_RETRIES
                 bump(L, series, t, S_COMPLETED)
             else:  # E_ACK_COOKIE: cookie_v4_check() accepts it, then the accept queue decides
                 if client_state[c] != C_COOKIE:
@@ -424,7 +412,7 @@ cdef int _run(Listener *L, Heap *h,
                     counters[K_LISTEN_DROPS] += 1
                     if L.abort_on_overflow:
                         client_state[c] = C_DONE
-                        client_outcome[c] = O_RESET
+                        client_outcome[c] = CO_RESET
                         client_done[c] = t
                     elif client_data_first[c] and client_cookie_tries[c] < COOKIE_DATA_RETRIES:
                         # the client believes it is connected and retransmits
@@ -438,14 +426,14 @@ cdef int _run(Listener *L, Heap *h,
                             return -1
                     else:
                         client_state[c] = C_DONE
-                        client_outcome[c] = O_GAVE_UP
+                        client_outcome[c] = CO_GAVE_UP
                         client_done[c] = t
                     continue
                 accept_push(L, t)
                 counters[K_PASSIVE_OPENS] += 1
                 client_state[c] = C_DONE
                 client_done[c] = t
-                client_outcome[c] = O_OK_COOKIE
+                client_outcome[c] = CO_OK_COOKIE
                 bump(L, series, t, S_COMPLETED)
             note_occupancy(L, series, t)
             continue
@@ -474,7 +462,7 @@ cdef int _run(Listener *L, Heap *h,
                     # the client got a SYN-ACK and believes it is connected;
                     # its next segment meets no socket and is answered by RST
                     client_state[c] = C_DONE
-                    client_outcome[c] = O_RESET
+                    client_outcome[c] = CO_RESET
                     client_done[c] = t
             else:
                 counters[K_SYN_RETRANS] += 1
@@ -501,7 +489,7 @@ cdef int _run(Listener *L, Heap *h,
         drain(L, t)
         if c >= 0:
             if client_state[c] != C_WAITING or t > client_give_up[c]:
-                syn_verdict[i] = V_NOT_SENT
+                syn_verdict[i] = SV_NOT_SENT
                 i += 1
                 continue
             client_attempts[c] += 1
@@ -509,26 +497,26 @@ cdef int _run(Listener *L, Heap *h,
         bump(L, series, t, S_SYNS)
         tw = syn_tw[i] != 0
         want_cookie = False
-        v = V_QUEUED
+        v = SV_QUEUED
         if not tw and (L.syncookies == 2 or synq_full(L)):
             if L.syncookies != 0:
                 want_cookie = True
                 counters[K_REQQ_FULL_DO_COOKIES] += 1
             else:
                 counters[K_REQQ_FULL_DROP] += 1
-                v = V_DROP_SYNQ
-        if v == V_QUEUED and L.acc_len > L.backlog:
+                v = SV_DROP_SYN_QUEUE
+        if v == SV_QUEUED and L.acc_len > L.backlog:
             counters[K_LISTEN_OVERFLOWS] += 1
-            v = V_DROP_ACCEPTQ
-        if (v == V_QUEUED and not want_cookie and not tw and L.syncookies == 0
+            v = SV_DROP_ACCEPT_QUEUE
+        if (v == SV_QUEUED and not want_cookie and not tw and L.syncookies == 0
                 and L.max_syn_backlog - L.qlen < (L.max_syn_backlog >> 2)
                 and not syn_proven_src[i]):
-            v = V_DROP_PROVEN
-        if v != V_QUEUED:
+            v = SV_DROP_UNPROVEN
+        if v != SV_QUEUED:
             counters[K_LISTEN_DROPS] += 1
             bump(L, series, t, S_DROPS)
         elif want_cookie:
-            v = V_COOKIE
+            v = SV_COOKIE
             counters[K_SYNCOOKIES_SENT] += 1
             bump(L, series, t, S_COOKIES)
             if c >= 0:
@@ -562,8 +550,8 @@ cdef int _run(Listener *L, Heap *h,
 
     for c in range(n_client):
         if client_state[c] == C_WAITING and client_attempts[c] > 0 and not stopped:
-            client_outcome[c] = O_GAVE_UP
+            client_outcome[c] = CO_GAVE_UP
     while i < n_syn:
-        syn_verdict[i] = V_NOT_SENT
+        syn_verdict[i] = SV_NOT_SENT
         i += 1
     return 0

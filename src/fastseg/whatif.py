@@ -37,10 +37,9 @@ __all__ = ["listen_queue", "fit", "WhatIf", "Scenario", "VERDICTS", "OUTCOMES",
            "NSTAT_NAMES", "DEFAULT_BACKLOGS", "DEFAULT_SYNCOOKIES", "client_schedule",
            "estimate_wheel", "render", "render_fit", "write_syns", "plot"]
 
-VERDICTS = ("not_sent", "queued", "cookie", "drop_syn_queue_full",
-            "drop_accept_queue_full", "drop_unproven_peer")
-_V_NOT_SENT, _V_QUEUED, _V_COOKIE = 0, 1, 2      # codes of _whatif.pyx V_*
-OUTCOMES = ("pending", "ok_queue", "ok_cookie", "ok_after_retries", "gave_up", "reset")
+VERDICTS = _consts.SYN_VERDICT_NAMES
+OUTCOMES = _consts.CLIENT_OUTCOME_NAMES
+_V_NOT_SENT, _V_QUEUED, _V_COOKIE = _consts.SV_NOT_SENT, _consts.SV_QUEUED, _consts.SV_COOKIE
 # order of the kernel's counters array (_whatif.pyx K_*)
 NSTAT_NAMES = ("TcpExtListenOverflows", "TcpExtListenDrops", "TcpExtTCPReqQFullDrop",
                "TcpExtTCPReqQFullDoCookies", "TcpExtSyncookiesSent", "TcpExtSyncookiesRecv",
@@ -694,7 +693,8 @@ class _Stream:
                     answered=(verdict == _V_QUEUED) | (verdict == _V_COOKIE),
                     cookie=verdict == _V_COOKIE,
                     cookie_isn=np.where(verdict == _V_COOKIE, self.cookie_isn, 0).astype(np.uint32))
-        served = np.isin(outcome, (1, 2, 3))
+        served = np.isin(outcome, (_consts.CO_OK_QUEUE, _consts.CO_OK_COOKIE,
+                                   _consts.CO_OK_AFTER_RETRIES))
         added = np.full(n_client, np.nan)
         added[served] = np.maximum(done[served] - (self.first_t[served] + self.rtt[served]), 0.0)
         connections = dict(self.clients, outcome=np.array(OUTCOMES, dtype=object)[outcome],
