@@ -78,7 +78,7 @@ def _cmd_summary(args) -> int:
                      max_connections=args.max_connections, progress=_progress_enabled(args))
     _say_not_decoded(report["capture"])
     if args.json:
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2, sort_keys=False) + "\n")
+        sys.stdout.write(report.to_json() + "\n")
     else:
         sys.stdout.write(report.render())
     return 0
@@ -189,7 +189,7 @@ def _cmd_demo(args) -> int:
                              f"{result.packets} packets; {synth.demo_note(result)}\n")
         report = analyze(path, progress=_progress_enabled(args))
         if args.json:
-            sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+            sys.stdout.write(report.to_json() + "\n")
         else:
             sys.stdout.write(report.render())
     return 0

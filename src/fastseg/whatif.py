@@ -286,9 +286,11 @@ def _collect(seg: Segments, server: Optional[str]) -> List[_ListenerInput]:
     with_ts[with_ts] = tsval[first_sa_of_syn[with_ts]] >= 0
     sa_rows = first_sa_of_syn[with_ts]
     s_rows = syn_idx[with_ts]
-    ws = np.where(wscale[s_rows] < 0, 0xF, np.minimum(wscale[s_rows], 14))
-    enc = ws | (sack_perm[s_rows] << 4) | (ecn_syn[s_rows] << 5)
-    residue = (tsval[sa_rows] - enc) & 0x3F
+    ws = np.where(wscale[s_rows] < 0, _syncookies.TS_OPT_WSCALE_MASK,
+                  np.minimum(wscale[s_rows], _syncookies.TCP_MAX_WSCALE))
+    enc = (ws | np.where(sack_perm[s_rows], _syncookies.TS_OPT_SACK, 0)
+           | np.where(ecn_syn[s_rows], _syncookies.TS_OPT_ECN, 0))
+    residue = (tsval[sa_rows] - enc) & ((1 << _syncookies.TSBITS) - 1)
     pair = _mix(_mix(*np.ascontiguousarray(src[s_rows]).view(np.uint64).reshape(-1, 2).T),
                 _mix(*np.ascontiguousarray(dst[s_rows]).view(np.uint64).reshape(-1, 2).T))
     pairs, pair_of = np.unique(pair, return_inverse=True)
