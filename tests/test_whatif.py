@@ -593,3 +593,35 @@ def test_kernel_agrees_with_the_plain_python_model(sc):
     assert counters[:9].tolist() == [c["overflows"], c["drops"], c["reqq_drop"], c["do_cookies"],
                                      c["cookies_sent"], c["cookies_recv"], c["syn_retrans"],
                                      c["passive_opens"], c["expired"]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 20)), max_size=30),
+       st.lists(st.tuples(st.integers(0, 4), st.integers(0, 20)), max_size=30))
+def test_last_before_is_the_latest_marker_of_the_same_key(markers, queries):
+    mk = np.array([k for k, _ in markers], np.int64)
+    mt = np.array([t for _, t in markers], float)
+    qk = np.array([k for k, _ in queries], np.int64)
+    qt = np.array([t for _, t in queries], float)
+    got = whatif._last_before(mk, mt, qk, qt)
+    for i, (k, t) in enumerate(queries):
+        best = -1
+        for j, (mkj, mtj) in enumerate(markers):
+            # the latest time <= t; among equal times, the last in order
+            if mkj == k and mtj <= t and (best < 0 or mtj >= markers[best][1]):
+                best = j
+        assert got[i] == best
+
+
+def test_ipv6_listener():
+    server = "[2001:db8::2]:443"
+    pkts = [(0.0, ">", "S", 100, 0, 0, dict(client="[2001:db8::1]:40000", mss=1430)),
+            (0.001, "<", "SA", 900, 101, 0, dict(client="[2001:db8::1]:40000")),
+            (0.002, ">", "A", 101, 901, 0, dict(client="[2001:db8::1]:40000"))]
+    seg = build(pkts, server=server)
+    r = whatif.listen_queue(seg, backlog=16, syncookies=2, server="[2001:db8::2]:443")
+    s = r[0]
+    assert s.server == server
+    assert list(s.connections["client"]) == ["[2001:db8::1]:40000"]
+    assert s.connections["cookie_mss"][0] == 1420        # the IPv6 table: 1220 1420 1440 8940
+    assert list(s.connections["outcome"]) == ["ok_cookie"]
