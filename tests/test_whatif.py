@@ -176,9 +176,9 @@ def test_full_accept_queue_drops_syns_even_when_a_cookie_was_wanted():
     assert s.totals["TcpExtListenDrops"] == 7 + 4
 
 
-def three_clients():
-    return capture(legit([0.0], 0, rtt=0.01), legit([0.001], 1, rtt=0.01),
-                   legit([0.0105], 2, rtt=0.01))
+def three_clients(data=True):
+    return capture(legit([0.0], 0, rtt=0.01, data=data), legit([0.001], 1, rtt=0.01, data=data),
+                   legit([0.0105], 2, rtt=0.01, data=data))
 
 
 def test_final_ack_on_full_accept_queue_keeps_the_request_retransmitting():
@@ -187,17 +187,21 @@ def test_final_ack_on_full_accept_queue_keeps_the_request_retransmitting():
     # after B completed (accept queue 2: full).  C's ACK overflows, and so
     # does its ACK of each SYN-ACK retransmission (1, 3, 7, 15, 31 s) until
     # the request expires at 63 s and C is reset
-    seg = three_clients()
-    s = replay(seg, backlog=1, syncookies=0, accept="never")
+    s = replay(three_clients(data=False), backlog=1, syncookies=0, accept="never")
     assert list(s.connections["outcome"]) == ["ok_queue", "ok_queue", "reset"]
     assert s.totals["TcpExtListenOverflows"] == 6
     assert s.totals["TcpExtListenDrops"] == 6
     assert s.totals["TcpExtTCPSynRetrans"] == 5
     assert s.totals["expired_requests"] == 1
+    # a client that speaks first also sends its data (at once, then on its
+    # RTO 0.21 s doubling: 0.21, 0.63, 1.47, ... 53.55 s): nine more overflows
+    s = replay(three_clients(data=True), backlog=1, syncookies=0, accept="never")
+    assert list(s.connections["outcome"]) == ["ok_queue", "ok_queue", "reset"]
+    assert s.totals["TcpExtListenOverflows"] == 6 + 9
 
 
 def test_abort_on_overflow_answers_the_final_ack_with_rst():
-    seg = three_clients()
+    seg = three_clients(data=False)
     s = replay(seg, backlog=1, syncookies=0, accept="never", abort_on_overflow=True)
     assert list(s.connections["outcome"]) == ["ok_queue", "ok_queue", "reset"]
     assert s.totals["TcpExtListenOverflows"] == 1
@@ -205,12 +209,15 @@ def test_abort_on_overflow_answers_the_final_ack_with_rst():
 
 
 def test_accept_rate_drains_the_accept_queue():
-    seg = three_clients()
-    s = replay(seg, backlog=1, syncookies=0, accept=2.0)   # one accept per 0.5 s
+    s = replay(three_clients(data=False), backlog=1, syncookies=0, accept=2.0)   # 1 per 0.5 s
     # C's ACK overflows at 0.0205 s; its ACK of the SYN-ACK retransmitted at
-    # 1.0105 s finds room (accepts at 0.51 and 1.01 s)
+    # 1.0105 s finds room (accepts at 0.5101 and 1.0101 s)
     assert list(s.connections["outcome"]) == ["ok_queue", "ok_queue", "ok_after_retries"]
     assert s.connections["added_delay"][2] == pytest.approx(1.0, abs=0.01)
+    # with data: its data retransmitted at 0.0205 + 0.21 + 0.42 = 0.6505 s gets in
+    s = replay(three_clients(data=True), backlog=1, syncookies=0, accept=2.0)
+    assert list(s.connections["outcome"]) == ["ok_queue", "ok_queue", "ok_after_retries"]
+    assert s.connections["added_delay"][2] == pytest.approx(0.6505 - 0.0205, abs=1e-6)
 
 
 # -- request timers --------------------------------------------------------------

@@ -48,9 +48,10 @@ cdef enum:
     C_DONE = 3
 
     # heap event kinds
-    E_ACK_REQUEST = 0       # legitimate client's ACK of a SYN-ACK reaches the listener
-    E_ACK_COOKIE = 1        # ... of a cookie SYN-ACK (or a data retransmission after it)
-    E_RST_REQUEST = 2       # an attack source answers a SYN-ACK with RST
+    E_ACK_REQUEST = 0       # a legitimate client's ACK of a SYN-ACK reaches the listener
+    E_DATA_REQUEST = 1      # ... its data, sent once it believes it is connected
+    E_ACK_COOKIE = 2        # ... its ACK of a cookie SYN-ACK, or data after it
+    E_RST_REQUEST = 3       # an attack source answers a SYN-ACK with RST
 
     # counters (nstat names in whatif.py)
     K_LISTEN_OVERFLOWS = 0
@@ -76,7 +77,10 @@ cdef enum:
     N_SERIES = 7
 
     MAX_RINGS = 64
-    COOKIE_DATA_RETRIES = 8
+    # a client that believes it is connected sends its first data at once and
+    # retransmits it 8 times (RTO doubling from its one RTT sample; about the
+    # 63 s a request lives) before the model stops following it
+    DATA_SEGMENTS = 9
 
 DEF TCP_RTO_MAX = 120.0
 
@@ -162,7 +166,7 @@ cdef struct Work:
     uint8_t *req_alive
     # per legitimate client
     uint8_t *client_state
-    int32_t *client_cookie_tries    # data retransmissions after its cookie ACK overflowed
+    int32_t *client_data_sent   # data segments sent while the listener had no socket for it
     # ring k: the requests whose timer fired k times, oldest first
     int32_t *rings
     int64_t stride
@@ -285,10 +289,10 @@ def replay(const double[::1] syn_t, const int32_t[::1] syn_client, const uint8_t
     W.req_timeouts = <int32_t *>malloc(W.stride * sizeof(int32_t))
     W.req_alive = <uint8_t *>malloc(W.stride * sizeof(uint8_t))
     W.client_state = <uint8_t *>malloc((n_client + 1) * sizeof(uint8_t))
-    W.client_cookie_tries = <int32_t *>malloc((n_client + 1) * sizeof(int32_t))
+    W.client_data_sent = <int32_t *>malloc((n_client + 1) * sizeof(int32_t))
     W.rings = <int32_t *>malloc(n_rings * W.stride * sizeof(int32_t))
     if (W.req_next == NULL or W.req_owner == NULL or W.req_timeouts == NULL
-            or W.req_alive == NULL or W.client_state == NULL or W.client_cookie_tries == NULL
+            or W.req_alive == NULL or W.client_state == NULL or W.client_data_sent == NULL
             or W.rings == NULL):
         rc = -1
     else:
@@ -298,9 +302,22 @@ def replay(const double[::1] syn_t, const int32_t[::1] syn_client, const uint8_t
                       syn_verdict, client_outcome, client_done, client_attempts,
                       client_synack_rtx, counters, series)
     free(W.req_next); free(W.req_owner); free(W.req_timeouts); free(W.req_alive)
-    free(W.client_state); free(W.client_cookie_tries); free(W.rings)
+    free(W.client_state); free(W.client_data_sent); free(W.rings)
     free(h.t); free(h.a); free(h.b); free(h.kind)
     return rc
+
+
+cdef inline double data_gap(double rtt, int32_t sent) noexcept nogil:
+    # the first data right behind the ACK; then tcp_retransmit_timer(): the
+    # RTO from one RTT sample is srtt + max(4 * rttvar, tcp_rto_min) =
+    # rtt + max(2 * rtt, 200 ms), doubled each time
+    cdef double rto
+    if sent == 0:
+        return 0.0
+    rto = 3.0 * rtt
+    if rto < rtt + 0.2:
+        rto = rtt + 0.2
+    return rto * (1 << (sent - 1))
 
 
 cdef inline void free_request(Listener *L, Work *W, int32_t r) noexcept nogil:
@@ -326,7 +343,7 @@ cdef int _run(Listener *L, Heap *h, Work *W,
     cdef int64_t n_req = 0, qlen2, young2
     cdef int k, best_ring, thresh
     cdef int32_t r, c
-    cdef double t, t_ring, t_heap, rto, timeout
+    cdef double t, t_ring, t_heap, timeout
     cdef uint8_t kind, v
     cdef bint want_cookie, tw, stopped = False
 
@@ -337,7 +354,7 @@ cdef int _run(Listener *L, Heap *h, Work *W,
         counters[k] = 0
     for c in range(n_client):
         W.client_state[c] = C_WAITING
-        W.client_cookie_tries[c] = 0
+        W.client_data_sent[c] = 0
         client_outcome[c] = CO_PENDING
         client_done[c] = -1.0
         client_attempts[c] = 0
@@ -384,26 +401,34 @@ cdef int _run(Listener *L, Heap *h, Work *W,
             if kind == E_RST_REQUEST:
                 if W.req_alive[r]:
                     free_request(L, W, r)
-            elif kind == E_ACK_REQUEST:
+            elif kind == E_ACK_REQUEST or kind == E_DATA_REQUEST:
                 if not W.req_alive[r] or W.client_state[c] != C_IN_REQUEST:
                     continue
                 if L.acc_len > L.backlog:
                     counters[K_LISTEN_OVERFLOWS] += 1
                     counters[K_LISTEN_DROPS] += 1
-                    # else the request stays ("acked"): the client's ACK of its
-                    # next SYN-ACK retransmission tries again
                     if L.abort_on_overflow:
                         free_request(L, W, r)
                         W.client_state[c] = C_DONE
                         client_outcome[c] = CO_RESET
                         client_done[c] = t
+                        continue
+                    # the request stays ("acked"); the client's next segment
+                    # (its data, or its ACK of a retransmitted SYN-ACK) tries again
+                    if (client_data_first[c] and W.client_data_sent[c] < DATA_SEGMENTS
+                            and (kind == E_DATA_REQUEST or W.client_data_sent[c] == 0)):
+                        if heap_push(h, t + data_gap(client_rtt[c], W.client_data_sent[c]),
+                                     E_DATA_REQUEST, c, r) != 0:
+                            return -1
+                        W.client_data_sent[c] += 1
                     continue
                 free_request(L, W, r)
                 accept_push(L, t)
                 counters[K_PASSIVE_OPENS] += 1
                 W.client_state[c] = C_DONE
                 client_done[c] = t
-                if client_attempts[c] == 1 and client_synack_rtx[c] == 0:
+                if (client_attempts[c] == 1 and client_synack_rtx[c] == 0
+                        and W.client_data_sent[c] <= 1):
                     client_outcome[c] = CO_OK_QUEUE
                 else:
                     client_outcome[c] = CO_OK_AFTER_RETRIES
@@ -419,16 +444,13 @@ cdef int _run(Listener *L, Heap *h, Work *W,
                         W.client_state[c] = C_DONE
                         client_outcome[c] = CO_RESET
                         client_done[c] = t
-                    elif client_data_first[c] and W.client_cookie_tries[c] < COOKIE_DATA_RETRIES:
-                        # the client believes it is connected and retransmits
-                        # its first data: RTO from its one RTT sample, doubled
-                        rto = client_rtt[c] * 3.0
-                        if rto < client_rtt[c] + 0.2:
-                            rto = client_rtt[c] + 0.2
-                        rto = rto * (1 << W.client_cookie_tries[c])
-                        W.client_cookie_tries[c] += 1
-                        if heap_push(h, t + rto, E_ACK_COOKIE, c, -1) != 0:
+                    elif client_data_first[c] and W.client_data_sent[c] < DATA_SEGMENTS:
+                        # the client believes it is connected: its data
+                        # follows, each segment another cookie check
+                        if heap_push(h, t + data_gap(client_rtt[c], W.client_data_sent[c]),
+                                     E_ACK_COOKIE, c, -1) != 0:
                             return -1
+                        W.client_data_sent[c] += 1
                     else:
                         W.client_state[c] = C_DONE
                         client_outcome[c] = CO_GAVE_UP
