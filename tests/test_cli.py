@@ -7,33 +7,14 @@ import sys
 
 import pytest
 
+import refs
 from fastseg import cli
 
 
-def _pcap(path, packets, linktype=1):
-    with open(path, "wb") as fh:
-        fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype))
-        for i, pkt in enumerate(packets):
-            fh.write(struct.pack("<IIII", 1700000000 + i, 0, len(pkt), len(pkt)))
-            fh.write(pkt)
-
-
-def _csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return (~s) & 0xFFFF
-
-
 def _tcp_packet(src, dst, sport, dport, seq, ack, flags, payload=b""):
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + payload
-    pseudo = struct.pack("!4s4sBBH", bytes(src), bytes(dst), 0, 6, len(tcp))
-    tcp = tcp[:16] + struct.pack("!H", _csum(pseudo + tcp)) + tcp[18:]
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0, bytes(src), bytes(dst))
-    ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
-    return b"\x00" * 12 + b"\x08\x00" + ip + tcp
+    segment = refs.tcp(sport, dport, seq, ack, flags, payload=payload)
+    ip = refs.ipv4(bytes(src), bytes(dst), segment, ident=1, df=False)
+    return refs.ether(ip, src=bytes(6), dst=bytes(6), pad=False)
 
 
 @pytest.fixture
@@ -49,7 +30,8 @@ def small_pcap(tmp_path):
         _tcp_packet(c, s, 40000, 80, 109, 502, 0x10),
     ]
     path = tmp_path / "small.pcap"
-    _pcap(path, pkts)
+    refs.write_capture(path, pkts, [(1700000000 + i) * 10**9 for i in range(len(pkts))],
+                       snaplen=65535)
     return path
 
 
@@ -364,8 +346,9 @@ def test_empty_standard_input_is_one_line_exit_2():
 def test_show_segments_and_conns_take_several_files(small_pcap, tmp_path):
     other = tmp_path / "other.pcap"
     c, s = [10, 0, 0, 3], [10, 0, 0, 4]
-    _pcap(other, [_tcp_packet(c, s, 41000, 443, 7, 0, 0x02),
-                  _tcp_packet(s, c, 443, 41000, 0, 8, 0x14)])
+    refs.write_capture(other, [_tcp_packet(c, s, 41000, 443, 7, 0, 0x02),
+                               _tcp_packet(s, c, 443, 41000, 0, 8, 0x14)],
+                       [(1700000000 + i) * 10**9 for i in range(2)], snaplen=65535)
     one = run("show", small_pcap).stdout + run("show", other).stdout
     assert run("show", small_pcap, other).stdout == one and len(one.splitlines()) == 9
     rows = [json.loads(l) for l in run("segments", small_pcap, other).stdout.splitlines()]
@@ -426,8 +409,8 @@ def test_demo_says_why_its_capture_has_bad_checksums():
     d = json.loads(proc.stdout)
     assert d["checksums"]["bad"] > 0 and d["checksums"]["offload"] == []
     [line] = proc.stderr.splitlines()
-    assert "0.2% of the packets after the handshakes come after a damaged copy" in line
-    assert "bad checksums" in line
+    assert f"{d['checksums']['bad']} of its {d['capture']['packets']} packets are damaged " \
+        "copies with a wrong TCP checksum, put there on purpose" in line
     assert run("demo", "--connections", "200", "--quiet").stderr == ""
 
 

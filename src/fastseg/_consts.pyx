@@ -1,16 +1,9 @@
 """Python view of the constants declared in _consts.pxd."""
 
 # Every enum member is also a plain int at module level (fastseg._consts.SYN).
-for _enum in (TcpFlag, Outcome, ChecksumStatus, LinkType):
+for _enum in (TcpFlag, Outcome, ChecksumStatus, LinkType, Absent, ZeekState):
     globals().update({_k: int(_v) for _k, _v in _enum.__members__.items()})
 del _enum
-
-# Column sentinels for options that were absent from a segment.
-MSS_ABSENT = -1
-WSCALE_ABSENT = -1
-TS_ABSENT = -1
-TFO_ABSENT = -1
-IP_ID_ABSENT = -1
 
 OUTCOME_NAMES = {
     OUT_TCP: "tcp",
@@ -66,3 +59,24 @@ LINKTYPE_NAMES = {
 def linktype_name(linktype: int) -> str:
     """libpcap's name of a LINKTYPE_* value, or ``UNKNOWN``."""
     return LINKTYPE_NAMES.get(int(linktype), "UNKNOWN")
+
+
+ZEEK_STATE_NAMES = ("INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED",
+                    "RESET")
+
+# The MSS tables of Linux's SYN cookies (net/ipv4/syncookies.c msstab,
+# net/ipv6/syncookies.c msstab): a cookie carries an index into one of them.
+COOKIE_MSS_V4 = (536, 1300, 1440, 1460)
+COOKIE_MSS_V6 = (1220, 1420, 1440, 8940)
+
+# Zeek's TCP timers (init-bare.zeek) in nanoseconds: tcp_attempt_delay removes
+# an attempt nobody answered, tcp_close_delay a closed or reset connection,
+# tcp_inactivity_timeout an idle one.  The tracker takes them as arguments.
+TCP_ATTEMPT_DELAY_NS = 5_000_000_000
+TCP_CLOSE_DELAY_NS = 5_000_000_000
+TCP_INACTIVITY_TIMEOUT_NS = 300_000_000_000
+
+# Nanoseconds per unit: every timestamp column is int64 nanoseconds.
+NS_PER_US = 1_000
+NS_PER_MS = 1_000_000
+NS_PER_SEC = 1_000_000_000

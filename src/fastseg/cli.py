@@ -14,7 +14,6 @@ from typing import List, Optional
 EXIT_BAD_INPUT = 2
 SEGMENT_FORMATS = ("jsonl", "csv", "parquet")
 CONN_FORMATS = ("jsonl", "csv", "parquet", "zeek")
-DEMO_BAD_CHECKSUMS = 0.002      # share of non-handshake packets the demo damages a copy of
 
 
 class _Fail(Exception):
@@ -154,11 +153,26 @@ def _cmd_show(args) -> int:
     return 0
 
 
-def _cmd_synth(args) -> int:
+def run_synth(args: argparse.Namespace):
+    """Run ``fastseg synth`` from parsed arguments; returns the
+    ``synth.SynthResult``.  Raises ValueError on bad arguments."""
     from . import synth
 
+    name = str(args.output).lower()
+    for ext in (".gz", ".zst"):
+        name = name[:-len(ext)] if name.endswith(ext) else name
+    fmt = args.format or ("pcapng" if name.endswith(".pcapng") else "pcap")
+    return synth.generate(args.output, args.connections, seed=args.seed, mix=args.mix,
+                          ipv6_fraction=args.ipv6_fraction, start_ts=args.start,
+                          duration=args.duration, format=fmt, nanosecond=args.nanosecond,
+                          truth=args.truth, bad_checksum_fraction=args.bad_checksum_fraction,
+                          snaplen=args.snaplen, block_size=args.block_size,
+                          flood_bursts=args.flood_bursts, link=args.link)
+
+
+def _cmd_synth(args) -> int:
     _check_output(args.output)
-    synth.run_from_args(args)
+    run_synth(args)
     return 0
 
 
@@ -168,14 +182,10 @@ def _cmd_demo(args) -> int:
 
     with tempfile.TemporaryDirectory(prefix="fastseg-demo-") as tmp:
         path = os.path.join(tmp, "demo.pcap")
-        result = synth.demo(path, connections=args.connections, seed=args.seed,
-                            bad_checksum_fraction=DEMO_BAD_CHECKSUMS)
+        result = synth.demo(path, connections=args.connections, seed=args.seed)
         if not args.quiet:
-            sys.stderr.write(
-                f"demo: synthesised {result.connections} connections, {result.packets} "
-                f"packets; {100 * DEMO_BAD_CHECKSUMS:g}% of the packets after the handshakes come "
-                "after a damaged copy (wrong TCP checksum, as a tap sees a frame corrupted on the "
-                "wire), which the report counts as bad checksums\n")
+            sys.stderr.write(f"demo: synthesised {result.connections} connections, "
+                             f"{result.packets} packets; {synth.demo_note(result)}\n")
         report = analyze(path, progress=_progress_enabled(args))
         if args.json:
             sys.stdout.write(report.to_json() + "\n")
@@ -195,6 +205,40 @@ def _cmd_plot(args) -> int:
 
 FILES_HELP = ("capture files (pcap or pcapng, optionally .gz/.zst), read in order as one "
               "capture; - reads standard input")
+
+
+def _synth_arguments(parser: argparse.ArgumentParser) -> None:
+    from . import synth
+
+    parser.add_argument("-o", "--output", required=True, help="capture file to write")
+    parser.add_argument("--connections", "-n", type=int, default=10000,
+                        help="number of connections (default 10000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--format", choices=("pcap", "pcapng"), default=None,
+                        help="capture format (default: from the file name, else pcap)")
+    parser.add_argument("--nanosecond", action="store_true",
+                        help="nanosecond timestamps (default microseconds)")
+    parser.add_argument("--mix", default=None,
+                        help="scenario weights, e.g. 'fin_orig=50,refused=5,flood=10'; "
+                             "kinds: " + ", ".join(synth.KINDS))
+    parser.add_argument("--truth", default=None,
+                        help="ground-truth file (CSV, or JSON lines for .jsonl)")
+    parser.add_argument("--ipv6-fraction", type=float, default=0.2,
+                        help="share of connections over IPv6 (default 0.2)")
+    parser.add_argument("--start", type=float, default=1_700_000_000.0,
+                        help="first SYN time, seconds since the epoch")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="seconds over which connections start")
+    parser.add_argument("--bad-checksum-fraction", type=float, default=0.0,
+                        help="share of packets also seen as a damaged copy (default 0)")
+    parser.add_argument("--snaplen", type=int, default=262144,
+                        help="captured bytes per packet at most (default 262144)")
+    parser.add_argument("--flood-bursts", type=int, default=2,
+                        help="SYN-flood bursts formed by the flood connections (default 2)")
+    parser.add_argument("--link", choices=tuple(synth.LINKS), default="ethernet",
+                        help="link layer (default ethernet)")
+    parser.add_argument("--block-size", type=int, default=20_000,
+                        help="connections generated at a time (bounds memory)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,11 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_show)
 
     p = command("synth", "write a synthetic capture with ground truth")
-    try:
-        from . import synth as _synth
-        _synth.add_arguments(p)
-    except (ImportError, AttributeError):
-        p.add_argument("-o", "--output", required=True, help="capture file to write")
+    _synth_arguments(p)
     common(p)
     p.set_defaults(func=_cmd_synth)
 
