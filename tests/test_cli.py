@@ -11,6 +11,12 @@ import refs
 from fastseg import cli
 
 
+def _pcap(path, packets, linktype=1):
+    """Ethernet pcap, packet i at 1700000000 + i seconds."""
+    refs.write_capture(path, packets, [(1700000000 + i) * 10**9 for i in range(len(packets))],
+                       snaplen=65535, linktype=linktype)
+
+
 def _tcp_packet(src, dst, sport, dport, seq, ack, flags, payload=b""):
     segment = refs.tcp(sport, dport, seq, ack, flags, payload=payload)
     ip = refs.ipv4(bytes(src), bytes(dst), segment, ident=1, df=False)
@@ -30,8 +36,7 @@ def small_pcap(tmp_path):
         _tcp_packet(c, s, 40000, 80, 109, 502, 0x10),
     ]
     path = tmp_path / "small.pcap"
-    refs.write_capture(path, pkts, [(1700000000 + i) * 10**9 for i in range(len(pkts))],
-                       snaplen=65535)
+    _pcap(path, pkts)
     return path
 
 
@@ -409,8 +414,8 @@ def test_demo_says_why_its_capture_has_bad_checksums():
     d = json.loads(proc.stdout)
     assert d["checksums"]["bad"] > 0 and d["checksums"]["offload"] == []
     [line] = proc.stderr.splitlines()
-    assert f"{d['checksums']['bad']} of its {d['capture']['packets']} packets are damaged " \
-        "copies with a wrong TCP checksum, put there on purpose" in line
+    assert f"{d['checksums']['bad']} of its {d['capture']['packets']} packets" in line
+    assert "damaged copies with a wrong TCP checksum" in line
     assert run("demo", "--connections", "200", "--quiet").stderr == ""
 
 

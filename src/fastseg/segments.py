@@ -61,8 +61,8 @@ CSUM_UNFILLED_UNKNOWN = 2
 # The value that stands for "absent" in each nullable column; null in pandas,
 # Arrow, JSON and CSV output.
 NULL_SENTINELS = {
-    "ip_id": -1, "mss": -1, "wscale": -1, "tsval": -1, "tsecr": -1,
-    "tfo_cookie_len": -1,
+    "ip_id": _consts.IP_ID_ABSENT, "mss": _consts.MSS_ABSENT, "wscale": _consts.WSCALE_ABSENT,
+    "tsval": _consts.TS_ABSENT, "tsecr": _consts.TS_ABSENT, "tfo_cookie_len": _consts.TFO_ABSENT,
 }
 
 _STATUS_CATEGORIES = list(_consts.CHECKSUM_STATUS_NAMES)
