@@ -76,3 +76,50 @@ def test_segment_and_connection_text_equals_the_csv_and_json_modules(name, fmt):
     conns = fastseg.track(seg)
     for table in (seg, conns):
         assert format_table(table, fmt, header=True) == _reference(table, fmt)
+
+
+# -- addresses: the C formatter against Python's ipaddress ---------------------
+import ipaddress  # noqa: E402
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_GROUP = st.one_of(st.just(0), st.just(0), st.integers(0, 0xFFFF), st.integers(0, 0xF))
+
+
+@st.composite
+def _ipv6(draw):
+    groups = draw(st.lists(_GROUP, min_size=8, max_size=8))
+    return b"".join(g.to_bytes(2, "big") for g in groups)
+
+
+def _expected(raw: bytes, version: int) -> str:
+    if version == 4:
+        return str(ipaddress.IPv4Address(raw[12:]))
+    return str(ipaddress.IPv6Address(raw))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(
+    st.tuples(_ipv6(), st.just(6)),
+    st.tuples(st.binary(min_size=4, max_size=4).map(lambda b: bytes(10) + b"\xff\xff" + b),
+              st.just(4))), min_size=1, max_size=40))
+def test_addresses_match_ipaddress(rows):
+    addrs = np.frombuffer(b"".join(r for r, _ in rows), np.uint8).reshape(-1, 16)
+    version = np.array([v for _, v in rows], np.uint8)
+    want = [_expected(r, v) for r, v in rows]
+    assert list(_format.address_text(addrs, version)) == want
+    assert [b.decode() for b in _format.address_bytes(addrs, version)] == want
+
+
+def test_addresses_fixed_vectors():
+    # RFC 5952 section 4: the longest zero run is compressed, the first of
+    # equal runs, never a single zero group; lower-case hex, no leading zeros
+    texts = ["2001:db8::1", "2001:db8:0:1:1:1:1:1", "2001:0:0:1::1", "2001:db8::1:0:0:1",
+             "::", "::1", "1::", "fe80::abcd", "0.0.0.0", "255.255.255.255", "10.0.0.1"]
+    from fastseg import parse_addresses
+    addrs = parse_addresses(texts)
+    version = np.array([4 if "." in t else 6 for t in texts], np.uint8)
+    assert list(_format.address_text(addrs, version)) == texts
+    assert list(_format.address_text(np.zeros((0, 16), np.uint8), np.zeros(0, np.uint8))) == []
+    with pytest.raises(ValueError):
+        _format.address_bytes(np.zeros((2, 16), np.uint8), np.zeros(3, np.uint8))

@@ -6,6 +6,7 @@ from typing import Dict, List
 import numpy as np
 
 from . import _format
+from ._format import address_bytes
 from .segments import format_addresses
 
 __all__ = ["Connections", "CONNECTION_COLUMNS", "CONNECTION_DTYPES", "CONN_NULLS"]
@@ -219,11 +220,10 @@ class Connections:
         dash = ("const", b"-", 0, None)
         for lo in range(0, len(self), _FORMAT_CHUNK):
             part = slice(lo, lo + _FORMAT_CHUNK)
-            rows = self[part]
             cols = [("float", c["ts"][part], 6, None), ("bytes", _ascii_bytes(c["uid"][part]), 0, None),
-                    ("bytes", _ascii_bytes(rows.orig_text()), 0, None),
+                    ("bytes", address_bytes(c["orig_h"][part], c["ip_version"][part]), 0, None),
                     ("int", c["orig_p"][part], 0, None),
-                    ("bytes", _ascii_bytes(rows.resp_text()), 0, None),
+                    ("bytes", address_bytes(c["resp_h"][part], c["ip_version"][part]), 0, None),
                     ("int", c["resp_p"][part], 0, None), ("const", b"tcp", 0, None), dash,
                     ("float", c["duration"][part], 6, unset[part]),
                     ("int", c["orig_bytes"][part], 0, unset[part]),

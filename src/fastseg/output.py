@@ -15,6 +15,7 @@ from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 
+from ._format import address_bytes
 from .segments import format_addresses
 
 __all__ = ["atomic_output", "TableWriter", "text_columns", "output_format",
@@ -128,7 +129,7 @@ def _text_fields(table, json_strings: bool):
         mask = table.null_mask(name) if hasattr(table, "null_mask") else None
         string = False
         if col.ndim == 2 and col.shape[1] == 16:
-            values, string = format_addresses(col, table["ip_version"]).astype("S"), True
+            values, string = address_bytes(col, table["ip_version"]), True
         elif name in ("checksum_status", "ip_checksum_status"):
             values = np.array(CHECKSUM_STATUS_NAMES, dtype="S")[col]
             string = True

@@ -7,6 +7,7 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 
 from . import _consts
+from ._format import address_text
 
 __all__ = ["Segments", "CaptureStats", "SEGMENT_DTYPES", "NULL_SENTINELS",
            "format_addresses", "parse_addresses"]
@@ -86,24 +87,10 @@ def empty_columns(n: int, hidden: bool = True) -> Dict[str, np.ndarray]:
 
 
 def format_addresses(addrs: np.ndarray, ip_version: np.ndarray) -> np.ndarray:
-    """Text form of (n, 16) address rows: dotted quad for IPv4, RFC 5952 for
-    IPv6.  Formats each distinct address once."""
-    addrs = np.ascontiguousarray(addrs, dtype=np.uint8).reshape(-1, 16)
-    ip_version = np.asarray(ip_version).reshape(-1)
-    n = len(addrs)
-    if n == 0:
-        return np.empty(0, dtype=object)
-    keyed = np.concatenate([addrs, (ip_version == 4).astype(np.uint8)[:, None]], axis=1)
-    view = np.ascontiguousarray(keyed).view(np.dtype((np.void, 17))).reshape(-1)
-    uniq, inverse = np.unique(view, return_inverse=True)
-    text = np.empty(len(uniq), dtype=object)
-    for i, u in enumerate(uniq):
-        raw = bytes(u)
-        if raw[16]:
-            text[i] = str(ipaddress.IPv4Address(raw[12:16]))
-        else:
-            text[i] = str(ipaddress.IPv6Address(raw[:16]))
-    return text[inverse.reshape(-1)]
+    """Text form of (n, 16) address rows, an object array of ``str``: dotted
+    quad for IPv4, RFC 5952 for IPv6 (the text of Python's ``ipaddress``),
+    formatted by a C kernel."""
+    return address_text(addrs, ip_version)
 
 
 def parse_addresses(texts: Iterable[str]) -> np.ndarray:
