@@ -307,3 +307,20 @@ def test_streamed_connections_come_in_first_seen_order(tmp_path):
     streamed = np.concatenate([c["uid"] for c in chunks])
     whole = fastseg.track(fastseg.read_segments(str(path)))
     assert streamed.tolist() == whole["uid"].tolist()
+
+
+def test_stream_connections_without_aggregates(tmp_path):
+    """The conns path (no report aggregates) hands on the same connections,
+    in the same chunks, and the same capture accounting as analyze()."""
+    from fastseg.analyze import stream_connections
+    path = tmp_path / "s.pcap"
+    synth.generate(str(path), connections=1500, seed=4)
+    full, lean = [], []
+    report = fastseg.analyze(str(path), on_connections=full.append, batch_packets=300).to_dict()
+    head = stream_connections(str(path), lean.append, batch_packets=300, threads=2)
+    assert set(head) == {"files", "capture", "checksums"}
+    assert head == {k: report[k] for k in head}
+    assert [len(c) for c in lean] == [len(c) for c in full]
+    for a, b in zip(lean, full):
+        for name in a.columns:
+            np.testing.assert_array_equal(a[name], b[name])

@@ -23,6 +23,7 @@ from . import _consts
 from .segments import CaptureStats, Segments, format_addresses
 
 __all__ = ["analyze", "Report", "connections_of", "default_threads", "read_ahead",
+           "stream_connections",
            "REPORT_KEYS"]
 
 REPORT_KEYS = {
@@ -246,8 +247,11 @@ class _Analysis:
     def __init__(self, checksums="auto", idle_timeout=300.0, close_wait_threshold=60.0,
                  flood_window=1.0, flood_min_syns=50, flood_max_completed_ratio=0.5,
                  tracker=None, keep_connections=False, max_connections=None,
-                 on_connections=None):
+                 on_connections=None, aggregates=True):
         from .track import Tracker
+        # without aggregates only the connections (and the capture's
+        # accounting) are produced: what ``fastseg conns`` needs
+        self.aggregates = aggregates
         self.keep_connections = keep_connections
         self.checksums = checksums
         self.close_wait_threshold = close_wait_threshold
@@ -305,6 +309,8 @@ class _Analysis:
         self.t_first = min(self.t_first, float(ts_ns.min()) / 1e9)
         self.t_last = max(self.t_last, float(ts_ns.max()) / 1e9)
         self._fold(self.tracker.update_columns(seg))
+        if not self.aggregates:
+            return
         flags = seg["flags"]
         syn = np.flatnonzero(((flags & SYN) != 0) & ((flags & ACK) == 0))
         if len(syn):
@@ -328,6 +334,8 @@ class _Analysis:
         if self.keep_connections:
             self._pending.append(k)
             self._release(self.tracker.min_live_id())
+        if not self.aggregates:
+            return
         zs, rfc, nbytes, opts = k["zstate"], k["rfc"], k["bytes"], k["opts"]
         history = k["history"]
         code = _conn_state(zs[:, 0], zs[:, 1], nbytes[:, 0], nbytes[:, 1], history, as_codes=True)
@@ -528,6 +536,12 @@ class _Analysis:
         return Report(self._build(files), conns, series)
 
     def _build(self, files) -> dict:
+        report = self._accounting(files)
+        report.update(self._connections(report["capture"]["end"]))
+        return report
+
+    def _accounting(self, files) -> dict:
+        """The report's files, capture and checksums sections."""
         st = self.stats.to_dict()
         start = None if not math.isfinite(self.t_first) else self.t_first
         end = None if not math.isfinite(self.t_last) else self.t_last
@@ -547,8 +561,7 @@ class _Analysis:
         if report["checksums"]["untrusted"]:
             warnings.warn(
                 "TCP checksums are wrong almost everywhere and not in the offload pattern "
-                "(a rewritten or anonymised trace?): ignoring them", stacklevel=3)
-        report.update(self._connections(end))
+                "(a rewritten or anonymised trace?): ignoring them", stacklevel=4)
         return report
 
     def _connections(self, capture_end) -> dict:
@@ -841,9 +854,15 @@ def analyze(path_or_segments, *, checksums: str = "auto",
                     close_wait_threshold=close_wait_threshold, flood_window=flood_window,
                     flood_min_syns=flood_min_syns, keep_connections=keep_connections,
                     max_connections=max_connections, on_connections=on_connections)
+    return acc.finish(_feed(acc, path_or_segments, threads, progress, reader_kwargs))
+
+
+def _feed(acc: "_Analysis", path_or_segments, threads: int, progress: bool,
+          reader_kwargs: dict) -> List[str]:
+    """Read the capture (or Segments table) into ``acc``; the paths read."""
     if isinstance(path_or_segments, Segments):
         acc.add(path_or_segments)
-        return acc.finish([])
+        return []
     from .parse import open as open_capture
     # Small batches: the report keeps no segments, so a batch only has to be
     # large enough to amortise the per-batch calls.
@@ -859,7 +878,26 @@ def analyze(path_or_segments, *, checksums: str = "auto",
                 acc.add(seg)
                 bar.update(getattr(cap.reader, "raw_bytes_read", 0))
             bar.close()
-    return acc.finish(paths)
+    return paths
+
+
+def stream_connections(path_or_segments, on_connections, *, checksums: str = "auto",
+                       idle_timeout: float = 300.0, max_connections: int = None,
+                       threads: Optional[int] = None, progress: bool = False,
+                       **reader_kwargs) -> dict:
+    """Track a capture and hand its connections to ``on_connections`` as
+    :func:`analyze` does, computing none of the report's aggregates; returns
+    the report's ``files``, ``capture`` and ``checksums`` sections."""
+    threads = default_threads() if threads is None else int(threads)
+    if threads < 1:
+        raise ValueError("threads must be at least 1")
+    acc = _Analysis(checksums=checksums, idle_timeout=idle_timeout,
+                    max_connections=max_connections, on_connections=on_connections,
+                    aggregates=False)
+    files = _feed(acc, path_or_segments, threads, progress, reader_kwargs)
+    acc._fold(acc.tracker.flush_columns())
+    acc._release(np.inf)
+    return acc._accounting(files)
 
 
 def connections_of(path: str, *, checksums: str = "auto", idle_timeout: float = 300.0,

@@ -126,7 +126,7 @@ def _cmd_segments(args) -> int:
 
 
 def _cmd_conns(args) -> int:
-    from .analyze import analyze
+    from .analyze import stream_connections
     from .connections import Connections
     from .output import TableWriter, atomic_output
 
@@ -141,9 +141,9 @@ def _cmd_conns(args) -> int:
         else:
             writer = TableWriter(fh, args.format)
             write = writer.write
-        report = analyze(args.files, checksums=args.checksums, idle_timeout=args.idle_timeout,
-                         max_connections=args.max_connections, threads=args.threads,
-                         on_connections=write)
+        report = stream_connections(args.files, write, checksums=args.checksums,
+                                    idle_timeout=args.idle_timeout,
+                                    max_connections=args.max_connections, threads=args.threads)
         if args.format == "zeek":
             Connections.empty().to_zeek(fh, header=False)
         else:
