@@ -7,7 +7,9 @@ import pytest
 
 import fastseg
 from fastseg import synth
-from fastseg.analyze import connections_of
+from hypothesis import given, settings, strategies as st
+
+from fastseg.analyze import LogHistogram, connections_of
 
 DATA = Path(__file__).parent / "data"
 
@@ -70,9 +72,11 @@ def test_rtt_percentiles_equal_the_truth(synthetic):
     got = d["handshakes"]["rtt"]
     p50, p90, p99 = np.percentile(rtt, [50, 90, 99])
     assert got["count"] == len(rtt)
-    assert got["p50"] == pytest.approx(p50, abs=2e-6)
-    assert got["p90"] == pytest.approx(p90, abs=2e-6)
-    assert got["p99"] == pytest.approx(p99, abs=2e-6)
+    # quantiles come from log-bucket histograms, within their relative error
+    err = LogHistogram.RELATIVE_ERROR
+    assert got["p50"] == pytest.approx(p50, rel=err)
+    assert got["p90"] == pytest.approx(p90, rel=err)
+    assert got["p99"] == pytest.approx(p99, rel=err)
     assert got["max"] == pytest.approx(rtt.max(), abs=2e-6)
 
 
@@ -324,3 +328,33 @@ def test_stream_connections_without_aggregates(tmp_path):
     for a, b in zip(lean, full):
         for name in a.columns:
             np.testing.assert_array_equal(a[name], b[name])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.integers(-10**9, 10**13), max_size=60), min_size=1, max_size=3))
+def test_log_histogram_quantiles_within_relative_error(parts):
+    """Quantiles of merged histograms (ns-resolution durations, both signs)
+    against numpy's exact percentiles of all the values."""
+    hists = []
+    for part in parts:
+        h = LogHistogram()
+        h.add(np.array(part, np.float64) / 1e9)
+        hists.append(h)
+    for h in hists[1:]:
+        hists[0].merge(h)
+    got = hists[0].summary()
+    values = np.concatenate([np.array(p, np.float64) for p in parts]) / 1e9
+    assert got["count"] == len(values)
+    if len(values) == 0:
+        assert got["p50"] is None and got["max"] is None
+        return
+    ordered = np.sort(values)
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        want = np.percentile(values, 100 * q)
+        rank = (len(values) - 1) * q
+        lo, hi = int(np.floor(rank)), int(np.ceil(rank))
+        f = rank - lo
+        # each order statistic is off by at most RELATIVE_ERROR of itself
+        mag = (1 - f) * abs(ordered[lo]) + f * abs(ordered[hi])
+        assert abs(got[name] - want) <= LogHistogram.RELATIVE_ERROR * 1.0001 * mag + 1e-15
+    assert got["max"] == values.max()
