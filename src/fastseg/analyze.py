@@ -173,23 +173,33 @@ def _round_floats(obj, digits: int):
 
 def _peak_concurrency(group: np.ndarray, start: np.ndarray, end: np.ndarray):
     """Peak number of overlapping [start, end) intervals per group id.
-    Returns (group ids, peaks, time of peak)."""
+    Returns (group ids, peaks, time of peak).  Works in narrow types over the
+    2n open/close events (a few tens of bytes per interval at the peak)."""
     if len(group) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
-    g = np.concatenate([group, group])
+    narrow = np.int32 if int(group.max()) < 2**31 else np.int64
+    g = np.concatenate([group, group]).astype(narrow, copy=False)
     t = np.concatenate([start, end])
-    delta = np.concatenate([np.ones(len(start), np.int64), -np.ones(len(end), np.int64)])
+    delta = np.ones(len(g), np.int8)
+    delta[len(start):] = -1
     order = np.lexsort((delta, t, g))      # at equal times, closes before opens
-    g, t, delta = g[order], t[order], delta[order]
-    running = np.cumsum(delta)
-    boundaries = np.flatnonzero(np.diff(g)) + 1
-    base = np.concatenate([[0], running[boundaries - 1]]) if len(boundaries) else np.array([0])
-    starts = np.concatenate([[0], boundaries])
-    level = running - np.repeat(base, np.diff(np.concatenate([starts, [len(g)]])))
-    peaks = np.maximum.reduceat(level, starts)
-    block = np.repeat(np.arange(len(starts)), np.diff(np.concatenate([starts, [len(g)]])))
-    first_max = np.lexsort((-level, block))[starts]   # highest level first in each block
-    return g[starts], peaks, t[first_max]
+    g = g[order]
+    t = t[order]
+    delta = delta[order]
+    del order
+    running = np.cumsum(delta, dtype=np.int64)
+    del delta
+    starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
+    sizes = np.diff(np.concatenate([starts, [len(g)]]))
+    base = np.concatenate([[0], running[starts[1:] - 1]])
+    running -= np.repeat(base, sizes)      # the level within each group
+    peaks = np.maximum.reduceat(running, starts)
+    # the first event of each group at its peak
+    at = np.flatnonzero(running == np.repeat(peaks, sizes))
+    del running
+    block = np.searchsorted(starts, at, side="right") - 1
+    first_max = at[np.concatenate([[True], block[1:] != block[:-1]])]
+    return g[starts].astype(np.int64), peaks, t[first_max]
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
