@@ -303,3 +303,34 @@ def tshark_streams(path) -> Dict[int, dict]:
         if irtt and st["initial_rtt"] != st["initial_rtt"]:
             st["initial_rtt"] = float(irtt)
     return out
+
+
+ANALYSIS_FIELDS = (
+    "retransmission", "fast_retransmission", "spurious_retransmission", "out_of_order",
+    "lost_segment", "ack_lost_segment", "duplicate_ack", "zero_window", "zero_window_probe",
+    "zero_window_probe_ack", "window_full", "window_update", "keep_alive", "keep_alive_ack",
+)
+
+
+@functools.lru_cache(maxsize=None)
+def tshark_analysis(path) -> Dict[int, tuple]:
+    """Wireshark's tcp.analysis of each TCP frame: frame -> (set of flag
+    names, ack_rtt seconds or NaN, bytes_in_flight or -1, dup_ack_num or 0).
+    Presence fields (FT_NONE) print as "1" when set."""
+    fields = (["frame.number"] + [f"tcp.analysis.{f}" for f in ANALYSIS_FIELDS]
+              + ["tcp.analysis.ack_rtt", "tcp.analysis.bytes_in_flight",
+                 "tcp.analysis.duplicate_ack_num"])
+    args = ["-r", str(path), "-n", "-o", "tcp.analyze_sequence_numbers:TRUE",
+            "-o", "tcp.desegment_tcp_streams:FALSE", "-o", "ip.defragment:FALSE",
+            "-o", "ipv6.defragment:FALSE", "-Y", "tcp and not icmp and not icmpv6",
+            "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f"]
+    for f in fields:
+        args += ["-e", f]
+    out: Dict[int, tuple] = {}
+    for line in _run(args).splitlines():
+        row = line.split("\t")
+        row = row + [""] * (len(fields) - len(row))
+        flags = frozenset(f for f, v in zip(ANALYSIS_FIELDS, row[1:15]) if v != "")
+        rtt = float(row[15]) if row[15] else float("nan")
+        out[int(row[0])] = (flags, rtt, _int(row[16]), _int(row[17], 0))
+    return out

@@ -54,3 +54,21 @@ cpdef enum LinkType:
     LINKTYPE_IPV4 = 228
     LINKTYPE_IPV6 = 229
     LINKTYPE_LINUX_SLL2 = 276
+
+# tcp.analysis flags of one segment, named as Wireshark's fields
+# (epan/dissectors/packet-tcp.c); fastseg.ANALYSIS_FLAGS maps name -> bit.
+cpdef enum AnalysisFlag:
+    A_RETRANSMISSION = 0x0001
+    A_FAST_RETRANSMISSION = 0x0002
+    A_SPURIOUS_RETRANSMISSION = 0x0004
+    A_OUT_OF_ORDER = 0x0008
+    A_LOST_SEGMENT = 0x0010
+    A_ACK_LOST_SEGMENT = 0x0020
+    A_DUPLICATE_ACK = 0x0040
+    A_ZERO_WINDOW = 0x0080
+    A_ZERO_WINDOW_PROBE = 0x0100
+    A_ZERO_WINDOW_PROBE_ACK = 0x0200
+    A_WINDOW_FULL = 0x0400
+    A_WINDOW_UPDATE = 0x0800
+    A_KEEP_ALIVE = 0x1000
+    A_KEEP_ALIVE_ACK = 0x2000

@@ -1,7 +1,7 @@
 """Python view of the constants declared in _consts.pxd."""
 
 # Every enum member is also a plain int at module level (fastseg._consts.SYN).
-for _enum in (TcpFlag, Outcome, ChecksumStatus, LinkType):
+for _enum in (TcpFlag, Outcome, ChecksumStatus, LinkType, AnalysisFlag):
     globals().update({_k: int(_v) for _k, _v in _enum.__members__.items()})
 del _enum
 
@@ -35,3 +35,6 @@ FLAG_BITS = (
     (FIN, "FIN"), (SYN, "SYN"), (RST, "RST"), (PSH, "PSH"), (ACK, "ACK"),
     (URG, "URG"), (ECE, "ECE"), (CWR, "CWR"), (NS, "NS"),
 )
+
+# tcp.analysis.<name> -> bit of the Segments ``analysis`` column, in bit order.
+ANALYSIS_FLAGS = {_k[2:].lower(): int(_v) for _k, _v in AnalysisFlag.__members__.items()}
