@@ -66,7 +66,8 @@ cdef struct LossSide:
     int64_t zero_window_ns
     int64_t zero_window_since  # -1 when the window is open
     int64_t first_data_ts      # -1 until this side sends data
-    uint32_t first_data_seq
+    uint32_t data_base         # first data sequence number (SYN + 1)
+    uint8_t data_base_set
     uint8_t first_flight_open
     double rtt_min
     double rtt_max

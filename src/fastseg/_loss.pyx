@@ -158,7 +158,6 @@ cdef void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t seq, uin
     cdef LossSide* fwd = &st.side[side]
     cdef LossSide* rev = &st.side[1 - side]
     cdef uint32_t a = 0, window, nextseq
-    cdef uint32_t rev_shift
     cdef bint seq_not_advanced, syn_or_fin = (flags & (SYN | FIN)) != 0
     cdef bint no_sfr = (flags & (SYN | FIN | RST)) == 0
     cdef uint64_t t, ooo_thres
@@ -207,11 +206,9 @@ cdef void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t seq, uin
         if (seglen == 0 and window and window != fwd.window and seq == fwd.nextseq
                 and ack == fwd.lastack and no_sfr):
             a |= A_WINDOW_UPDATE
-        if seglen > 0 and rev.win_scale != -1 and no_sfr:
-            # Wireshark shifts the stored (already scaled) window once more
-            rev_shift = 0 if rev.win_scale == -2 else <uint32_t>rev.win_scale
-            if seq + seglen == rev.lastack + (rev.window << rev_shift):
-                a |= A_WINDOW_FULL
+        if (seglen > 0 and rev.win_scale != -1 and no_sfr
+                and seq + seglen == rev.lastack + rev.window):
+            a |= A_WINDOW_FULL
         if (seglen == 0 and window and window == fwd.window and seq == fwd.nextseq
                 and ack == fwd.lastack and (rev.lastsegmentflags & A_KEEP_ALIVE) and no_sfr):
             a |= A_KEEP_ALIVE_ACK
@@ -277,6 +274,9 @@ cdef void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t seq, uin
 
     if seglen != 0 and fwd.n_unacked and fwd.valid_bif:
         out.bytes_in_flight = _bytes_in_flight(fwd, rev)
+        if out.bytes_in_flight > 0 and syn_or_fin:
+            # the SYN or FIN is not a byte on the wire
+            out.bytes_in_flight -= 1
     out.analysis = a
 
     # -- per-connection summary ------------------------------------------
@@ -305,12 +305,18 @@ cdef void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t seq, uin
     if out.bytes_in_flight > <int64_t>fwd.count[LC_MAX_IN_FLIGHT]:
         fwd.count[LC_MAX_IN_FLIGHT] = <uint64_t>out.bytes_in_flight
     # tcptrace's initial window: data sent before any of it is acked
-    if (flags & ACK) and rev.first_data_ts >= 0 and gt_seq(ack, rev.first_data_seq):
+    # (an ACK of anything past the SYN ends the peer's first flight)
+    if (flags & SYN) and not fwd.data_base_set:
+        fwd.data_base = seq + 1
+        fwd.data_base_set = 1
+    if (flags & ACK) and rev.data_base_set and gt_seq(ack, rev.data_base):
         rev.first_flight_open = 0
     if seglen > 0:
         if fwd.first_data_ts < 0:
             fwd.first_data_ts = ts_ns
-            fwd.first_data_seq = seq
+        if not fwd.data_base_set:
+            fwd.data_base = seq
+            fwd.data_base_set = 1
         if fwd.first_flight_open and not (a & A_RETRANSMISSION):
             fwd.count[LC_FIRST_FLIGHT_BYTES] += seglen
             fwd.count[LC_FIRST_FLIGHT_SEGS] += 1
