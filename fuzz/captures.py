@@ -8,9 +8,14 @@ builders share no code with the reader they exercise.  Each builder returns a
 (so a mutation can aim at a length field) and the format.
 """
 import gzip
+import os
 import struct
+import sys
 from dataclasses import dataclass, field
 from typing import List
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from refs import internet_checksum  # noqa: E402
 
 ETH, RAW, NULL, SLL, SLL2 = 1, 101, 0, 113, 276
 
@@ -24,16 +29,6 @@ class Built:
     blocks: List[int] = field(default_factory=list)   # pcapng: offsets of every block
     hdr_len: int = 16                                 # pcap record header length
     tcp: int = -1                                     # TCP packets in it (-1: not counted)
-
-
-def checksum(data):
-    """RFC 1071 Internet checksum (reference, big-endian word order)."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def tcp_header(sport, dport, seq, ack, flags, *, window=65535, options=b""):
@@ -53,18 +48,18 @@ def ipv4_tcp(src, dst, tcp, payload=b"", *, ttl=64, ip_id=1, frag=0, ip_options=
     ihl = 5 + len(ip_options) // 4
     seg = tcp + payload
     pseudo = bytes(src) + bytes(dst) + struct.pack("!BBH", 0, 6, len(seg))
-    csum = checksum(pseudo + seg)
+    csum = internet_checksum(pseudo + seg)
     seg = seg[:16] + struct.pack("!H", csum) + seg[18:]
     hdr = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, 4 * ihl + len(seg), ip_id, frag, ttl, 6, 0,
                       bytes(src), bytes(dst)) + ip_options
-    hdr = hdr[:10] + struct.pack("!H", checksum(hdr)) + hdr[12:]
+    hdr = hdr[:10] + struct.pack("!H", internet_checksum(hdr)) + hdr[12:]
     return hdr + seg
 
 
 def ipv6_tcp(src, dst, tcp, payload=b"", *, hop_by_hop=False):
     seg = tcp + payload
     pseudo = bytes(src) + bytes(dst) + struct.pack("!IxxxB", len(seg), 6)
-    csum = checksum(pseudo + seg)
+    csum = internet_checksum(pseudo + seg)
     seg = seg[:16] + struct.pack("!H", csum) + seg[18:]
     ext, nxt = b"", 6
     if hop_by_hop:

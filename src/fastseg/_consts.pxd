@@ -1,6 +1,7 @@
 # Constants shared by every kernel: TCP flags, packet outcomes, checksum
-# statuses, link types, absent-option sentinels.  _consts.pyx exposes the
-# same names to Python; nothing else defines them.
+# statuses, link types, absent-option sentinels, Zeek's endpoint states and
+# timers.  _consts.pyx exposes the same names to Python (with the tables that
+# are not integers), _consts.pyi types them; nothing else defines them.
 
 cpdef enum TcpFlag:
     FIN = 0x001
@@ -54,6 +55,25 @@ cpdef enum LinkType:
     LINKTYPE_IPV4 = 228
     LINKTYPE_IPV6 = 229
     LINKTYPE_LINUX_SLL2 = 276
+
+# The value a column holds when its option or field was absent from a segment
+# (null in pandas, Arrow, JSON and CSV output).
+cpdef enum Absent:
+    MSS_ABSENT = -1
+    WSCALE_ABSENT = -1
+    TS_ABSENT = -1
+    TFO_ABSENT = -1
+    IP_ID_ABSENT = -1
+
+# Zeek's endpoint states (TCP_Endpoint.h), in Zeek's order.
+cpdef enum ZeekState:
+    Z_INACTIVE = 0
+    Z_SYN_SENT = 1
+    Z_SYN_ACK_SENT = 2
+    Z_PARTIAL = 3
+    Z_ESTABLISHED = 4
+    Z_CLOSED = 5
+    Z_RESET = 6
 
 # tcp.analysis flags of one segment, named as Wireshark's fields
 # (epan/dissectors/packet-tcp.c); fastseg.ANALYSIS_FLAGS maps name -> bit.

@@ -16,7 +16,41 @@ from typing import Dict, Iterator, List, Optional
 
 from .segments import format_addresses
 
-__all__ = ["atomic_output", "TableWriter", "text_columns"]
+__all__ = ["atomic_output", "TableWriter", "text_columns", "output_format",
+           "FORMAT_BY_EXTENSION"]
+
+# -o's extension -> the format written when --format is not given
+FORMAT_BY_EXTENSION = {
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet", ".pq": "parquet",
+    ".log": "zeek", ".tsv": "zeek",
+}
+
+
+def output_format(path: Optional[str], fmt: Optional[str], allowed=("jsonl", "csv", "parquet"),
+                  default: str = "jsonl") -> str:
+    """The format to write ``path`` in: ``fmt`` when given, else the one its
+    extension names (``FORMAT_BY_EXTENSION``), else ``default`` for stdout or
+    a name without extension.  Raises ValueError (one clear sentence) when
+    ``fmt`` contradicts the extension, when the extension names a format not
+    in ``allowed``, or when an unknown extension leaves the format open."""
+    ext = os.path.splitext(path)[1].lower() if path and path != "-" else ""
+    by_ext = FORMAT_BY_EXTENSION.get(ext)
+    if fmt is not None:
+        if by_ext is not None and by_ext != fmt:
+            raise ValueError(f"{path}: --format {fmt} contradicts the {ext} extension "
+                             f"({by_ext}); rename the file or drop --format")
+        return fmt
+    if by_ext is None:
+        if ext:
+            raise ValueError(f"{path}: no format is known for the {ext} extension; "
+                             f"give --format ({'|'.join(allowed)})")
+        return default
+    if by_ext not in allowed:
+        raise ValueError(f"{path}: the {ext} extension means {by_ext}, which this command "
+                         f"does not write ({'|'.join(allowed)})")
+    return by_ext
 
 
 @contextlib.contextmanager

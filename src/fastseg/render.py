@@ -29,6 +29,13 @@ def _kv(title: str, pairs: List[Sequence], out: List[str]) -> None:
     out.append("")
 
 
+def not_decoded_lines(capture: dict) -> List[str]:
+    """One sentence per link type whose packets were not decoded, from a
+    report's ``capture`` section (or ``CaptureStats.to_dict()``)."""
+    return [f"{k['packets']:,} packets of link type {k['link_type']} ({k['name']}) not decoded"
+            for k in capture.get("link_types_not_decoded") or ()]
+
+
 def render_report(d: dict) -> str:
     out: List[str] = []
     cap = d["capture"]
@@ -43,6 +50,7 @@ def render_report(d: dict) -> str:
         pairs.append((f"  non-tcp: {k}", v))
     if cap.get("start") is not None:
         pairs.append(("time span", f"{cap['duration']:.3f} s"))
+    pairs.extend(("note", line) for line in not_decoded_lines(cap))
     _kv("Capture", pairs, out)
 
     cs = d["checksums"]
@@ -51,6 +59,9 @@ def render_report(d: dict) -> str:
     for o in cs["offload"]:
         pairs.append(("note", f"checksum offload on {o['host']} ({o['segments']} segments): "
                               "unfilled checksums of the capturing host, not corruption"))
+    if cs.get("untrusted"):
+        pairs.append(("note", "checksums wrong almost everywhere, not offload (a rewritten "
+                              "trace?): ignored"))
     _kv("TCP checksums", pairs, out)
 
     c = d["connections"]

@@ -52,7 +52,11 @@ HIDDEN_DTYPES: Dict[str, object] = {
     "_l3_off": np.int64,
     "_l4_off": np.int64,
     "_l3_caplen": np.uint32,
+    # 1 when a bad checksum holds the unfilled pseudo-header sum (offload),
+    # set by the parser; CSUM_UNFILLED_UNKNOWN until something computes it.
+    "_csum_unfilled": np.uint8,
 }
+CSUM_UNFILLED_UNKNOWN = 2
 
 # The value that stands for "absent" in each nullable column; null in pandas,
 # Arrow, JSON and CSV output.
@@ -76,6 +80,8 @@ def empty_columns(n: int, hidden: bool = True) -> Dict[str, np.ndarray]:
             out[name] = np.empty((n, dt[1]), dtype=dt[0])
         else:
             out[name] = np.empty(n, dtype=dt)
+    if "_csum_unfilled" in out:
+        out["_csum_unfilled"][:] = CSUM_UNFILLED_UNKNOWN
     return out
 
 
@@ -117,20 +123,33 @@ def parse_addresses(texts: Iterable[str]) -> np.ndarray:
 class CaptureStats:
     """What became of every packet of a capture.
 
-    ``packets == tcp + non_tcp + malformed`` always; ``by_outcome`` holds one
-    count per outcome code of ``fastseg._consts.Outcome``.
+    ``packets == tcp + non_tcp + malformed`` always; ``counts`` holds one
+    count per outcome code of ``fastseg._consts.Outcome``; ``not_decoded``
+    maps each link type the parser does not decode to its packets (they are
+    counted as ``unsupported_link_type``).
     """
 
-    def __init__(self, counts=None):
+    def __init__(self, counts=None, not_decoded=None):
         self.counts = (np.zeros(_consts.N_OUTCOMES, dtype=np.int64) if counts is None
                        else np.asarray(counts, dtype=np.int64).copy())
+        self.not_decoded: Dict[int, int] = dict(not_decoded or {})
 
     def __iadd__(self, other: "CaptureStats"):
         self.counts += other.counts
+        for linktype, n in other.not_decoded.items():
+            self.not_decoded[linktype] = self.not_decoded.get(linktype, 0) + n
         return self
 
     def __add__(self, other: "CaptureStats") -> "CaptureStats":
-        return CaptureStats(self.counts + other.counts)
+        out = CaptureStats(self.counts, self.not_decoded)
+        out += other
+        return out
+
+    @property
+    def link_types_not_decoded(self) -> List[dict]:
+        """``[{"link_type", "name", "packets"}]``, most packets first."""
+        return [{"link_type": lt, "name": _consts.linktype_name(lt), "packets": n}
+                for lt, n in sorted(self.not_decoded.items(), key=lambda kv: (-kv[1], kv[0]))]
 
     @property
     def packets(self) -> int:
@@ -166,6 +185,7 @@ class CaptureStats:
             "malformed": self.malformed,
             "non_tcp_by_reason": self.non_tcp_by_reason,
             "malformed_by_reason": self.malformed_by_reason,
+            "link_types_not_decoded": self.link_types_not_decoded,
         }
 
     def __repr__(self):
