@@ -15,7 +15,7 @@ import fastseg
 from fastseg import loss
 from capfiles import pcap
 from oracle import ANALYSIS_FIELDS, tshark_analysis
-from pktbuild import ipv4, opt_mss, opt_nop, opt_sack, opt_sack_perm, opt_wscale, tcp
+from refs import ipv4, opt_mss, opt_nop, opt_sack, opt_sack_perm, opt_wscale, tcp
 
 DATA = Path(__file__).parent / "data"
 LOSS_CAPTURES = sorted((DATA / "loss").glob("*.pcap"))
@@ -316,7 +316,8 @@ def _conn_of(path):
 def test_per_connection_counts_are_the_segment_flags(tshark):
     for path in LOSS_CAPTURES:
         seg, row = _conn_of(path)
-        side = loss.segment_sides(seg, fastseg.track(fastseg.read_segments(str(path))))
+        conns = fastseg.track(fastseg.read_segments(str(path)))
+        side = (seg["src"] != conns["orig_h"][0]).any(axis=1) | (seg["sport"] != conns["orig_p"][0])
         a = seg["analysis"].astype(np.int64)
         for s, prefix in ((0, "orig"), (1, "resp")):
             mine = side == s

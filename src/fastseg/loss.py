@@ -18,7 +18,7 @@ from . import _loss
 from ._consts import ANALYSIS_FLAGS
 
 __all__ = ["ANALYSIS_FLAGS", "SEGMENT_LOSS_COLUMNS", "LOSS_COLUMNS", "LOSS_NULLS",
-           "analyze_segments", "segment_sides", "flag_names", "loss_report",
+           "analyze_segments", "LossAnalyzer", "endpoint_keys", "flag_names", "loss_report",
            "merge_loss_reports"]
 
 SEGMENT_LOSS_COLUMNS = ("analysis", "ack_rtt", "bytes_in_flight", "dup_ack_num")
@@ -37,20 +37,6 @@ LOSS_NULLS = {f"{side}_{n}": "nan" for side in ("orig", "resp")
 LOSS_NULLS["ttfb"] = "nan"
 
 
-def segment_sides(segments, connections) -> np.ndarray:
-    """1 where a segment was sent by its connection's responder, else 0."""
-    conn = np.asarray(segments["conn"], dtype=np.int64)
-    side = np.zeros(len(conn), dtype=np.uint8)
-    known = conn >= 0
-    if not known.any():
-        return side
-    c = conn[known]
-    same_h = (segments["src"][known] == connections["orig_h"][c]).all(axis=1)
-    same_p = segments["sport"][known] == connections["orig_p"][c]
-    side[known] = ~(same_h & same_p)
-    return side
-
-
 def _sack_bytes(segments) -> np.ndarray:
     n = len(segments)
     out = np.full(n, -1, dtype=np.int64)
@@ -67,39 +53,81 @@ def _sack_bytes(segments) -> np.ndarray:
     return out
 
 
+def endpoint_keys(addrs: np.ndarray, ports: np.ndarray) -> np.ndarray:
+    """A 64-bit key per (address row, port): tells a connection's two
+    endpoints apart."""
+    rows = np.ascontiguousarray(addrs, dtype=np.uint8).view(np.uint64).reshape(-1, 2)
+    k = rows[:, 0] * np.uint64(0x9E3779B97F4A7C15)
+    k ^= (rows[:, 1] + np.uint64(0x632BE59BD9B4E019)) * np.uint64(0xBF58476D1CE4E5B9)
+    k ^= np.asarray(ports, dtype=np.uint64) * np.uint64(0x94D049BB133111EB)
+    return k ^ (k >> np.uint64(31))
+
+
+class LossAnalyzer:
+    """Streaming loss analysis beside a ``fastseg.Tracker``: ``process``
+    each tracked batch (adds the per-segment columns), ``finish`` each
+    Connections table the tracker emits (adds ``LOSS_COLUMNS``).  Memory:
+    one state (about 9 kB) per connection in progress."""
+
+    def __init__(self):
+        self._engine = _loss.Engine()
+
+    @property
+    def live(self) -> int:
+        return self._engine.live
+
+    def memory_bytes(self) -> int:
+        return self._engine.memory_bytes()
+
+    def process(self, segments) -> None:
+        """Analyse one tracked batch (``segments["conn"]`` set), in capture order."""
+        n = len(segments)
+        analysis = np.empty(n, dtype=np.uint32)
+        ack_rtt = np.empty(n, dtype=np.float64)
+        bif = np.empty(n, dtype=np.int64)
+        dup = np.empty(n, dtype=np.uint32)
+        if n:
+            c = lambda name, dt: np.ascontiguousarray(segments[name], dtype=dt)  # noqa: E731
+            status = self._engine.process(
+                c("conn", np.int64), endpoint_keys(segments["src"], segments["sport"]),
+                c("ts_ns", np.int64), c("seq", np.uint32), c("ack", np.uint32),
+                c("flags", np.uint16), c("payload_len", np.uint32), c("window", np.uint16),
+                c("wscale", np.int16), _sack_bytes(segments), analysis, ack_rtt, bif, dup)
+            if status != 0:
+                raise MemoryError("loss analysis: out of memory")
+        segments["analysis"] = analysis
+        segments["ack_rtt"] = ack_rtt
+        segments["bytes_in_flight"] = bif
+        segments["dup_ack_num"] = dup
+
+    def finish(self, connections) -> Dict[str, np.ndarray]:
+        """The loss columns of finished ``connections`` (rows in their
+        order); frees their states."""
+        n = len(connections)
+        counts = np.zeros((n, 2, len(_COUNTS)), dtype=np.uint64)
+        seconds = np.full((n, 2, len(_SECONDS)), np.nan)
+        ttfb = np.full(n, np.nan)
+        if n:
+            self._engine.finish(np.ascontiguousarray(connections["_conn"], dtype=np.int64),
+                                endpoint_keys(connections["orig_h"], connections["orig_p"]),
+                                counts, seconds, ttfb)
+        out: Dict[str, np.ndarray] = {}
+        for s, side in enumerate(("orig", "resp")):
+            for k, name in enumerate(_COUNTS):
+                out[f"{side}_{name}"] = counts[:, s, k].astype(np.int64)
+            for k, name in enumerate(_SECONDS):
+                out[f"{side}_{name}"] = seconds[:, s, k].copy()
+        out["ttfb"] = ttfb
+        return {name: out[name] for name in LOSS_COLUMNS}
+
+
 def analyze_segments(segments, connections) -> Dict[str, np.ndarray]:
-    """Add the tcp.analysis columns to tracked ``segments`` (capture order)
-    and return the per-connection loss columns (``LOSS_COLUMNS``)."""
-    n = len(segments)
-    n_conns = len(connections)
-    c = lambda name, dt: np.ascontiguousarray(segments[name], dtype=dt)  # noqa: E731
-    analysis = np.empty(n, dtype=np.uint32)
-    ack_rtt = np.empty(n, dtype=np.float64)
-    bif = np.empty(n, dtype=np.int64)
-    dup = np.empty(n, dtype=np.uint32)
-    counts = np.zeros((n_conns, 2, len(_COUNTS)), dtype=np.uint64)
-    seconds = np.full((n_conns, 2, len(_SECONDS)), np.nan)
-    ttfb = np.full(n_conns, np.nan)
-    if n:
-        status = _loss.analyze(
-            c("conn", np.int64), segment_sides(segments, connections), c("ts_ns", np.int64),
-            c("seq", np.uint32), c("ack", np.uint32), c("flags", np.uint16),
-            c("payload_len", np.uint32), c("window", np.uint16), c("wscale", np.int16),
-            _sack_bytes(segments), n_conns, analysis, ack_rtt, bif, dup, counts, seconds, ttfb)
-        if status != 0:
-            raise MemoryError("loss analysis: out of memory")
-    segments["analysis"] = analysis
-    segments["ack_rtt"] = ack_rtt
-    segments["bytes_in_flight"] = bif
-    segments["dup_ack_num"] = dup
-    out: Dict[str, np.ndarray] = {}
-    for s, side in enumerate(("orig", "resp")):
-        for k, name in enumerate(_COUNTS):
-            out[f"{side}_{name}"] = counts[:, s, k].astype(np.int64)
-        for k, name in enumerate(_SECONDS):
-            out[f"{side}_{name}"] = seconds[:, s, k].copy()
-    out["ttfb"] = ttfb
-    return {name: out[name] for name in LOSS_COLUMNS}
+    """Add the tcp.analysis columns to tracked ``segments`` (capture order,
+    ``segments["conn"]`` from ``fastseg.track``) and return the
+    per-connection loss columns (``LOSS_COLUMNS``) of ``connections``."""
+    engine = LossAnalyzer()
+    engine.process(segments)
+    return engine.finish(connections)
 
 
 def flag_names(analysis) -> List[List[str]]:
