@@ -18,6 +18,11 @@ CONNECTION_COLUMNS = [
     "orig_wscale", "resp_wscale", "sack_ok", "ts_ok", "ecn_ok", "syn_count",
     "synack_count", "tfo_data", "closer", "close",
 ]
+# Then, when tracked with loss analysis (the default), fastseg.loss.LOSS_COLUMNS:
+# per side (orig_/resp_) retrans_pkts, retrans_bytes, fast_retrans,
+# spurious_retrans, out_of_order, lost_segments, dup_acks, zero_windows,
+# keepalives, rtt_samples, max_in_flight, first_flight_bytes,
+# first_flight_segs, zero_window_time, rtt_min, rtt_avg, rtt_max; and ttfb.
 
 # How "absent" is stored in each nullable column (null in pandas/Arrow):
 # NaN for the float seconds columns, -1 for integers, "" for text.
@@ -26,6 +31,9 @@ CONN_NULLS = {
     "synack_ack": "nan", "handshake_rtt": "nan",
     "orig_isn": -1, "resp_isn": -1, "orig_mss": -1, "resp_mss": -1,
     "orig_wscale": -1, "resp_wscale": -1, "closer": "", "close": "",
+    # loss columns (fastseg.loss.LOSS_COLUMNS): no RTT sample / no data both ways
+    **{f"{side}_rtt_{k}": "nan" for side in ("orig", "resp") for k in ("min", "avg", "max")},
+    "ttfb": "nan",
 }
 
 _ADDRESS_COLUMNS = ("orig_h", "resp_h")

@@ -18,7 +18,7 @@ from . import _loss
 from ._consts import ANALYSIS_FLAGS
 
 __all__ = ["ANALYSIS_FLAGS", "SEGMENT_LOSS_COLUMNS", "LOSS_COLUMNS", "LOSS_NULLS",
-           "analyze_segments", "LossAnalyzer", "endpoint_keys", "flag_names", "loss_report",
+           "analyze_segments", "LossAnalyzer", "with_loss_columns", "endpoint_keys", "flag_names", "loss_report",
            "merge_loss_reports"]
 
 SEGMENT_LOSS_COLUMNS = ("analysis", "ack_rtt", "bytes_in_flight", "dup_ack_num")
@@ -119,6 +119,14 @@ class LossAnalyzer:
                 out[f"{side}_{name}"] = seconds[:, s, k].copy()
         out["ttfb"] = ttfb
         return {name: out[name] for name in LOSS_COLUMNS}
+
+
+def with_loss_columns(connections, columns: Dict[str, np.ndarray]):
+    """``connections`` with the loss ``columns`` after its public columns."""
+    from .connections import Connections
+    cols = {k: connections[k] for k in connections.keys()}
+    hidden = {k: v for k, v in connections._cols.items() if k not in cols}
+    return Connections({**cols, **columns, **hidden})
 
 
 def analyze_segments(segments, connections) -> Dict[str, np.ndarray]:
