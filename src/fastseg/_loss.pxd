@@ -1,18 +1,20 @@
 # Loss, retransmission and stall analysis of one connection, segment by
 # segment, as Wireshark's tcp_analyze_sequence_number does it
-# (epan/dissectors/packet-tcp.c, 4.0): one fixed-size LossState per
-# connection holds both endpoints.  A tracker calls loss_init once per
-# connection, loss_segment for each of its segments in capture order and
-# loss_gather when the connection ends.
+# (epan/dissectors/packet-tcp.c, 4.0): one LossState per connection (about
+# 500 bytes, plus 24 per unacknowledged segment) holds both endpoints.  A
+# tracker calls loss_init once per connection, loss_segment for each of its segments in capture order,
+# loss_gather when the connection ends, then loss_free.
 from libc.stdint cimport int8_t, int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 cdef enum:
-    # Unacknowledged segments kept per endpoint (a window of 128 full-size
-    # segments covers most flights).  Wireshark keeps up to
-    # 10000 in a list; when this ring is full its two oldest entries are
-    # merged (bytes in flight stay exact, the RTT of an ACK that ends
-    # exactly at the merged boundary is lost).
-    LOSS_RING = 128
+    # Most unacknowledged segments kept per endpoint (Wireshark keeps up to
+    # 10000 in a list).  The ring starts inside the state (LOSS_INLINE
+    # entries) and moves to the heap, doubling on demand;
+    # when it is full its two oldest entries are merged (bytes in flight
+    # stay exact, the RTT of an ACK that ends exactly at the merged
+    # boundary is lost).
+    LOSS_RING = 512
+    LOSS_INLINE = 4            # entries held inside the state before the heap
 
 # Per-side counters written by loss_gather, in this order.
 cdef enum:  # LossCount
@@ -39,6 +41,12 @@ cdef enum:  # LossSeconds
     LS_RTT_MAX
     LS_N
 
+cdef struct Unacked:
+    uint32_t seq
+    uint32_t nextseq
+    int64_t ts
+    uint8_t data               # carries payload (its ACK is an RTT sample)
+
 cdef struct LossSide:
     # Wireshark's tcp_flow_t / tcp_analyze_seq_info for this endpoint's data
     uint32_t base_seq
@@ -53,14 +61,12 @@ cdef struct LossSide:
     int8_t win_scale           # -1 unknown, -2 not used, else the shift
     uint8_t base_seq_set
     uint8_t valid_bif
-    uint8_t n_unacked
-    uint8_t has_sack           # its last SACK option held a block
+    uint8_t has_sack           # its last segment carried a SACK block
     uint32_t sack_bytes        # bytes in the blocks Wireshark keeps of it
-    # unacknowledged segments, oldest first
-    uint32_t u_seq[LOSS_RING]
-    uint32_t u_nextseq[LOSS_RING]
-    int64_t u_ts[LOSS_RING]
-    uint8_t u_data[LOSS_RING]
+    uint16_t n_unacked
+    uint16_t ring_cap
+    Unacked* ring              # unacknowledged segments, oldest first: on the heap,
+    Unacked inline_ring[LOSS_INLINE]   # or here while ring is NULL
     # per-connection summary
     uint64_t count[LC_N]
     int64_t zero_window_ns
@@ -86,6 +92,7 @@ cdef struct LossOut:
     uint32_t dup_ack_num       # 0 unless a duplicate ACK
 
 cdef void loss_init(LossState* st) noexcept nogil
+cdef void loss_free(LossState* st) noexcept nogil
 cdef void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t seq, uint32_t ack,
                        uint16_t flags, uint32_t seglen, uint16_t raw_window,
                        int16_t wscale_opt, int64_t sack_bytes, LossOut* out) noexcept nogil

@@ -6,7 +6,7 @@
 from libc.math cimport NAN
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from fastseg._bytes cimport ld_be32
 
@@ -44,6 +44,7 @@ cdef void loss_init(LossState* st) noexcept nogil:
     st.syn_ts = -1
     for s in range(2):
         st.side[s].win_scale = -1
+        st.side[s].ring_cap = LOSS_INLINE
         st.side[s].window = 0xFFFFFFFF
         st.side[s].valid_bif = 1
         st.side[s].zero_window_since = -1
@@ -51,6 +52,20 @@ cdef void loss_init(LossState* st) noexcept nogil:
         st.side[s].first_flight_open = 1
         st.side[s].rtt_min = NAN
         st.side[s].rtt_max = NAN
+
+
+cdef inline Unacked* _ring(LossSide* side) noexcept nogil:
+    # a short flight lives inside the state; a longer one on the heap
+    return side.inline_ring if side.ring == NULL else side.ring
+
+
+cdef void loss_free(LossState* st) noexcept nogil:
+    cdef int s
+    for s in range(2):
+        free(st.side[s].ring)
+        st.side[s].ring = NULL
+        st.side[s].ring_cap = LOSS_INLINE
+        st.side[s].n_unacked = 0
 
 
 cdef inline void _set_window_scale(LossSide* fwd, LossSide* rev, uint16_t flags,
@@ -70,26 +85,38 @@ cdef inline void _set_window_scale(LossSide* fwd, LossSide* rev, uint16_t flags,
 cdef inline void _add_unacked(LossSide* fwd, uint32_t seq, uint32_t nextseq, int64_t ts,
                               uint8_t data) noexcept nogil:
     cdef int i, n = fwd.n_unacked
-    if n == LOSS_RING:
+    cdef int cap
+    cdef Unacked* grown
+    cdef Unacked* r
+    if n == fwd.ring_cap and fwd.ring_cap < LOSS_RING:
+        cap = 2 * fwd.ring_cap
+        if fwd.ring == NULL:
+            grown = <Unacked*>malloc(cap * sizeof(Unacked))
+            if grown != NULL:
+                memcpy(grown, fwd.inline_ring, n * sizeof(Unacked))
+        else:
+            grown = <Unacked*>realloc(fwd.ring, cap * sizeof(Unacked))
+        if grown != NULL:
+            fwd.ring = grown
+            fwd.ring_cap = <uint16_t>cap
+    r = _ring(fwd)
+    if n == fwd.ring_cap:
         # merge the two oldest: the union keeps bytes in flight exact and
         # the newer one's time answers an ACK of their common end
-        if lt_seq(fwd.u_seq[1], fwd.u_seq[0]):
-            fwd.u_seq[0] = fwd.u_seq[1]
-        if gt_seq(fwd.u_nextseq[1], fwd.u_nextseq[0]):
-            fwd.u_nextseq[0] = fwd.u_nextseq[1]
-        fwd.u_ts[0] = fwd.u_ts[1]
-        fwd.u_data[0] = fwd.u_data[0] | fwd.u_data[1]
+        if lt_seq(r[1].seq, r[0].seq):
+            r[0].seq = r[1].seq
+        if gt_seq(r[1].nextseq, r[0].nextseq):
+            r[0].nextseq = r[1].nextseq
+        r[0].ts = r[1].ts
+        r[0].data = r[0].data | r[1].data
         for i in range(1, n - 1):
-            fwd.u_seq[i] = fwd.u_seq[i + 1]
-            fwd.u_nextseq[i] = fwd.u_nextseq[i + 1]
-            fwd.u_ts[i] = fwd.u_ts[i + 1]
-            fwd.u_data[i] = fwd.u_data[i + 1]
+            r[i] = r[i + 1]
         n -= 1
-    fwd.u_seq[n] = seq
-    fwd.u_nextseq[n] = nextseq
-    fwd.u_ts[n] = ts
-    fwd.u_data[n] = data
-    fwd.n_unacked = <uint8_t>(n + 1)
+    r[n].seq = seq
+    r[n].nextseq = nextseq
+    r[n].ts = ts
+    r[n].data = data
+    fwd.n_unacked = <uint16_t>(n + 1)
 
 
 cdef inline void _ack_unacked(LossSide* rev, uint32_t ack, int64_t ts, LossOut* out,
@@ -99,13 +126,14 @@ cdef inline void _ack_unacked(LossSide* rev, uint32_t ack, int64_t ts, LossOut* 
     cdef int i, k = 0, n = rev.n_unacked
     cdef bint matched = False
     cdef double rtt
+    cdef Unacked* r = _ring(rev)
     for i in range(n):
-        if ack == rev.u_nextseq[i]:
+        if ack == r[i].nextseq:
             if not matched:
                 matched = True
-                rtt = (ts - rev.u_ts[i]) * 1e-9
+                rtt = (ts - r[i].ts) * 1e-9
                 out.ack_rtt = rtt
-                if rev.u_data[i]:
+                if r[i].data:
                     # RTT statistics belong to the side whose data was acked
                     rev.count[LC_RTT_SAMPLES] += 1
                     rev.rtt_sum += rtt
@@ -114,29 +142,27 @@ cdef inline void _ack_unacked(LossSide* rev, uint32_t ack, int64_t ts, LossOut* 
                     if not (rtt <= rev.rtt_max):
                         rev.rtt_max = rtt
             continue
-        if gt_seq(ack, rev.u_seq[i]) and le_seq(ack, rev.u_nextseq[i]):
-            rev.u_seq[i] = ack
-        elif not gt_seq(rev.u_nextseq[i], ack):
+        if gt_seq(ack, r[i].seq) and le_seq(ack, r[i].nextseq):
+            r[i].seq = ack
+        elif not gt_seq(r[i].nextseq, ack):
             continue
         if k != i:
-            rev.u_seq[k] = rev.u_seq[i]
-            rev.u_nextseq[k] = rev.u_nextseq[i]
-            rev.u_ts[k] = rev.u_ts[i]
-            rev.u_data[k] = rev.u_data[i]
+            r[k] = r[i]
         k += 1
-    rev.n_unacked = <uint8_t>k
+    rev.n_unacked = <uint16_t>k
 
 
-cdef inline int64_t _bytes_in_flight(const LossSide* fwd, const LossSide* rev) noexcept nogil:
+cdef inline int64_t _bytes_in_flight(LossSide* fwd, const LossSide* rev) noexcept nogil:
     cdef uint32_t first_seq, last_seq, v, in_flight
     cdef int i
-    first_seq = fwd.u_seq[0] - fwd.base_seq
-    last_seq = fwd.u_nextseq[0] - fwd.base_seq
+    cdef Unacked* r = _ring(fwd)
+    first_seq = r[0].seq - fwd.base_seq
+    last_seq = r[0].nextseq - fwd.base_seq
     for i in range(1, fwd.n_unacked):
-        v = fwd.u_nextseq[i] - fwd.base_seq
+        v = r[i].nextseq - fwd.base_seq
         if v > last_seq:
             last_seq = v
-        v = fwd.u_seq[i] - fwd.base_seq
+        v = r[i].seq - fwd.base_seq
         if v < first_seq:
             first_seq = v
     in_flight = last_seq - first_seq
@@ -423,6 +449,11 @@ cdef class Engine:
         self.n_free = 0
 
     def __dealloc__(self):
+        cdef int32_t i
+        if self.slot_of != NULL:
+            for i in range(self.n_ids):
+                if self.slot_of[i] >= 0:
+                    loss_free(&self.states[self.slot_of[i]])
         free(self.states)
         free(self.first_key)
         free(self.slot_of)
@@ -555,6 +586,7 @@ cdef class Engine:
                     st.side[0] = st.side[1]
                     st.side[1] = tmp
                 loss_gather(st, &counts[i, 0, 0], &seconds[i, 0, 0], &ttfb[i])
+                loss_free(st)
                 self.slot_of[c] = -1
                 self.free_slots[self.n_free] = slot
                 self.n_free += 1

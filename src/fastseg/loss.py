@@ -67,7 +67,8 @@ class LossAnalyzer:
     """Streaming loss analysis beside a ``fastseg.Tracker``: ``process``
     each tracked batch (adds the per-segment columns), ``finish`` each
     Connections table the tracker emits (adds ``LOSS_COLUMNS``).  Memory:
-    one state (about 9 kB) per connection in progress."""
+    one state (about 500 bytes, plus 24 per unacknowledged segment) per
+    connection in progress."""
 
     def __init__(self):
         self._engine = _loss.Engine()

@@ -184,7 +184,8 @@ class Tracker:
     ``loss`` (default on: Wireshark's tcp.analysis per segment, the
     ``analysis``/``ack_rtt``/``bytes_in_flight``/``dup_ack_num`` columns,
     and the per-side loss columns of ``fastseg.loss.LOSS_COLUMNS`` per
-    connection; about 9 kB more per connection in progress).
+    connection; about 500 bytes more per connection in progress, plus 24
+    per unacknowledged segment).
 
     Checksums: ``"verify"`` keeps every bad-checksum segment out of the
     state machine; ``"ignore"`` trusts every segment; ``"auto"`` (default)
