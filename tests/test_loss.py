@@ -414,3 +414,68 @@ def test_unassigned_segments_and_empty_input():
     assert (per_conn["orig_retrans_pkts"] == 0).all()
     empty = seg[:0]
     assert loss.analyze_segments(empty, conns[:0])["ttfb"].shape == (0,)
+
+
+# -- report, command line -----------------------------------------------------
+
+def test_report_loss_section_from_the_captures(tshark):
+    files = [str(DATA / "loss" / f"loss_{n}_client.pcap") for n in ("loss", "zerowin", "keepalive")]
+    d = fastseg.analyze(files).to_dict()["loss"]
+    assert list(d) == loss.LOSS_REPORT_KEYS
+    theirs = [tshark_analysis(f) for f in files]
+    retrans = sum(1 for t in theirs for v in t.values() if "retransmission" in v[0])
+    packets = sum(len(t) for t in theirs)
+    assert d["retrans_pkts"] == retrans and d["packets"] == packets
+    assert d["retrans_rate"] == pytest.approx(retrans / packets)
+    assert d["connections_with_retransmissions"] >= 1
+    assert d["per_server"][0]["server"] == "10.88.0.2" and d["per_server"][0]["port"] == 5001
+    zw = d["zero_window"]
+    assert zw["connections"] == 1 and zw["by_resp"] == 1 and zw["by_orig"] == 0
+    assert zw["segments"] == sum(1 for v in theirs[1].values() if "zero_window" in v[0])
+    assert d["keepalive_only"] == 0          # the idle connection carried a line at the end
+    # relay delays 5, 1 and 1 ms each way
+    assert d["rtt"]["samples"] == 3 and 0.0019 < d["rtt"]["p50"] < 0.004
+    assert 0.0099 < d["rtt"]["max"] < 0.02
+    assert d["first_flight"]["orig"]["bytes"]["max"] == 14480
+
+
+def test_keepalive_only_connection_is_a_half_open_suspect(tmp_path):
+    body = [(1000 * k, "c", "A", 0, 1, 0, 64240) for k in range(1, 4)]
+    body = [x for k, x in enumerate(body) for x in (x, (x[0] + 1, "s", "A", 1, 1, 0, 65160))]
+    path = _write(tmp_path, HANDSHAKE + body)
+    d = fastseg.analyze(str(path)).to_dict()["loss"]
+    assert d["keepalive_only"] == 1
+
+
+def test_cli_segments_analysis_columns(tshark, tmp_path):
+    import json
+    import subprocess
+    import sys
+    path = DATA / "loss" / "loss_reorder_server.pcap"
+    out = subprocess.run([sys.executable, "-m", "fastseg", "segments", "--analysis", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    theirs = tshark_analysis(str(path))
+    assert all(set(r["analysis"]) == set(theirs[r["frame"]][0]) for r in rows)
+    assert any(r["analysis"] for r in rows)
+    assert all((r["ack_rtt"] is None) == math.isnan(theirs[r["frame"]][1]) for r in rows)
+    csv_out = tmp_path / "s.csv"
+    subprocess.run([sys.executable, "-m", "fastseg", "segments", "--analysis", str(path),
+                    "-o", str(csv_out)], check=True)
+    assert '"out_of_order' in csv_out.read_text() or ",out_of_order," in csv_out.read_text()
+    plain = subprocess.run([sys.executable, "-m", "fastseg", "segments", str(path)],
+                           capture_output=True, text=True, check=True).stdout
+    assert "analysis" not in json.loads(plain.splitlines()[0])
+
+
+def test_cli_conns_has_loss_columns(tmp_path):
+    import json
+    import subprocess
+    import sys
+    path = DATA / "loss" / "loss_zerowin_client.pcap"
+    out = subprocess.run([sys.executable, "-m", "fastseg", "conns", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    row = json.loads(out.splitlines()[0])
+    for name in loss.LOSS_COLUMNS:
+        assert name in row
+    assert row["resp_zero_windows"] > 0 and row["orig_rtt_min"] > 0

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from . import _consts
+from .loss import ANALYSIS_FLAGS, LOSS_COLUMNS, LOSS_REPORT_KEYS, loss_report
 from .segments import CaptureStats, Segments, format_addresses
 
 __all__ = ["analyze", "Report", "connections_of", "REPORT_KEYS"]
@@ -34,6 +35,7 @@ REPORT_KEYS = {
     "syn_flood": None,
     "tfo": ["syn_with_data", "cookie_requests"],
     "options": ["mss", "wscale", "sack", "timestamps", "ecn"],
+    "loss": LOSS_REPORT_KEYS,
 }
 
 MSL2 = 60.0                  # Linux TIME-WAIT length (TCP_TIMEWAIT_LEN)
@@ -131,6 +133,8 @@ _KEPT = {
     "synack_count": np.int32, "orig_pkts": np.int64, "resp_pkts": np.int64,
     "tfo_data": np.int32, "orig_mss": np.int32, "orig_wscale": np.int16,
     "sack_ok": np.bool_, "ts_ok": np.bool_, "ecn_ok": np.bool_,
+    "orig_bytes": np.int64, "resp_bytes": np.int64,
+    **{name: None for name in LOSS_COLUMNS},
 }
 
 
@@ -255,6 +259,7 @@ class _Analysis:
         self.last_ts = [_Grow(np.float64, -np.inf), _Grow(np.float64, -np.inf)]
         self.fin_ts = [_Grow(np.float64, np.inf), _Grow(np.float64, np.inf)]
         self.conn_parts: List = []
+        self.retrans_parts: List[np.ndarray] = []
 
     def add(self, seg: Segments) -> None:
         self.stats += seg.stats
@@ -281,6 +286,10 @@ class _Analysis:
             np.maximum.at(self.last_ts[s].a, conn[m], ts[m])
             f = m & ((flags & FIN) != 0)
             np.minimum.at(self.fin_ts[s].a, conn[f], ts[f])
+        if "analysis" in seg:
+            retrans = (seg["analysis"] & ANALYSIS_FLAGS["retransmission"]) != 0
+            if retrans.any():
+                self.retrans_parts.append(ts[retrans])
         syn = ((flags & SYN) != 0) & ((flags & ACK) == 0)
         if syn.any():
             self.syn_parts.append({
@@ -306,7 +315,9 @@ class _Analysis:
             conns = _ConnColumns.concat(self.conn_parts)
         self.conn_parts = []
         series = {"syn_ts": (np.concatenate([p["ts"] for p in self.syn_parts])
-                             if self.syn_parts else np.empty(0))}
+                             if self.syn_parts else np.empty(0)),
+                  "retrans_ts": (np.concatenate(self.retrans_parts)
+                                 if self.retrans_parts else np.empty(0))}
         return Report(self._build(conns, files), conns, series)
 
     # -- sections ---------------------------------------------------------
@@ -332,6 +343,7 @@ class _Analysis:
                 "TCP checksums are wrong almost everywhere and not in the offload pattern "
                 "(a rewritten or anonymised trace?): ignoring them", stacklevel=3)
         report.update(self._connections(conns, end))
+        report["loss"] = loss_report(conns)
         return report
 
     def _connections(self, conns, capture_end) -> dict:

@@ -19,7 +19,7 @@ from ._consts import ANALYSIS_FLAGS
 
 __all__ = ["ANALYSIS_FLAGS", "SEGMENT_LOSS_COLUMNS", "LOSS_COLUMNS", "LOSS_NULLS",
            "analyze_segments", "LossAnalyzer", "with_loss_columns", "endpoint_keys", "flag_names", "loss_report",
-           "merge_loss_reports"]
+           "LOSS_REPORT_KEYS"]
 
 SEGMENT_LOSS_COLUMNS = ("analysis", "ack_rtt", "bytes_in_flight", "dup_ack_num")
 
@@ -148,4 +148,110 @@ def flag_names(analysis) -> List[List[str]]:
     for name, mask in hits:
         for i in np.flatnonzero(mask).tolist():
             out[i].append(name)
+    return out
+
+
+# -- the report's loss section ------------------------------------------------
+
+LOSS_REPORT_KEYS = ["connections_with_retransmissions", "packets", "retrans_pkts",
+                    "retrans_bytes", "retrans_rate", "fast_retrans", "spurious_retrans",
+                    "out_of_order", "dup_acks", "lost_segments", "per_server",
+                    "zero_window", "keepalive_only", "rtt", "first_flight"]
+
+
+def _pcts(values: np.ndarray) -> dict:
+    v = values[np.isfinite(values)]
+    if len(v) == 0:
+        return {"samples": 0, "p50": None, "p90": None, "p99": None, "max": None}
+    p50, p90, p99 = np.percentile(v, [50, 90, 99])
+    return {"samples": int(len(v)), "p50": float(p50), "p90": float(p90),
+            "p99": float(p99), "max": float(v.max())}
+
+
+def _servers(conns, n):
+    from .segments import format_addresses
+    ver = np.asarray(conns["ip_version"]) if "ip_version" in conns else np.full(n, 6, np.uint8)
+    hosts = format_addresses(np.asarray(conns["resp_h"]), ver)
+    ports = np.asarray(conns["resp_p"]).astype(np.int64)
+    keys = np.char.add(np.char.add(hosts.astype("U45"), "|"), ports.astype("U5"))
+    uk, inv = np.unique(keys, return_inverse=True)
+    return uk, inv
+
+
+def loss_report(conns, top: int = 10) -> dict:
+    """The report's ``loss`` section from the connection columns
+    (``LOSS_COLUMNS`` plus resp_h/resp_p/orig_pkts/resp_pkts/orig_bytes/
+    resp_bytes).  Keys are ``LOSS_REPORT_KEYS``; lists are the worst
+    ``top`` servers first.  Rates are retransmitted segments per packet;
+    ``rtt`` is the path RTT of each connection (the sum of both sides'
+    fastest data ACK), overall and for the busiest servers;
+    ``keepalive_only`` counts connections that carried keep-alives and
+    no payload (half-open suspects)."""
+    n = 0 if conns is None else len(conns)
+    def col(name, dt=np.int64):
+        if n and name in conns:
+            return np.asarray(conns[name]).astype(dt)
+        return np.zeros(n, dt) if dt is not np.float64 else np.full(n, np.nan)
+    def both(name, dt=np.int64):
+        return col("orig_" + name, dt) + col("resp_" + name, dt)
+    retrans = both("retrans_pkts")
+    pkts = both("pkts")
+    out = {
+        "connections_with_retransmissions": int(np.count_nonzero(retrans)),
+        "packets": int(pkts.sum()),
+        "retrans_pkts": int(retrans.sum()),
+        "retrans_bytes": int(both("retrans_bytes").sum()),
+        "retrans_rate": float(retrans.sum() / pkts.sum()) if pkts.sum() else 0.0,
+        "fast_retrans": int(both("fast_retrans").sum()),
+        "spurious_retrans": int(both("spurious_retrans").sum()),
+        "out_of_order": int(both("out_of_order").sum()),
+        "dup_acks": int(both("dup_acks").sum()),
+        "lost_segments": int(both("lost_segments").sum()),
+    }
+    per_server, rtt_servers = [], []
+    # Path RTT per connection from where the capture was taken: the two
+    # sides' fastest data ACKs added up (at either end one of them is the
+    # local stack's own delay; in the middle each is half the path).
+    o_min, r_min = col("orig_rtt_min", np.float64), col("resp_rtt_min", np.float64)
+    rtt = np.where(np.isnan(o_min) & np.isnan(r_min), np.nan,
+                   np.nan_to_num(o_min) + np.nan_to_num(r_min))
+    if n:
+        uk, inv = _servers(conns, n)
+        s_pkts = np.bincount(inv, weights=pkts, minlength=len(uk))
+        s_re = np.bincount(inv, weights=retrans, minlength=len(uk))
+        s_conns = np.bincount(inv, minlength=len(uk))
+        rate = np.divide(s_re, s_pkts, out=np.zeros(len(uk)), where=s_pkts > 0)
+        for i in np.lexsort((-s_re, -rate))[:top]:
+            if s_re[i] == 0:
+                break
+            host, port = str(uk[i]).rsplit("|", 1)
+            per_server.append({"server": host, "port": int(port), "connections": int(s_conns[i]),
+                               "packets": int(s_pkts[i]), "retrans_pkts": int(s_re[i]),
+                               "retrans_rate": float(rate[i])})
+        for i in np.argsort(-s_conns, kind="stable")[:top]:
+            r = _pcts(rtt[inv == i])
+            if r["samples"]:
+                host, port = str(uk[i]).rsplit("|", 1)
+                rtt_servers.append({"server": host, "port": int(port), **r})
+    out["per_server"] = per_server
+    zw_o, zw_r = col("orig_zero_windows"), col("resp_zero_windows")
+    zt = col("orig_zero_window_time", np.float64) + col("resp_zero_window_time", np.float64)
+    stalled = (zw_o + zw_r) > 0
+    out["zero_window"] = {
+        "connections": int(np.count_nonzero(stalled)),
+        "by_orig": int(np.count_nonzero(zw_o)), "by_resp": int(np.count_nonzero(zw_r)),
+        "segments": int((zw_o + zw_r).sum()),
+        "time": float(np.nansum(zt[stalled])) if stalled.any() else 0.0,
+        "max_time": float(np.nanmax(zt[stalled])) if stalled.any() else 0.0,
+    }
+    keep = both("keepalives")
+    out["keepalive_only"] = int(np.count_nonzero((keep > 0) & (both("bytes") == 0)))
+    out["rtt"] = {**_pcts(rtt), "per_server": rtt_servers}
+    ff = {}
+    for side in ("orig", "resp"):
+        b = col(f"{side}_first_flight_bytes").astype(np.float64)
+        sg = col(f"{side}_first_flight_segs").astype(np.float64)
+        sent = b > 0
+        ff[side] = {"bytes": _pcts(b[sent]), "segments": _pcts(sg[sent])}
+    out["first_flight"] = ff
     return out

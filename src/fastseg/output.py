@@ -105,6 +105,9 @@ def text_columns(table) -> Dict[str, List]:
             values = [None if (v is None or (isinstance(v, float) and math.isnan(v))) else v
                       for v in values]
         out[name] = values
+    if "analysis" in out:
+        from .loss import flag_names
+        out["analysis"] = flag_names(table["analysis"])
     if "checksum_status" in out:
         from ._consts import CHECKSUM_STATUS_NAMES
         out["checksum_status"] = [CHECKSUM_STATUS_NAMES[v] for v in out["checksum_status"]]
@@ -150,6 +153,8 @@ class TableWriter:
             if self._csv is None:
                 self._csv = csv.writer(self.fh, lineterminator="\n")
                 self._csv.writerow(names)
+            if "analysis" in cols:   # tcp.analysis names, comma-separated as tshark prints
+                cols["analysis"] = [",".join(v) for v in cols["analysis"]]
             self._csv.writerows(["" if v is None else v for v in row]
                                 for row in zip(*(cols[c] for c in names)))
         self.rows += n

@@ -63,6 +63,7 @@ CSUM_UNFILLED_UNKNOWN = 2
 NULL_SENTINELS = {
     "ip_id": -1, "mss": -1, "wscale": -1, "tsval": -1, "tsecr": -1,
     "tfo_cookie_len": -1,
+    "bytes_in_flight": -1,      # loss analysis (fastseg.loss): not computed
 }
 
 _STATUS_CATEGORIES = list(_consts.CHECKSUM_STATUS_NAMES)
@@ -334,6 +335,9 @@ class Segments:
                 data[name] = pd.Categorical.from_codes(col.astype(np.int8), _STATUS_CATEGORIES)
             elif name in NULL_SENTINELS:
                 data[name] = pd.arrays.IntegerArray(col, col == NULL_SENTINELS[name])
+            elif name == "analysis":
+                from .loss import flag_names
+                data[name] = flag_names(col)
             else:
                 data[name] = col
         return pd.DataFrame(data, copy=False)
@@ -353,6 +357,11 @@ class Segments:
                     pa.array(col.astype(np.int8)), pa.array(_STATUS_CATEGORIES))
             elif name in NULL_SENTINELS:
                 arr = pa.array(col, mask=col == NULL_SENTINELS[name])
+            elif name == "analysis":
+                from .loss import flag_names
+                arr = pa.array(flag_names(col), type=pa.list_(pa.string()))
+            elif name == "ack_rtt":
+                arr = pa.array(col, from_pandas=True)      # NaN: no RTT -> null
             else:
                 arr = pa.array(col)
             arrays.append(arr)
