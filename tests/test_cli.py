@@ -11,6 +11,12 @@ import refs
 from fastseg import cli
 
 
+def _pcap(path, packets, linktype=1):
+    """Ethernet pcap, packet i at 1700000000 + i seconds."""
+    refs.write_capture(path, packets, [(1700000000 + i) * 10**9 for i in range(len(packets))],
+                       snaplen=65535, linktype=linktype)
+
+
 def _tcp_packet(src, dst, sport, dport, seq, ack, flags, payload=b""):
     segment = refs.tcp(sport, dport, seq, ack, flags, payload=payload)
     ip = refs.ipv4(bytes(src), bytes(dst), segment, ident=1, df=False)
@@ -30,8 +36,7 @@ def small_pcap(tmp_path):
         _tcp_packet(c, s, 40000, 80, 109, 502, 0x10),
     ]
     path = tmp_path / "small.pcap"
-    refs.write_capture(path, pkts, [(1700000000 + i) * 10**9 for i in range(len(pkts))],
-                       snaplen=65535)
+    _pcap(path, pkts)
     return path
 
 
@@ -368,3 +373,76 @@ def test_every_command_and_argument_has_help():
         assert p.description, name
         for action in p._actions:
             assert action.help, (name, action.dest)
+
+
+# -- JSON floats -----------------------------------------------------------------------
+def _floats(obj):
+    if isinstance(obj, float):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _floats(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _floats(v)
+
+
+def _decimals(x: float) -> int:
+    text = repr(x)
+    if "e-" in text:
+        mantissa, exp = text.split("e-")
+        return len(mantissa.partition(".")[2]) + int(exp)
+    return len(text.partition(".")[2])
+
+
+def test_json_floats_are_rounded_to_the_microsecond(data_dir):
+    import fastseg
+    path = data_dir / "lo_conv_ns.pcap"           # nanosecond timestamps
+    summary = json.loads(run("summary", path, "--json").stdout)
+    floats = list(_floats(summary))
+    assert len(floats) > 20 and max(map(_decimals, floats)) <= 6
+    conns = [json.loads(l) for l in run("conns", path).stdout.splitlines()]
+    assert max(_decimals(v) for row in conns for v in _floats(row)) <= 6
+    exact = fastseg.analyze(str(path), keep_connections=True).connections["ts"]
+    exact = exact / 1e9 if exact.dtype.kind in "iu" else exact
+    assert [row["ts"] for row in conns] == pytest.approx([float(t) for t in exact], abs=5.1e-7)
+
+
+def test_demo_says_why_its_capture_has_bad_checksums():
+    proc = run("demo", "--connections", "2000", "--json")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["checksums"]["bad"] > 0 and d["checksums"]["offload"] == []
+    [line] = proc.stderr.splitlines()
+    assert f"{d['checksums']['bad']} of its {d['capture']['packets']} packets" in line
+    assert "damaged copies with a wrong TCP checksum" in line
+    assert run("demo", "--connections", "200", "--quiet").stderr == ""
+
+
+def test_load_test_with_retransmitted_syns_is_summarised(tmp_path):
+    """60 connections to one port inside 0.2 s, each SYN sent three times,
+    all completed and closed: an ordinary load test, not a SYN flood (it
+    used to end in an IndexError in summary, conns and plot)."""
+    c, s = [127, 0, 0, 1], [127, 0, 0, 2]
+    pkts = []
+    for i in range(60):
+        port = 30000 + i
+        pkts += [_tcp_packet(c, s, port, 7000, 100, 0, 0x02)] * 3
+        pkts += [_tcp_packet(s, c, 7000, port, 500, 101, 0x12),
+                 _tcp_packet(c, s, port, 7000, 101, 501, 0x10),
+                 _tcp_packet(c, s, port, 7000, 101, 501, 0x11),
+                 _tcp_packet(s, c, 7000, port, 501, 102, 0x11),
+                 _tcp_packet(c, s, port, 7000, 102, 502, 0x10)]
+    path = tmp_path / "load.pcap"
+    with open(path, "wb") as fh:                 # all inside one second
+        fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i, pkt in enumerate(pkts):
+            fh.write(struct.pack("<IIII", 1700000000, i * 500, len(pkt), len(pkt)) + pkt)
+    proc = run("summary", path, "--json")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["handshakes"]["completed"] == 60 and d["handshakes"]["syn_retransmits"] == 120
+    assert d["syn_flood"] == []
+    assert run("conns", path).stdout.count("\n") == 60
+    pytest.importorskip("matplotlib")
+    assert run("plot", path, "-o", tmp_path / "load.png").returncode == 0

@@ -65,6 +65,16 @@ cpdef enum Absent:
     TFO_ABSENT = -1
     IP_ID_ABSENT = -1
 
+# Linux SYN cookies (include/net/tcp.h, net/ipv4/syncookies.c): an 8-bit
+# minute counter above a 24-bit hash, an index into a 4-entry MSS table
+# (COOKIE_MSS_V4 / COOKIE_MSS_V6 in _consts.pyx).
+cpdef enum SynCookie:
+    COOKIEBITS = 24
+    COOKIEMASK = 0xFFFFFF
+    COUNTMASK = 0xFF            # (u32)-1 >> COOKIEBITS
+    MAX_SYNCOOKIE_AGE = 2
+    N_COOKIE_MSS = 4
+
 # Zeek's endpoint states (TCP_Endpoint.h), in Zeek's order.
 cpdef enum ZeekState:
     Z_INACTIVE = 0

@@ -56,6 +56,13 @@ class Absent(IntEnum):
     TFO_ABSENT = -1
     IP_ID_ABSENT = -1
 
+class SynCookie(IntEnum):
+    COOKIEBITS = 24
+    COOKIEMASK = 16777215
+    COUNTMASK = 255
+    MAX_SYNCOOKIE_AGE = 2
+    N_COOKIE_MSS = 4
+
 class ZeekState(IntEnum):
     Z_INACTIVE = 0
     Z_SYN_SENT = 1
@@ -126,6 +133,11 @@ WSCALE_ABSENT: int
 TS_ABSENT: int
 TFO_ABSENT: int
 IP_ID_ABSENT: int
+COOKIEBITS: int
+COOKIEMASK: int
+COUNTMASK: int
+MAX_SYNCOOKIE_AGE: int
+N_COOKIE_MSS: int
 Z_INACTIVE: int
 Z_SYN_SENT: int
 Z_SYN_ACK_SENT: int

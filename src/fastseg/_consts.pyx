@@ -1,7 +1,8 @@
 """Python view of the constants declared in _consts.pxd."""
 
 # Every enum member is also a plain int at module level (fastseg._consts.SYN).
-for _enum in (TcpFlag, Outcome, ChecksumStatus, LinkType, Absent, ZeekState, AnalysisFlag):
+for _enum in (TcpFlag, Outcome, ChecksumStatus, LinkType, Absent, SynCookie, ZeekState,
+              AnalysisFlag):
     globals().update({_k: int(_v) for _k, _v in _enum.__members__.items()})
 del _enum
 

@@ -40,6 +40,8 @@ REPORT_KEYS = {
 
 MSL2 = 60.0                  # Linux TIME-WAIT length (TCP_TIMEWAIT_LEN)
 EPHEMERAL_RANGE = 28232      # Linux default ip_local_port_range 32768-60999
+PORT_PRESSURE_MIN = 0.01     # share of the range in one window that is worth a row
+PORT_PRESSURE_ROWS = 10
 SYN = _consts.SYN
 ACK = _consts.ACK
 FIN = _consts.FIN
@@ -99,6 +101,17 @@ def _addr_rows(col, version=None) -> np.ndarray:
         return np.ascontiguousarray(col, dtype=np.uint8)
     from .segments import parse_addresses
     return parse_addresses(col.tolist())
+
+
+def _round_floats(obj, digits: int):
+    """A copy of a JSON-able structure with every float rounded."""
+    if isinstance(obj, float):
+        return round(obj, digits)
+    if isinstance(obj, dict):
+        return {k: _round_floats(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_round_floats(v, digits) for v in obj]
+    return obj
 
 
 def _peak_concurrency(group: np.ndarray, start: np.ndarray, end: np.ndarray):
@@ -220,6 +233,13 @@ class Report:
     def to_dict(self) -> dict:
         import copy
         return copy.deepcopy(self._data)
+
+    def to_json(self, indent: Optional[int] = 2) -> str:
+        """``to_dict()`` as JSON text, floats rounded to the microsecond (6
+        decimals): captures time packets in microseconds or nanoseconds, and
+        more digits are float noise."""
+        import json
+        return json.dumps(_round_floats(self._data, 6), indent=indent)
 
     def __getitem__(self, key):
         return self._data[key]
@@ -480,7 +500,9 @@ class _Analysis:
         peak_client = self._peak_table(tw_orig, orig_h, None, ver, tw_end, "client")
 
         # ephemeral-port pressure: distinct client ports toward one server
-        # address:port within one 2*MSL window (rows keyed by 64-bit hashes)
+        # address:port within one 2*MSL window (rows keyed by 64-bit hashes).
+        # Kept: the busiest rows using at least PORT_PRESSURE_MIN of the range,
+        # else only the busiest one, so that its maximum is still known.
         pressure = []
         win = np.floor(ts / MSL2).astype(np.int64)
         dest = _mix64(_mix64(_row_hash(orig_h) ^ _row_hash(resp_h) * np.uint64(3))
@@ -489,7 +511,9 @@ class _Analysis:
         pair = _mix64(key ^ (orig_p.astype(np.uint64) << np.uint64(1)))
         _, first_pair = np.unique(pair, return_index=True)
         uk, first_key, cnt = np.unique(key[first_pair], return_index=True, return_counts=True)
-        for i in np.argsort(-cnt, kind="stable")[:5]:
+        busiest = np.lexsort((first_pair[first_key], -cnt))   # ties: first seen first
+        busy = int(np.count_nonzero(cnt >= PORT_PRESSURE_MIN * EPHEMERAL_RANGE))
+        for i in busiest[:max(1, min(busy, PORT_PRESSURE_ROWS))]:
             r = first_pair[first_key[i]]
             v = np.array([ver[r]])
             pressure.append({

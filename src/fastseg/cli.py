@@ -78,7 +78,7 @@ def _cmd_summary(args) -> int:
                      max_connections=args.max_connections, progress=_progress_enabled(args))
     _say_not_decoded(report["capture"])
     if args.json:
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2, sort_keys=False) + "\n")
+        sys.stdout.write(report.to_json() + "\n")
     else:
         sys.stdout.write(report.render())
     return 0
@@ -201,7 +201,7 @@ def _cmd_demo(args) -> int:
                              f"{result.packets} packets; {synth.demo_note(result)}\n")
         report = analyze(path, progress=_progress_enabled(args))
         if args.json:
-            sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+            sys.stdout.write(report.to_json() + "\n")
         else:
             sys.stdout.write(report.render())
     return 0
@@ -213,6 +213,41 @@ def _cmd_plot(args) -> int:
     _check_input(args.file)
     _check_output(args.output)
     plot_capture(args.file, args.output)
+    return 0
+
+
+def _cmd_whatif(args) -> int:
+    from . import whatif
+
+    _check_input(args.file)
+    for out in (args.syns, args.plot):
+        _check_output(out)
+
+    def ints(text, name):
+        try:
+            return [int(v) for v in text.split(",") if v != ""]
+        except ValueError:
+            raise _Fail(f"--{name}: comma-separated integers, not {text!r}") from None
+
+    backlogs, cookies = ints(args.backlog, "backlog"), ints(args.syncookies, "syncookies")
+    settings = dict(somaxconn=args.somaxconn, synack_retries=args.synack_retries,
+                    max_syn_backlog=args.max_syn_backlog, abort_on_overflow=args.abort_on_overflow,
+                    accept=args.accept, server=args.server, give_up=args.give_up, until=args.until)
+    if args.fit:
+        found = whatif.fit(args.file, syncookies=cookies if args.syncookies != "0,1,2" else (0, 1),
+                           **{k: v for k, v in settings.items() if k != "server"},
+                           server=args.server)
+        sys.stdout.write(json.dumps(found, indent=2) + "\n" if args.json else whatif.render_fit(found))
+        return 0
+    result = whatif.listen_queue(args.file, backlog=backlogs, syncookies=cookies, **settings)
+    if args.syns:
+        whatif.write_syns(result, args.syns)
+    if args.plot:
+        whatif.plot(result, args.plot, server=args.server)
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(whatif.render(result))
     return 0
 
 
@@ -331,6 +366,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUT.png", help="image to write")
     common(p)
     p.set_defaults(func=_cmd_plot)
+
+    p = command("whatif", "replay a capture's SYNs against a Linux listening socket: which "
+                          "legitimate clients SYN cookies or another backlog would have served")
+    p.add_argument("file", metavar="FILE", help="capture file; - reads standard input")
+    p.add_argument("--server", metavar="ADDR:PORT", help="the listener (default: every listener)")
+    p.add_argument("--backlog", default="128,511,4096",
+                   help="listen() backlog(s), comma-separated (default 128,511,4096)")
+    p.add_argument("--syncookies", default="0,1,2",
+                   help="net.ipv4.tcp_syncookies value(s), comma-separated (default 0,1,2)")
+    p.add_argument("--synack-retries", type=int, default=5,
+                   help="net.ipv4.tcp_synack_retries (default 5)")
+    p.add_argument("--somaxconn", type=int, default=4096, help="net.core.somaxconn (default 4096)")
+    p.add_argument("--max-syn-backlog", type=int, default=None,
+                   help="net.ipv4.tcp_max_syn_backlog (default 4096; matters with syncookies 0)")
+    p.add_argument("--abort-on-overflow", action="store_true",
+                   help="net.ipv4.tcp_abort_on_overflow=1: RST a final ACK the accept queue "
+                        "cannot take")
+    p.add_argument("--accept", default="instant",
+                   help="how the application accepts: instant, never, or accepts per second")
+    p.add_argument("--give-up", type=float, default=None,
+                   help="seconds after its first SYN when a client stops retrying")
+    p.add_argument("--until", default=None, type=lambda v: v if v == "end" else float(v),
+                   help="stop the replay at this second after the first packet, or at the "
+                        "capture's 'end' (to compare with counters read then)")
+    p.add_argument("--fit", action="store_true",
+                   help="estimate the backlog and syncookies from the SYNs the server answered")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON")
+    p.add_argument("--syns", metavar="OUT.jsonl", help="write every SYN's fate per scenario")
+    p.add_argument("--plot", metavar="OUT.png",
+                   help="write queue occupancy and legitimate completions over time")
+    common(p)
+    p.set_defaults(func=_cmd_whatif)
 
     try:
         from . import cookie_cli

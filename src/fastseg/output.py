@@ -14,6 +14,8 @@ import sys
 import tempfile
 from typing import Dict, Iterator, List, Optional
 
+import numpy as np
+
 from .segments import format_addresses
 
 __all__ = ["atomic_output", "TableWriter", "text_columns", "output_format",
@@ -89,7 +91,8 @@ def atomic_output(path: Optional[str], binary: bool = False) -> Iterator:
 
 def text_columns(table) -> Dict[str, List]:
     """Columns of a Segments/Connections table as Python lists ready for text
-    output: addresses as strings, absent values as None."""
+    output: addresses as strings, absent values as None, floats rounded to
+    6 decimals (the microsecond, for the columns in seconds)."""
     names = table.columns
     out: Dict[str, List] = {}
     for name in names:
@@ -97,7 +100,8 @@ def text_columns(table) -> Dict[str, List]:
         if col.ndim == 2 and col.shape[1] == 16:
             out[name] = list(format_addresses(col, table["ip_version"]))
             continue
-        values = col.tolist()
+        # floats (seconds) to the microsecond: more digits are float noise
+        values = (np.round(col, 6) if col.dtype.kind == "f" else col).tolist()
         mask = table.null_mask(name) if hasattr(table, "null_mask") else None
         if mask is not None and mask.any():
             values = [None if m else v for v, m in zip(values, mask.tolist())]

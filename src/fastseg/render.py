@@ -1,13 +1,20 @@
 """Text rendering of a Report for people (plain aligned tables, no colours)."""
 from __future__ import annotations
 
+import time
 from typing import List, Optional, Sequence
+
+from .analyze import MSL2, PORT_PRESSURE_MIN
 
 
 def _ms(v: Optional[float]) -> str:
     if v is None:
         return "-"
     return f"{v * 1e3:.3f} ms" if v < 1 else f"{v:.3f} s"
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
 
 
 def _table(title: str, header: Sequence[str], rows: List[Sequence], out: List[str]) -> None:
@@ -98,11 +105,20 @@ def render_report(d: dict) -> str:
     if tw["peak_per_client"]:
         _table("Peak concurrent TIME-WAIT per client", ["client", "peak"],
                [(p["client"], p["peak"]) for p in tw["peak_per_client"][:5]], out)
-    if t["port_pressure"]:
-        _table("Ephemeral ports used per client -> server in 60 s",
-               ["client", "server", "port", "ports", "of range"],
-               [(p["client"], p["server"], p["port"], p["ports"],
-                 f"{100 * p['fraction_of_range']:.2f}%") for p in t["port_pressure"]], out)
+    pressure = t["port_pressure"]
+    if pressure and pressure[0]["fraction_of_range"] >= PORT_PRESSURE_MIN:
+        rows = [p for p in pressure if p["fraction_of_range"] >= PORT_PRESSURE_MIN]
+        _table(f"Ephemeral ports used per client -> server in one {MSL2:g} s window "
+               f"(rows using {100 * PORT_PRESSURE_MIN:g}% of the range or more)",
+               ["client", "server", "port", "window start (UTC)", "ports", "of range"],
+               [(p["client"], p["server"], p["port"], _utc(p["window_start"]), p["ports"],
+                 f"{100 * p['fraction_of_range']:.2f}%") for p in rows], out)
+    elif pressure:
+        p = pressure[0]
+        out.append(f"Ephemeral ports: at most {p['ports']} per client -> server in one "
+                   f"{MSL2:g} s window ({p['client']} -> {p['server']}:{p['port']}, "
+                   f"{100 * p['fraction_of_range']:.2f}% of the range)")
+        out.append("")
 
     fl = d["syn_flood"]
     if fl:

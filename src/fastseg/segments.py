@@ -61,8 +61,8 @@ CSUM_UNFILLED_UNKNOWN = 2
 # The value that stands for "absent" in each nullable column; null in pandas,
 # Arrow, JSON and CSV output.
 NULL_SENTINELS = {
-    "ip_id": -1, "mss": -1, "wscale": -1, "tsval": -1, "tsecr": -1,
-    "tfo_cookie_len": -1,
+    "ip_id": _consts.IP_ID_ABSENT, "mss": _consts.MSS_ABSENT, "wscale": _consts.WSCALE_ABSENT,
+    "tsval": _consts.TS_ABSENT, "tsecr": _consts.TS_ABSENT, "tfo_cookie_len": _consts.TFO_ABSENT,
     "bytes_in_flight": -1,      # loss analysis (fastseg.loss): not computed
 }
 
@@ -326,11 +326,12 @@ class Segments:
         checksum statuses as a categorical.  Numeric columns are not copied."""
         import pandas as pd
 
+        text = pd.Series(["x"]).dtype       # as for a full table when empty too
         data = {}
         for name in self.columns:
             col = self._cols[name]
             if name in _ADDRESS_COLUMNS:
-                data[name] = format_addresses(col, self._cols["ip_version"])
+                data[name] = pd.Series(format_addresses(col, self._cols["ip_version"]), dtype=text)
             elif name in ("checksum_status", "ip_checksum_status"):
                 data[name] = pd.Categorical.from_codes(col.astype(np.int8), _STATUS_CATEGORIES)
             elif name in NULL_SENTINELS:

@@ -471,13 +471,18 @@ def _k_tfo(sc, p):
     sc.state[:] = _ST["SF"]
 
 
-def _k_retransmit(sc, p):
+def _request(sc, p):
+    """Handshake and a one-segment request; returns when the response starts,
+    its segment size (full segments) and the time one takes on the wire."""
     t = _handshake(sc, p)
     t = sc.send(C, PSH | ACK, t + p.cli_proc, plen=np.minimum(p.req, p.eff_mss))
-    # Three full segments; the second is lost after the tap.
     seg = p.eff_mss
-    gap = (seg * p.ns_per_byte).astype(np.int64) + _US
-    t_r = t + p.srv_rtt + p.think
+    return t + p.srv_rtt + p.think, seg, (seg * p.ns_per_byte).astype(np.int64) + _US
+
+
+def _k_retransmit(sc, p):
+    # Three full segments; the second is lost after the tap.
+    t_r, seg, gap = _request(sc, p)
     s0 = sc.send(S, ACK, t_r, plen=seg)
     # Early in a connection Linux acknowledges every segment (quick-ACK mode).
     sc.send(C, ACK, s0 + gap + p.cli_rtt + p.cli_proc)
@@ -499,11 +504,7 @@ def _k_retransmit(sc, p):
 
 
 def _k_reorder(sc, p):
-    t = _handshake(sc, p)
-    t = sc.send(C, PSH | ACK, t + p.cli_proc, plen=np.minimum(p.req, p.eff_mss))
-    seg = p.eff_mss
-    gap = (seg * p.ns_per_byte).astype(np.int64) + _US
-    t_r = t + p.srv_rtt + p.think
+    t_r, seg, gap = _request(sc, p)
     # Sent in order, but a path with several links delivers the second to the tap
     # before the first: the capture shows them swapped.
     sc.send(S, ACK, t_r + gap + 50 * _US, plen=seg)

@@ -100,26 +100,35 @@ def open_output(path: str):
     return open(path, "wb")
 
 
-def capture_bytes(frames: Sequence[bytes], ts_ns: Optional[Sequence[int]] = None, *,
+def capture_bytes(frames, ts_ns: Optional[Sequence[int]] = None, *,
                   linktype: int = _consts.LINKTYPE_ETHERNET, format: str = "pcap",
                   nanosecond: bool = False, snaplen: int = 262144,
-                  wirelen: Optional[Sequence[int]] = None) -> bytes:
-    """A whole capture file holding ``frames`` (link-layer bytes) in order.
+                  wirelen=None) -> bytes:
+    """A whole capture file holding ``frames`` in order: a sequence of
+    link-layer ``bytes``, or an (n, L) uint8 array of n frames of L bytes.
 
     ``ts_ns``: nanosecond timestamps (default: frame i at i microseconds);
     ``wirelen``: original lengths when they differ from the frames' lengths."""
     n = len(frames)
-    lens = np.fromiter((len(f) for f in frames), np.int64, n)
     ts = (np.arange(n, dtype=np.int64) * _US if ts_ns is None
-          else np.asarray(ts_ns, np.int64).reshape(n))
-    pattern = np.frombuffer(b"".join(bytes(f) for f in frames) or b"\0", np.uint8)
-    pay_off = np.zeros(n, np.int64)
-    if n:
-        pay_off[1:] = np.cumsum(lens[:-1])
-    # Every byte comes from the pattern; ``head`` is one unused column.
-    head = np.zeros((n, 1), np.uint8)
-    hlen = np.zeros(n, np.int32)
-    orig = None if wirelen is None else np.asarray(wirelen, np.int64).reshape(n)
+          else np.broadcast_to(np.asarray(ts_ns, np.int64), (n,)))
+    orig = None if wirelen is None else np.broadcast_to(np.asarray(wirelen, np.int64), (n,))
+    if isinstance(frames, np.ndarray) and frames.ndim == 2:
+        # Equal-length frames: each row is a whole "header", no payload.
+        head = np.ascontiguousarray(frames, np.uint8)
+        hlen = np.full(n, head.shape[1], np.int32)
+        lens = np.zeros(n, np.int64)
+        pattern = np.zeros(1, np.uint8)
+        pay_off = np.zeros(n, np.int64)
+    else:
+        lens = np.fromiter((len(f) for f in frames), np.int64, n)
+        pattern = np.frombuffer(b"".join(bytes(f) for f in frames) or b"\0", np.uint8)
+        pay_off = np.zeros(n, np.int64)
+        if n:
+            pay_off[1:] = np.cumsum(lens[:-1])
+        # Every byte comes from the pattern; ``head`` is one unused column.
+        head = np.zeros((n, 1), np.uint8)
+        hlen = np.zeros(n, np.int32)
     body = records(format, nanosecond, snaplen, head, hlen, lens, pattern, pay_off, ts,
                    orig) if n else b""
     return file_header(format, nanosecond, snaplen, linktype) + bytes(body)
