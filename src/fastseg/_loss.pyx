@@ -56,7 +56,9 @@ cdef void loss_init(LossState* st) noexcept nogil:
 
 cdef inline Unacked* _ring(LossSide* side) noexcept nogil:
     # a short flight lives inside the state; a longer one on the heap
-    return side.inline_ring if side.ring == NULL else side.ring
+    if side.ring == NULL:
+        return &side.inline_ring[0]
+    return side.ring
 
 
 cdef void loss_free(LossState* st) noexcept nogil:

@@ -143,6 +143,10 @@ def render_report(d: dict) -> str:
     return "\n".join(out)
 
 
+def _pct(rate: float) -> str:
+    return f"{100 * rate:.3g}%"
+
+
 def _ms(x) -> str:
     return "-" if x is None else f"{x * 1e3:.2f}"
 
@@ -151,7 +155,8 @@ def _render_loss(lo: dict, out: List[str]) -> None:
     zw = lo["zero_window"]
     pairs = [("connections with retransmissions", lo["connections_with_retransmissions"]),
              ("retransmitted segments", f"{lo['retrans_pkts']} of {lo['packets']} packets "
-                                        f"({100 * lo['retrans_rate']:.2f}%), {lo['retrans_bytes']} bytes"),
+                                        f"({_pct(lo['retrans_rate'])}), {lo['retrans_bytes']} bytes"
+                                        if lo["retrans_pkts"] else "none"),
              ("  fast / spurious", f"{lo['fast_retrans']} / {lo['spurious_retrans']}"),
              ("out of order", lo["out_of_order"]), ("duplicate ACKs", lo["dup_acks"]),
              ("lost before the capture point", lo["lost_segments"]),
@@ -164,7 +169,7 @@ def _render_loss(lo: dict, out: List[str]) -> None:
         _table("Retransmissions per server (worst first)",
                ["server", "port", "conns", "packets", "retrans", "rate"],
                [(r["server"], r["port"], r["connections"], r["packets"], r["retrans_pkts"],
-                 f"{100 * r['retrans_rate']:.2f}%") for r in lo["per_server"]], out)
+                 _pct(r["retrans_rate"])) for r in lo["per_server"]], out)
     r = lo["rtt"]
     rows = [("all", "", r["samples"], _ms(r["p50"]), _ms(r["p90"]), _ms(r["max"]))]
     rows += [(s["server"], s["port"], s["samples"], _ms(s["p50"]), _ms(s["p90"]), _ms(s["max"]))

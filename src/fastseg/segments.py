@@ -63,8 +63,9 @@ CSUM_UNFILLED_UNKNOWN = 2
 NULL_SENTINELS = {
     "ip_id": _consts.IP_ID_ABSENT, "mss": _consts.MSS_ABSENT, "wscale": _consts.WSCALE_ABSENT,
     "tsval": _consts.TS_ABSENT, "tsecr": _consts.TS_ABSENT, "tfo_cookie_len": _consts.TFO_ABSENT,
-    "bytes_in_flight": -1,      # loss analysis (fastseg.loss): not computed
 }
+# The same for the loss-analysis columns a tracked table may carry.
+_NULLS = {**NULL_SENTINELS, "bytes_in_flight": -1}
 
 _STATUS_CATEGORIES = list(_consts.CHECKSUM_STATUS_NAMES)
 _ADDRESS_COLUMNS = ("src", "dst")
@@ -275,9 +276,9 @@ class Segments:
 
     def null_mask(self, name: str) -> Optional[np.ndarray]:
         """True where the column holds its absent-value sentinel."""
-        if name not in NULL_SENTINELS:
+        if name not in _NULLS:
             return None
-        return self._cols[name] == NULL_SENTINELS[name]
+        return self._cols[name] == _NULLS[name]
 
     @staticmethod
     def concat(parts: List["Segments"], keep_bytes: bool = True) -> "Segments":
@@ -334,8 +335,8 @@ class Segments:
                 data[name] = pd.Series(format_addresses(col, self._cols["ip_version"]), dtype=text)
             elif name in ("checksum_status", "ip_checksum_status"):
                 data[name] = pd.Categorical.from_codes(col.astype(np.int8), _STATUS_CATEGORIES)
-            elif name in NULL_SENTINELS:
-                data[name] = pd.arrays.IntegerArray(col, col == NULL_SENTINELS[name])
+            elif name in _NULLS:
+                data[name] = pd.arrays.IntegerArray(col, col == _NULLS[name])
             elif name == "analysis":
                 from .loss import flag_names
                 data[name] = flag_names(col)
@@ -356,8 +357,8 @@ class Segments:
             elif name in ("checksum_status", "ip_checksum_status"):
                 arr = pa.DictionaryArray.from_arrays(
                     pa.array(col.astype(np.int8)), pa.array(_STATUS_CATEGORIES))
-            elif name in NULL_SENTINELS:
-                arr = pa.array(col, mask=col == NULL_SENTINELS[name])
+            elif name in _NULLS:
+                arr = pa.array(col, mask=col == _NULLS[name])
             elif name == "analysis":
                 from .loss import flag_names
                 arr = pa.array(flag_names(col), type=pa.list_(pa.string()))
