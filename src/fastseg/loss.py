@@ -112,12 +112,15 @@ class LossAnalyzer:
             self._engine.finish(np.ascontiguousarray(connections["_conn"], dtype=np.int64),
                                 endpoint_keys(connections["orig_h"], connections["orig_p"]),
                                 counts, seconds, ttfb)
+        # one transposing copy each, then every column is a contiguous row
+        counts_t = np.ascontiguousarray(counts.transpose(1, 2, 0), dtype=np.int64)
+        seconds_t = np.ascontiguousarray(seconds.transpose(1, 2, 0))
         out: Dict[str, np.ndarray] = {}
         for s, side in enumerate(("orig", "resp")):
             for k, name in enumerate(_COUNTS):
-                out[f"{side}_{name}"] = counts[:, s, k].astype(np.int64)
+                out[f"{side}_{name}"] = counts_t[s, k]
             for k, name in enumerate(_SECONDS):
-                out[f"{side}_{name}"] = seconds[:, s, k].copy()
+                out[f"{side}_{name}"] = seconds_t[s, k]
         out["ttfb"] = ttfb
         return {name: out[name] for name in LOSS_COLUMNS}
 
