@@ -180,6 +180,12 @@ cdef inline int64_t _bytes_in_flight(LossSide* fwd, const LossSide* rev) noexcep
 cdef void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t seq, uint32_t ack,
                        uint16_t flags, uint32_t seglen, uint16_t raw_window,
                        int16_t wscale_opt, int64_t sack_bytes, LossOut* out) noexcept nogil:
+    _segment(st, side, ts_ns, seq, ack, flags, seglen, raw_window, wscale_opt, sack_bytes, out)
+
+
+cdef inline void _segment(LossState* st, int side, int64_t ts_ns, uint32_t seq, uint32_t ack,
+                          uint16_t flags, uint32_t seglen, uint16_t raw_window,
+                          int16_t wscale_opt, int64_t sack_bytes, LossOut* out) noexcept nogil:
     # sack_bytes: see sack_block_bytes; -1 when the segment has no SACK block
     # (Wireshark's bytes in flight subtract the peer's latest SACK blocks;
     # a segment without them clears them)
@@ -549,7 +555,7 @@ cdef class Engine:
                     self.slot_of[c] = slot
                     loss_init(&self.states[slot])
                     self.first_key[slot] = src_key[i]
-                loss_segment(&self.states[slot], 0 if src_key[i] == self.first_key[slot] else 1,
+                _segment(&self.states[slot], 0 if src_key[i] == self.first_key[slot] else 1,
                              ts_ns[i], seq[i], ack[i], flags[i], payload_len[i], window[i],
                              wscale[i], sack_bytes[i], &out)
                 analysis[i] = out.analysis
