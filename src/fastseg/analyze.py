@@ -174,6 +174,8 @@ class _ConnColumns(dict):
     def compact(cls, conns) -> "_ConnColumns":
         out = cls()
         for name, dt in _KEPT.items():
+            if name not in conns:      # loss columns of a Tracker(loss=False)
+                continue
             col = np.asarray(conns[name])
             if col.dtype.kind == "U" and isinstance(dt, str):
                 out[name] = _ascii(col, int(dt[1:]))
@@ -183,7 +185,7 @@ class _ConnColumns(dict):
 
     @classmethod
     def concat(cls, parts) -> "_ConnColumns":
-        out = cls({k: np.concatenate([p[k] for p in parts]) for k in _KEPT})
+        out = cls({k: np.concatenate([p[k] for p in parts]) for k in _KEPT if k in parts[0]})
         order = np.argsort(out["_conn"], kind="stable")   # first-seen order, as track()
         return cls({k: v[order] for k, v in out.items()})
 
