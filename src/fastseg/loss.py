@@ -102,9 +102,10 @@ class LossAnalyzer:
         segments["dup_ack_num"] = dup
 
     def finish(self, connections) -> Dict[str, np.ndarray]:
-        """The loss columns of finished ``connections`` (rows in their
-        order); frees their states."""
-        n = len(connections)
+        """The loss columns of finished ``connections`` (a table or the
+        tracker's kernel columns: ``_conn``, ``orig_h``, ``orig_p``; rows in
+        their order); frees their states."""
+        n = len(connections["_conn"])
         counts = np.zeros((n, 2, len(_COUNTS)), dtype=np.uint64)
         seconds = np.full((n, 2, len(_SECONDS)), np.nan)
         ttfb = np.full(n, np.nan)
