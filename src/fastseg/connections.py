@@ -6,6 +6,7 @@ from typing import Dict, List
 import numpy as np
 
 from . import _format
+from .loss import LOSS_COLUMNS
 from .segments import format_addresses
 
 __all__ = ["Connections", "CONNECTION_COLUMNS", "CONNECTION_DTYPES", "CONN_NULLS"]
@@ -40,6 +41,8 @@ CONNECTION_DTYPES = {
     "sack_ok": np.bool_, "ts_ok": np.bool_, "ecn_ok": np.bool_,
     "syn_count": np.int64, "synack_count": np.int64, "tfo_data": np.int64,
     "closer": "U4", "close": "U3",
+    **{name: (np.float64 if name.endswith(("_time", "_min", "_avg", "_max")) or name == "ttfb"
+              else np.int64) for name in LOSS_COLUMNS},
     "_conn": np.int64, "ip_version": np.uint8, "flow_key": np.uint64, "ts_ns": np.int64,
 }
 

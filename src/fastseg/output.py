@@ -110,7 +110,7 @@ def text_columns(table) -> Dict[str, List]:
         out[name] = values
     if "analysis" in out:
         from .loss import flag_names
-        out["analysis"] = flag_names(table["analysis"])
+        out["analysis"] = [",".join(n) for n in flag_names(table["analysis"])]
     if "checksum_status" in out:
         from ._consts import CHECKSUM_STATUS_NAMES
         out["checksum_status"] = [CHECKSUM_STATUS_NAMES[v] for v in out["checksum_status"]]
@@ -121,16 +121,17 @@ def text_columns(table) -> Dict[str, List]:
 
 
 def _analysis_text(col: np.ndarray, json_list: bool) -> np.ndarray:
-    """The tcp.analysis names of each bitmask: a JSON list, or for CSV the
-    names comma-separated (quoted when there are several), as tshark prints."""
+    """The tcp.analysis names of each bitmask, comma-separated as tshark
+    prints them: a JSON string, or a CSV field (quoted when it has a comma)."""
     from .loss import flag_names
     uniq, inv = np.unique(col, return_inverse=True)
     texts = []
     for names in flag_names(uniq):
+        text = ",".join(names)
         if json_list:
-            texts.append(json.dumps(names, separators=(",", ":")))
+            texts.append(json.dumps(text))
         else:
-            texts.append(",".join(names) if len(names) < 2 else '"' + ",".join(names) + '"')
+            texts.append(text if len(names) < 2 else '"' + text + '"')
     return np.array([t.encode() for t in texts] or [b""], dtype="S")[inv.reshape(-1)]
 
 
