@@ -22,7 +22,7 @@ __all__ = ["analyze", "Report", "connections_of", "REPORT_KEYS"]
 
 REPORT_KEYS = {
     "capture": ["packets", "tcp", "non_tcp", "malformed", "malformed_by_reason",
-                "non_tcp_by_reason", "start", "end", "duration"],
+                "non_tcp_by_reason", "tcp_options", "start", "end", "duration"],
     "checksums": ["ok", "bad", "unverified", "ip_bad", "offload"],
     "connections": ["total", "by_state", "ipv4", "ipv6", "evicted"],
     "handshakes": ["completed", "refused", "unanswered", "syn_retransmits",

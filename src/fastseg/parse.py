@@ -21,7 +21,8 @@ def _segments(data: np.ndarray, offset, caplen, wirelen, ts_ns, linktype,
               first_frame: int) -> Segments:
     cols, outcome = _parse.parse_batch(data, offset, caplen, wirelen, ts_ns, linktype,
                                        int(first_frame))
-    stats = CaptureStats(np.bincount(outcome, minlength=_consts.N_OUTCOMES))
+    stats = CaptureStats(np.bincount(outcome, minlength=_consts.N_OUTCOMES),
+                         np.bincount(cols["opt_status"], minlength=len(_consts.OPT_STATUS_NAMES)))
     return Segments(cols, data, stats)
 
 

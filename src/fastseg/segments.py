@@ -24,7 +24,7 @@ SEGMENT_DTYPES: Dict[str, object] = {
     "dport": np.uint16,
     "seq": np.uint32,
     "ack": np.uint32,
-    "flags": np.uint16,            # FIN SYN RST PSH ACK URG ECE CWR NS = bits 0..8
+    "flags": np.uint16,            # FIN SYN RST PSH ACK URG ECE CWR NS = bits 0..8, reserved 9..11
     "hdr_len": np.uint8,           # TCP header bytes
     "payload_len": np.uint32,      # from the IP length, not the captured length
     "window": np.uint16,           # raw, unscaled
@@ -42,6 +42,11 @@ SEGMENT_DTYPES: Dict[str, object] = {
     "checksum_status": np.uint8,   # 0 ok, 1 bad, 2 unverified
     "ip_checksum_status": np.uint8,  # IPv4 header: 0 ok, 1 bad, 2 unverified, 3 n/a (IPv6)
     "fragment": np.bool_,          # first fragment of a fragmented IP packet
+    "opt_status": np.uint8,        # options: 0 ok, 1 cut by the snapshot length, 2 bad length
+    "opt_kinds": np.uint16,        # options decoded whole: OPT_* bits of fastseg._consts
+    "tunnel": np.uint8,            # outermost IP tunnel: TUN_* of fastseg._consts, 0 = none
+    "tunnel_id": np.uint64,        # direction-free hash of that tunnel's endpoints; 0 = none
+    "encap": np.uint32,            # every encapsulation crossed: ENC_* bits of fastseg._consts
     "flow_key": np.uint64,         # direction-free 4-tuple hash, stable everywhere
 }
 
@@ -118,19 +123,24 @@ class CaptureStats:
     """What became of every packet of a capture.
 
     ``packets == tcp + non_tcp + malformed`` always; ``by_outcome`` holds one
-    count per outcome code of ``fastseg._consts.Outcome``.
+    count per outcome code of ``fastseg._consts.Outcome``.  Segments whose
+    options the snapshot length cut or whose option lengths are bad are
+    ``tcp``, counted again in ``options`` (one count per ``OptStatus``).
     """
 
-    def __init__(self, counts=None):
+    def __init__(self, counts=None, options=None):
         self.counts = (np.zeros(_consts.N_OUTCOMES, dtype=np.int64) if counts is None
                        else np.asarray(counts, dtype=np.int64).copy())
+        self.options = (np.zeros(len(_consts.OPT_STATUS_NAMES), dtype=np.int64) if options is None
+                        else np.asarray(options, dtype=np.int64).copy())
 
     def __iadd__(self, other: "CaptureStats"):
         self.counts += other.counts
+        self.options += other.options
         return self
 
     def __add__(self, other: "CaptureStats") -> "CaptureStats":
-        return CaptureStats(self.counts + other.counts)
+        return CaptureStats(self.counts + other.counts, self.options + other.options)
 
     @property
     def packets(self) -> int:
@@ -166,6 +176,8 @@ class CaptureStats:
             "malformed": self.malformed,
             "non_tcp_by_reason": self.non_tcp_by_reason,
             "malformed_by_reason": self.malformed_by_reason,
+            "tcp_options": {"cut": int(self.options[_consts.OPTS_CUT]),
+                            "bad": int(self.options[_consts.OPTS_BAD])},
         }
 
     def __repr__(self):
