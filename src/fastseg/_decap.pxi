@@ -393,15 +393,29 @@ cdef int ip_tunnel(const uint8_t* pkt, uint32_t caplen, const uint8_t* ip, int i
     sport = ld_be16(pkt + l4)
     dport = ld_be16(pkt + l4 + 2)
     ulen = ld_be16(pkt + l4 + 4)
+    if ulen >= 8 and l4 + ulen < end:
+        c.wire_end = l4 + ulen
     if is_udp_tunnel_port(dport):
         port = dport
     elif is_udp_tunnel_port(sport):
         port = sport
+    elif teredo_like(pkt, caplen, l4 + 8, c.wire_end):
+        # Teredo relays use any port: Zeek finds them by content.
+        port = PORT_TEREDO
     else:
         return OUT_NOT_TCP
-    if ulen >= 8 and l4 + ulen < end:
-        c.wire_end = l4 + ulen
     return udp_tunnel(pkt, caplen, l4 + 8, port, c, ip, ip_version, l3, version)
+
+
+cdef inline bint teredo_like(const uint8_t* pkt, uint32_t caplen, uint32_t pos,
+                             uint32_t end) noexcept nogil:
+    """A UDP payload that is exactly one IPv6 packet, after an optional
+    origin indication: what Zeek's Teredo detection accepts on any port."""
+    if caplen >= pos + 8 and pkt[pos] == 0 and pkt[pos + 1] == 0:
+        pos += 8
+    if caplen < pos + 6 or (pkt[pos] >> 4) != 6:
+        return False
+    return pos + 40 + <uint32_t>ld_be16(pkt + pos + 4) == end
 
 
 cdef inline bint is_udp_tunnel_port(uint16_t port) noexcept nogil:
