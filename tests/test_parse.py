@@ -354,19 +354,25 @@ def test_tcp_option_kinds(options, expect):
         assert seg[name][0] == value, name
 
 
-@pytest.mark.parametrize("options,decoded", [
-    (b"\x02", 0),                     # kind without length byte at the end of the header
-    (b"\x02\x01\0\0", 0),             # length < 2
-    (b"\x02\x00\0\0", 0),             # length 0
-    (b"\x01\x01\x08\x0a\0\0\0\0", 0),  # TS length runs past the header
-    (pb.opt_mss(1400) + b"\x03\x09\0\0", O.OPT_MSS),   # decoded up to the bad one
+@pytest.mark.parametrize("options,mss", [
+    (b"\x02", -1),                     # kind without length byte at the end of the header
+    (b"\x02\x01\0\0", -1),             # length < 2
+    (b"\x02\x00\0\0", -1),             # length 0
+    (b"\x01\x01\x08\x0a\0\0\0\0", -1),  # TS length runs past the header
+    (pb.opt_mss(1400) + b"\x03\x09\0\0", 1400),   # decoded up to the bad one
 ])
-def test_bad_option_length_keeps_the_segment_and_flags_it(options, decoded):
+def test_bad_option_length_keeps_the_segment_and_flags_it(options, mss):
     seg = one(pb.ipv4(payload=pb.tcp(options=options)), linktype=101)
     assert seg.stats.tcp == 1 and seg.stats.malformed == 0
     assert seg["opt_status"][0] == O.OPTS_BAD
-    assert seg["opt_kinds"][0] == decoded
-    assert seg["mss"][0] == (1400 if decoded else -1)
+    assert seg["mss"][0] == mss
+
+
+def test_options_without_a_column_of_their_own_are_named():
+    opts = bytes([30, 4, 0, 0x81, 28, 4, 0x80, 0x3C, 99, 2, 19, 18]) + bytes(16)
+    seg = one(pb.ipv4(payload=pb.tcp(options=opts)), linktype=101)
+    assert seg["opt_status"][0] == O.OPTS_OK
+    assert seg["opt_other"][0] == O.OPT_MPTCP | O.OPT_UTO | O.OPT_UNKNOWN | O.OPT_MD5
 
 
 @pytest.mark.parametrize("pkt,code", [
@@ -384,11 +390,11 @@ def test_snaplen_cut_options_are_decoded_as_far_as_captured():
     pkt = pb.ether(pb.ipv4(payload=pb.tcp(options=opts, payload=b"x" * 100)))
     # Fixed header cut: not a segment.
     assert outcome_of(pkt[:14 + 20 + 19], 1, wirelen=len(pkt)) == O.OUT_TRUNCATED
-    for keep, mss, tsval, kinds in ((20, -1, -1, 0), (25, 1460, -1, O.OPT_MSS),
-                                    (34, 1460, 1, O.OPT_MSS), (36, 1460, 1, O.OPT_MSS | O.OPT_TS)):
+    for keep, mss, tsval, tsecr in ((20, -1, -1, -1), (25, 1460, -1, -1),
+                                    (34, 1460, 1, -1), (36, 1460, 1, 2)):
         seg = one(pkt[:14 + 20 + keep], wirelen=len(pkt))
         assert seg.stats.tcp == 1
-        assert (seg["mss"][0], seg["tsval"][0], seg["opt_kinds"][0]) == (mss, tsval, kinds)
+        assert (seg["mss"][0], seg["tsval"][0], seg["tsecr"][0]) == (mss, tsval, tsecr)
         assert seg["opt_status"][0] == (O.OPTS_OK if keep == 36 else O.OPTS_CUT)
         assert seg["hdr_len"][0] == 36 and seg["payload_len"][0] == 100
         assert seg["checksum_status"][0] == O.CSUM_UNVERIFIED

@@ -68,19 +68,14 @@ cpdef enum OptStatus:
     OPTS_CUT = 1                # the snapshot length cut the options: decoded as far as captured
     OPTS_BAD = 2                # an option length below 2, past the header, or wrong for its kind
 
-# Options decoded whole (bits of the `opt_kinds` column).
-cpdef enum OptKind:
-    OPT_MSS = 0x001
-    OPT_WSCALE = 0x002
-    OPT_SACK_PERM = 0x004
-    OPT_SACK = 0x008
-    OPT_TS = 0x010
-    OPT_TFO = 0x020
-    OPT_MPTCP = 0x040
-    OPT_MD5 = 0x080
-    OPT_AO = 0x100
-    OPT_UTO = 0x200
-    OPT_OTHER = 0x8000          # any other kind
+# Options decoded that have no column of their own (bits of `opt_other`);
+# MSS, window scale, SACK, timestamps and TFO show in their columns.
+cpdef enum OptOther:
+    OPT_MPTCP = 0x01
+    OPT_MD5 = 0x02
+    OPT_AO = 0x04
+    OPT_UTO = 0x08
+    OPT_UNKNOWN = 0x80          # any other kind (experimental, obsolete, unassigned)
 
 # Kind of the outermost IP-level tunnel a segment came through (`tunnel`);
 # Zeek's Tunnel::Type names.  Link-level carriers (VLAN, MPLS, PPPoE, ...)

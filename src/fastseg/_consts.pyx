@@ -1,7 +1,7 @@
 """Python view of the constants declared in _consts.pxd."""
 
 # Every enum member is also a plain int at module level (fastseg._consts.SYN).
-for _enum in (TcpFlag, Outcome, ChecksumStatus, LinkType, OptStatus, OptKind, TunnelKind,
+for _enum in (TcpFlag, Outcome, ChecksumStatus, LinkType, OptStatus, OptOther, TunnelKind,
               EncapBit):
     globals().update({_k: int(_v) for _k, _v in _enum.__members__.items()})
 del _enum
@@ -49,8 +49,7 @@ ENCAP_BITS = (
     (ENC_TEREDO, "teredo"), (ENC_GTPV1, "gtpv1"), (ENC_AYIYA, "ayiya"),
 )
 
-OPT_KIND_BITS = (
-    (OPT_MSS, "mss"), (OPT_WSCALE, "wscale"), (OPT_SACK_PERM, "sack_perm"), (OPT_SACK, "sack"),
-    (OPT_TS, "ts"), (OPT_TFO, "tfo"), (OPT_MPTCP, "mptcp"), (OPT_MD5, "md5"), (OPT_AO, "ao"),
-    (OPT_UTO, "uto"), (OPT_OTHER, "other"),
+OPT_OTHER_BITS = (
+    (OPT_MPTCP, "mptcp"), (OPT_MD5, "md5"), (OPT_AO, "ao"), (OPT_UTO, "uto"),
+    (OPT_UNKNOWN, "unknown"),
 )

@@ -23,7 +23,7 @@ cdef enum:
 
 
 cdef struct Carrier:
-    uint64_t tunnel_id       # 0 when not tunnelled
+    uint32_t tunnel_id       # 0 when not tunnelled
     uint32_t encap           # EncapBit of every layer crossed
     uint32_t wire_end        # bytes of the frame the current layer may claim (lengths of outer headers)
     uint8_t tunnel           # TunnelKind of the outermost IP tunnel
@@ -180,6 +180,7 @@ cdef void tunnel_note(Carrier* c, uint8_t kind, uint32_t bit, const uint8_t* ip,
     (or tenants) get different flow keys."""
     cdef uint8_t a[16]
     cdef uint8_t b[16]
+    cdef uint64_t h
     c.encap |= bit
     if c.tunnel != TUN_NONE:
         return
@@ -196,7 +197,8 @@ cdef void tunnel_note(Carrier* c, uint8_t kind, uint32_t bit, const uint8_t* ip,
     else:
         memcpy(a, ip + 8, 16)
         memcpy(b, ip + 24, 16)
-    c.tunnel_id = fs_flow_key(a, kind, b, kind) ^ (<uint64_t>vni * <uint64_t>0x9E3779B97F4A7C15)
+    h = fs_flow_key(a, kind, b, kind) ^ (<uint64_t>vni * <uint64_t>0xC2B2AE3D27D4EB4F)
+    c.tunnel_id = <uint32_t>(h ^ (h >> 32))
     if c.tunnel_id == 0:
         c.tunnel_id = 1
 

@@ -20,8 +20,7 @@ from fastseg._consts cimport (
     LINKTYPE_LOOP, LINKTYPE_LINUX_SLL, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2,
     LINKTYPE_PPP, LINKTYPE_PPP_HDLC, LINKTYPE_PPP_ETHER, LINKTYPE_C_HDLC, LINKTYPE_NFLOG,
     LINKTYPE_FDDI,
-    OPTS_OK, OPTS_CUT, OPTS_BAD, OPT_MSS, OPT_WSCALE, OPT_SACK_PERM, OPT_SACK, OPT_TS,
-    OPT_TFO, OPT_MPTCP, OPT_MD5, OPT_AO, OPT_UTO, OPT_OTHER,
+    OPTS_OK, OPTS_CUT, OPTS_BAD, OPT_MPTCP, OPT_MD5, OPT_AO, OPT_UTO, OPT_UNKNOWN,
     TUN_NONE, TUN_IP, TUN_GRE, TUN_VXLAN, TUN_GENEVE, TUN_TEREDO, TUN_GTPV1, TUN_AYIYA,
     ENC_VLAN, ENC_MPLS, ENC_PPPOE, ENC_FABRICPATH, ENC_PBB, ENC_LLC_SNAP, ENC_NFLOG, ENC_PPP,
     ENC_MPLS_PW, ENC_IPIP, ENC_GRE, ENC_TEB, ENC_ERSPAN, ENC_VXLAN, ENC_GENEVE, ENC_TEREDO,
@@ -70,7 +69,7 @@ cdef struct Row:
     uint8_t src[16]
     uint8_t dst[16]
     uint64_t flow_key
-    uint64_t tunnel_id
+    uint32_t tunnel_id
     uint32_t encap
     int64_t tsval
     int64_t tsecr
@@ -99,7 +98,7 @@ cdef struct Row:
     uint8_t ip_checksum_status
     uint8_t fragment
     uint8_t opt_status
-    uint16_t opt_kinds
+    uint8_t opt_other
     uint8_t tunnel
 
 
@@ -132,9 +131,9 @@ cdef struct Cols:
     uint8_t* ip_checksum_status
     uint8_t* fragment
     uint8_t* opt_status
-    uint16_t* opt_kinds
+    uint8_t* opt_other
     uint8_t* tunnel
-    uint64_t* tunnel_id
+    uint32_t* tunnel_id
     uint32_t* encap
     uint64_t* flow_key
     int64_t* l3_off
@@ -221,19 +220,7 @@ cdef inline int link_layer(const uint8_t* pkt, uint32_t caplen, uint16_t linktyp
     return other_link(pkt, caplen, linktype, c, l3, version)
 
 
-cdef inline uint16_t option_bit(uint8_t kind) noexcept nogil:
-    if kind == 2:
-        return OPT_MSS
-    if kind == 3:
-        return OPT_WSCALE
-    if kind == 4:
-        return OPT_SACK_PERM
-    if kind == 5:
-        return OPT_SACK
-    if kind == 8:
-        return OPT_TS
-    if kind == 34:
-        return OPT_TFO
+cdef uint8_t other_option_bit(uint8_t kind) noexcept nogil:
     if kind == 30:
         return OPT_MPTCP
     if kind == 19:
@@ -242,7 +229,7 @@ cdef inline uint16_t option_bit(uint8_t kind) noexcept nogil:
         return OPT_AO
     if kind == 28:
         return OPT_UTO
-    return OPT_OTHER
+    return OPT_UNKNOWN
 
 
 cdef inline void tcp_options(const uint8_t* tcp, uint32_t hdr_len, uint32_t avail,
@@ -252,9 +239,8 @@ cdef inline void tcp_options(const uint8_t* tcp, uint32_t hdr_len, uint32_t avai
     whether the capture cut them (OPTS_CUT) or an option's length is below
     2, runs past the header or is wrong for its kind (OPTS_BAD, RFC 9293
     3.2; what follows a bad length is not read)."""
-    cdef uint32_t i = 20, olen
+    cdef uint32_t i = 20, olen = 0, lim = hdr_len if avail >= hdr_len else avail
     cdef uint8_t kind
-    cdef uint16_t bit
     r.mss = -1
     r.wscale = -1
     r.sack_perm = 0
@@ -263,75 +249,72 @@ cdef inline void tcp_options(const uint8_t* tcp, uint32_t hdr_len, uint32_t avai
     r.tsecr = -1
     r.tfo_cookie_len = -1
     r.opt_status = OPTS_OK
-    r.opt_kinds = 0
-    if avail > hdr_len:
-        avail = hdr_len
-    while i < hdr_len:
-        if i >= avail:
-            r.opt_status = OPTS_CUT
-            return
+    r.opt_other = 0
+    while i < lim:
         kind = tcp[i]
         if kind == 0:
             return
         if kind == 1:
             i += 1
             continue
-        if i + 1 >= hdr_len:
-            r.opt_status = OPTS_BAD
-            return
-        if i + 1 >= avail:
-            r.opt_status = OPTS_CUT
-            return
+        if i + 1 >= lim:
+            olen = 0
+            break
         olen = tcp[i + 1]
-        if olen < 2 or i + olen > hdr_len:
+        if olen < 2:
             r.opt_status = OPTS_BAD
             return
-        if i + olen > avail:
-            # Like tshark, keep the fields whose bytes were captured.
-            if kind == 8 and olen == 10 and i + 6 <= avail:
-                r.tsval = ld_be32(tcp + i + 2)
-            r.opt_status = OPTS_CUT
-            return
+        if i + olen > lim:
+            break
         # Known kinds with a wrong length are skipped by their length, as
-        # Linux tcp_parse_options does.
-        bit = option_bit(kind)
-        if kind == 2:
-            if olen == 4:
-                r.mss = ld_be16(tcp + i + 2)
-            else:
-                bit = 0
-        elif kind == 3:
-            if olen == 3:
-                r.wscale = tcp[i + 2]
-            else:
-                bit = 0
-        elif kind == 4:
-            if olen == 2:
-                r.sack_perm = 1
-            else:
-                bit = 0
-        elif kind == 5:
-            # Whole blocks count, as tshark counts them; a ragged length is bad.
-            r.sack_blocks = <uint8_t>((olen - 2) // 8)
-            if olen < 10 or (olen - 2) % 8:
-                bit = 0
-        elif kind == 8:
+        # Linux tcp_parse_options does, and flagged.
+        if kind == 8:
             if olen == 10:
                 r.tsval = ld_be32(tcp + i + 2)
                 r.tsecr = ld_be32(tcp + i + 6)
             else:
-                bit = 0
+                r.opt_status = OPTS_BAD
+        elif kind == 2:
+            if olen == 4:
+                r.mss = ld_be16(tcp + i + 2)
+            else:
+                r.opt_status = OPTS_BAD
+        elif kind == 3:
+            if olen == 3:
+                r.wscale = tcp[i + 2]
+            else:
+                r.opt_status = OPTS_BAD
+        elif kind == 4:
+            if olen == 2:
+                r.sack_perm = 1
+            else:
+                r.opt_status = OPTS_BAD
+        elif kind == 5:
+            # Whole blocks count, as tshark counts them; a ragged length is bad.
+            r.sack_blocks = <uint8_t>((olen - 2) // 8)
+            if olen < 10 or (olen - 2) % 8:
+                r.opt_status = OPTS_BAD
         elif kind == 34:
             r.tfo_cookie_len = <int16_t>(olen - 2)
-        elif kind == 254:
+        elif kind == 254 and olen >= 4 and ld_be16(tcp + i + 2) == 0xF989:
             # RFC 7413 experimental TFO: ExID 0xF989 before the cookie.
-            if olen >= 4 and ld_be16(tcp + i + 2) == 0xF989:
-                r.tfo_cookie_len = <int16_t>(olen - 4)
-                bit = OPT_TFO
-        if bit == 0:
-            r.opt_status = OPTS_BAD
-        r.opt_kinds |= bit
+            r.tfo_cookie_len = <int16_t>(olen - 4)
+        else:
+            r.opt_other |= other_option_bit(kind)
         i += olen
+    else:
+        if i < hdr_len:
+            r.opt_status = OPTS_CUT
+        return
+    # Stopped at ``lim`` inside an option (or before its kind byte): past the
+    # header's end is a bad length; short of it, the capture ended.
+    if lim == hdr_len or (olen >= 2 and i + olen > hdr_len) or (olen == 0 and i + 1 >= hdr_len):
+        r.opt_status = OPTS_BAD
+        return
+    r.opt_status = OPTS_CUT
+    # Like tshark, keep the fields whose bytes were captured.
+    if i + 6 <= lim and tcp[i] == 8 and olen == 10:
+        r.tsval = ld_be32(tcp + i + 2)
 
 
 cdef inline int parse_packet(const uint8_t* pkt, uint32_t caplen, uint32_t wirelen,
@@ -580,11 +563,16 @@ cdef inline void store_row(Cols* c, Py_ssize_t k, const Row* r, int64_t frame,
     c.checksum_status[k] = r.checksum_status
     c.ip_checksum_status[k] = r.ip_checksum_status
     c.fragment[k] = r.fragment
-    c.opt_status[k] = r.opt_status
-    c.opt_kinds[k] = r.opt_kinds
-    c.tunnel[k] = r.tunnel
-    c.tunnel_id[k] = r.tunnel_id
-    c.encap[k] = r.encap
+    # Zero-filled columns (segments.ZEROED_COLUMNS): written only when set,
+    # so plain traffic never touches their pages.
+    if r.opt_status:
+        c.opt_status[k] = r.opt_status
+    if r.opt_other:
+        c.opt_other[k] = r.opt_other
+    if r.encap:
+        c.encap[k] = r.encap
+        c.tunnel[k] = r.tunnel
+        c.tunnel_id[k] = r.tunnel_id
     c.l3_off[k] = pkt_off + r.l3_off
     c.l4_off[k] = pkt_off + r.l4_off
     c.l3_caplen[k] = r.l3_caplen
@@ -600,9 +588,10 @@ cdef enum:
 cdef inline void hash_rows(Cols* c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef Py_ssize_t j
     for j in range(lo, hi):
-        # A tunnel's id keeps equal inner 4-tuples of different tunnels apart.
-        c.flow_key[j] = (fs_flow_key(c.src + 16 * j, c.sport[j], c.dst + 16 * j, c.dport[j])
-                         ^ c.tunnel_id[j])
+        c.flow_key[j] = fs_flow_key(c.src + 16 * j, c.sport[j], c.dst + 16 * j, c.dport[j])
+        if c.tunnel[j]:
+            # A tunnel's id keeps equal inner 4-tuples of different tunnels apart.
+            c.flow_key[j] ^= <uint64_t>c.tunnel_id[j] * <uint64_t>0x9E3779B97F4A7C15
 
 
 cdef inline void* _ptr(object arr):
@@ -657,9 +646,9 @@ def parse_batch(const uint8_t[::1] data, const int64_t[::1] offset,
     c.ip_checksum_status = <uint8_t*>_ptr(cols["ip_checksum_status"])
     c.fragment = <uint8_t*>_ptr(cols["fragment"])
     c.opt_status = <uint8_t*>_ptr(cols["opt_status"])
-    c.opt_kinds = <uint16_t*>_ptr(cols["opt_kinds"])
+    c.opt_other = <uint8_t*>_ptr(cols["opt_other"])
     c.tunnel = <uint8_t*>_ptr(cols["tunnel"])
-    c.tunnel_id = <uint64_t*>_ptr(cols["tunnel_id"])
+    c.tunnel_id = <uint32_t*>_ptr(cols["tunnel_id"])
     c.encap = <uint32_t*>_ptr(cols["encap"])
     c.flow_key = <uint64_t*>_ptr(cols["flow_key"])
     c.l3_off = <int64_t*>_ptr(cols["_l3_off"])

@@ -43,9 +43,9 @@ SEGMENT_DTYPES: Dict[str, object] = {
     "ip_checksum_status": np.uint8,  # IPv4 header: 0 ok, 1 bad, 2 unverified, 3 n/a (IPv6)
     "fragment": np.bool_,          # first fragment of a fragmented IP packet
     "opt_status": np.uint8,        # options: 0 ok, 1 cut by the snapshot length, 2 bad length
-    "opt_kinds": np.uint16,        # options decoded whole: OPT_* bits of fastseg._consts
+    "opt_other": np.uint8,         # options with no column of their own: OPT_* bits of _consts
     "tunnel": np.uint8,            # outermost IP tunnel: TUN_* of fastseg._consts, 0 = none
-    "tunnel_id": np.uint64,        # direction-free hash of that tunnel's endpoints; 0 = none
+    "tunnel_id": np.uint32,        # direction-free id of that tunnel's endpoints (and VNI); 0 = none
     "encap": np.uint32,            # every encapsulation crossed: ENC_* bits of fastseg._consts
     "flow_key": np.uint64,         # direction-free 4-tuple hash, stable everywhere
 }
@@ -70,8 +70,14 @@ _STATUS_CATEGORIES = list(_consts.CHECKSUM_STATUS_NAMES)
 _ADDRESS_COLUMNS = ("src", "dst")
 
 
+# Columns that are zero for plain traffic: allocated zero-filled (untouched
+# pages cost nothing) and written by the parser only where they are not.
+ZEROED_COLUMNS = ("opt_status", "opt_other", "tunnel", "tunnel_id", "encap")
+
+
 def empty_columns(n: int, hidden: bool = True) -> Dict[str, np.ndarray]:
-    """Uninitialised arrays for ``n`` rows of every column."""
+    """Arrays for ``n`` rows of every column: uninitialised, except the
+    ZEROED_COLUMNS, which are zero."""
     specs = dict(SEGMENT_DTYPES)
     if hidden:
         specs.update(HIDDEN_DTYPES)
@@ -79,6 +85,8 @@ def empty_columns(n: int, hidden: bool = True) -> Dict[str, np.ndarray]:
     for name, dt in specs.items():
         if isinstance(dt, tuple):
             out[name] = np.empty((n, dt[1]), dtype=dt[0])
+        elif name in ZEROED_COLUMNS:
+            out[name] = np.zeros(n, dtype=dt)
         else:
             out[name] = np.empty(n, dtype=dt)
     return out

@@ -351,9 +351,10 @@ def make_options(out: Path):
     ):
         frames.append(with_options(opts))
     # 11 reserved flag bits (all three) with ACK; 12 NS + reserved bit 9.
-    for flag_bits in (0xE10, 0x310):
+    for reserved, flag_bits in ((7, 0x010), (1, 0x110)):
         frames.append(bytes(e4 / IP(src=a4, dst=b4, id=len(frames))
-                            / TCP(sport=43000, dport=80, seq=5, ack=9, flags=flag_bits)))
+                            / TCP(sport=43000, dport=80, seq=5, ack=9, flags=flag_bits,
+                                  reserved=reserved)))
     # 13/14 IPv6 routing header type 0, one segment left: pseudo-header uses
     # the final destination (good, then bad checksum).
     e6 = Ether(src="02:00:00:00:0a:01", dst="02:00:00:00:0b:02")
