@@ -13,44 +13,26 @@ import numpy as np
 import pytest
 
 from fastseg.capture import open_capture
+from fastseg.synth import capture_bytes
 
 QUICK = os.environ.get("FASTSEG_BENCH_QUICK", "") not in ("", "0")
 N_PACKETS = 50_000 if QUICK else 1_000_000
 PAYLOAD = 64
 
 
+def _frames(n, payload):
+    return ((np.arange(payload) + np.arange(n)[:, None]) & 0xFF).astype(np.uint8)
+
+
 def build_pcap(n, payload=PAYLOAD):
-    rec = np.dtype([("sec", "<u4"), ("frac", "<u4"), ("caplen", "<u4"), ("wirelen", "<u4"),
-                    ("data", "u1", payload)])
-    recs = np.zeros(n, rec)
-    recs["sec"] = 1700000000 + np.arange(n) // 1000
-    recs["frac"] = (np.arange(n) % 1000) * 1000
-    recs["caplen"] = payload
-    recs["wirelen"] = payload + 10
-    recs["data"] = (np.arange(payload) + np.arange(n)[:, None]) & 0xFF
-    head = np.array([0xA1B2C3D4, 0x00040002, 0, 0, 65535, 1], "<u4").tobytes()
-    head = head[:4] + b"\x02\x00\x04\x00" + head[8:]
-    return head + recs.tobytes()
+    i = np.arange(n, dtype=np.int64)
+    ts_ns = (1700000000 + i // 1000) * 10**9 + (i % 1000) * 10**6
+    return capture_bytes(_frames(n, payload), ts_ns, wirelen=payload + 10, snaplen=65535)
 
 
 def build_pcapng(n, payload=PAYLOAD):
-    shb = np.array([0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0xFFFFFFFF, 0xFFFFFFFF, 28], "<u4").tobytes()
-    idb = np.array([1, 20, 1, 65535, 20], "<u4").tobytes()
-    blen = 32 + payload
-    rec = np.dtype([("type", "<u4"), ("len", "<u4"), ("if_id", "<u4"), ("ts_hi", "<u4"),
-                    ("ts_lo", "<u4"), ("caplen", "<u4"), ("wirelen", "<u4"),
-                    ("data", "u1", payload), ("trailer", "<u4")])
-    ticks = 1700000000_000000 + np.arange(n, dtype=np.uint64) * 7
-    recs = np.zeros(n, rec)
-    recs["type"] = 6
-    recs["len"] = blen
-    recs["trailer"] = blen
-    recs["ts_hi"] = ticks >> 32
-    recs["ts_lo"] = ticks & 0xFFFFFFFF
-    recs["caplen"] = payload
-    recs["wirelen"] = payload
-    recs["data"] = (np.arange(payload) + np.arange(n)[:, None]) & 0xFF
-    return shb + idb + recs.tobytes()
+    ts_ns = (1700000000_000000 + np.arange(n, dtype=np.int64) * 7) * 1000
+    return capture_bytes(_frames(n, payload), ts_ns, format="pcapng", snaplen=65535)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import pktbuild as pb  # noqa: E402
+import refs as pb  # noqa: E402
 
 from fastseg import _parse  # noqa: E402
 

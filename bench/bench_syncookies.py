@@ -10,11 +10,16 @@ rates.  The table at the end lists cookies/s for every peer.
 """
 import os
 import struct
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fastseg import _cookies, syncookies
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from refs import siphash24  # noqa: E402
 
 QUICK = os.environ.get("FASTSEG_BENCH_QUICK", "") not in ("", "0")
 N_FAST = 1_000_000 if QUICK else 10_000_000
@@ -137,34 +142,6 @@ def test_siphashc_from_python(benchmark, rows):
     _rate(benchmark, n, "siphashc (Python loop)", "encode", rows["version"])
 
 
-def _py_siphash24(key, msg):
-    m64 = (1 << 64) - 1
-    k0 = int.from_bytes(key[:8], "little")
-    k1 = int.from_bytes(key[8:], "little")
-    v0, v1 = 0x736F6D6570736575 ^ k0, 0x646F72616E646F6D ^ k1
-    v2, v3 = 0x6C7967656E657261 ^ k0, 0x7465646279746573 ^ k1
-
-    def rnd(v0, v1, v2, v3):
-        v0 = (v0 + v1) & m64; v1 = ((v1 << 13) | (v1 >> 51)) & m64; v1 ^= v0
-        v0 = ((v0 << 32) | (v0 >> 32)) & m64
-        v2 = (v2 + v3) & m64; v3 = ((v3 << 16) | (v3 >> 48)) & m64; v3 ^= v2
-        v0 = (v0 + v3) & m64; v3 = ((v3 << 21) | (v3 >> 43)) & m64; v3 ^= v0
-        v2 = (v2 + v1) & m64; v1 = ((v1 << 17) | (v1 >> 47)) & m64; v1 ^= v2
-        v2 = ((v2 << 32) | (v2 >> 32)) & m64
-        return v0, v1, v2, v3
-
-    words = [int.from_bytes(msg[i:i + 8], "little") for i in range(0, len(msg), 8)]
-    words.append(len(msg) << 56)          # cookie messages are whole words
-    for m in words:
-        v3 ^= m
-        v0, v1, v2, v3 = rnd(*rnd(v0, v1, v2, v3))
-        v0 ^= m
-    v2 ^= 0xFF
-    for _ in range(4):
-        v0, v1, v2, v3 = rnd(v0, v1, v2, v3)
-    return v0 ^ v1 ^ v2 ^ v3
-
-
 def test_pure_python_reference(benchmark, rows):
     n = N_PYTHON
     m0, m1 = _messages(rows, n)
@@ -173,8 +150,8 @@ def test_pure_python_reference(benchmark, rows):
     key0, key1 = SECRET[:16], SECRET[16:]
 
     def run():
-        return [(_py_siphash24(key0, a) + i + (c << 24)
-                 + ((_py_siphash24(key1, b) + 3) & 0xFFFFFF)) & M32
+        return [(siphash24(key0, a) + i + (c << 24)
+                 + ((siphash24(key1, b) + 3) & 0xFFFFFF)) & M32
                 for a, b, i, c in zip(m0, m1, isn, count)]
 
     benchmark.group = f"syncookies-encode-ipv{rows['version']}"

@@ -1,16 +1,23 @@
 """Pure-Python builders of small valid captures, with the position of every record.
 
 The seed corpus (``fuzz/corpus``) and the mutation property suite
-(``tests/test_hostile.py``) both start from these captures.  Everything is laid
-out with ``struct`` straight from the formats (libpcap savefile, pcapng), so the
+(``tests/test_hostile.py``) both start from these captures.  Files are laid out
+by tests/capfiles.py and packets checksummed by tests/refs.py, both ``struct``
+straight from the formats (libpcap savefile, pcapng, RFC 1071), so the
 builders share no code with the reader they exercise.  Each builder returns a
 :class:`Built`: the file bytes, the byte offset of every packet record / block
 (so a mutation can aim at a length field) and the format.
 """
 import gzip
+import os
 import struct
+import sys
 from dataclasses import dataclass, field
 from typing import List
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+import capfiles as cf  # noqa: E402
+import refs  # noqa: E402
 
 ETH, RAW, NULL, SLL, SLL2 = 1, 101, 0, 113, 276
 
@@ -26,71 +33,26 @@ class Built:
     tcp: int = -1                                     # TCP packets in it (-1: not counted)
 
 
-def checksum(data):
-    """RFC 1071 Internet checksum (reference, big-endian word order)."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def tcp_header(sport, dport, seq, ack, flags, *, window=65535, options=b""):
-    options += b"\x01" * (-len(options) % 4)
-    off = (20 + len(options)) // 4
-    return struct.pack("!HHIIBBHHH", sport, dport, seq, ack, off << 4, flags, window, 0, 0) + options
-
-
 SYN_OPTS = (b"\x02\x04\x05\xb4"          # MSS 1460
             b"\x04\x02"                  # SACK permitted
             b"\x08\x0a\x00\x00\x10\x00\x00\x00\x00\x00"   # timestamps
             b"\x01\x03\x03\x07")         # NOP, wscale 7
+# A hop-by-hop header holding only a PadN option.
+HOP_BY_HOP = refs.ext_header(0, b"\x01\x04\0\0\0\0")
 
 
-def ipv4_tcp(src, dst, tcp, payload=b"", *, ttl=64, ip_id=1, frag=0, ip_options=b""):
-    ip_options += b"\0" * (-len(ip_options) % 4)
-    ihl = 5 + len(ip_options) // 4
-    seg = tcp + payload
-    pseudo = bytes(src) + bytes(dst) + struct.pack("!BBH", 0, 6, len(seg))
-    csum = checksum(pseudo + seg)
-    seg = seg[:16] + struct.pack("!H", csum) + seg[18:]
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, 4 * ihl + len(seg), ip_id, frag, ttl, 6, 0,
-                      bytes(src), bytes(dst)) + ip_options
-    hdr = hdr[:10] + struct.pack("!H", checksum(hdr)) + hdr[12:]
-    return hdr + seg
+def ipv4_tcp(src, dst, segment, *, ip_id=1, mf=False, ip_options=b""):
+    return refs.ipv4(src, dst, segment, ident=ip_id, df=False, mf=mf, options=ip_options)
 
 
-def ipv6_tcp(src, dst, tcp, payload=b"", *, hop_by_hop=False):
-    seg = tcp + payload
-    pseudo = bytes(src) + bytes(dst) + struct.pack("!IxxxB", len(seg), 6)
-    csum = checksum(pseudo + seg)
-    seg = seg[:16] + struct.pack("!H", csum) + seg[18:]
-    ext, nxt = b"", 6
-    if hop_by_hop:
-        ext, nxt = bytes([6, 0, 1, 4, 0, 0, 0, 0]), 0
-    return struct.pack("!IHBB16s16s", 0x60000000, len(ext) + len(seg), nxt, 64,
-                       bytes(src), bytes(dst)) + ext + seg
+def ipv6_tcp(src, dst, segment, *, hop_by_hop=False):
+    return refs.ipv6(src, dst, segment, ext=[HOP_BY_HOP] if hop_by_hop else ())
 
 
 def ethernet(ip, *, v6=False, vlans=()):
-    out = b"\x02\0\0\0\0\x01" + b"\x02\0\0\0\0\x02"
-    for vid in vlans:
-        out += struct.pack("!HH", 0x8100, vid)
-    return out + struct.pack("!H", 0x86DD if v6 else 0x0800) + ip
-
-
-def sll(ip, *, v6=False):
-    return struct.pack("!HHH8sH", 0, 1, 6, b"\x02\0\0\0\0\x01\0\0", 0x86DD if v6 else 0x0800) + ip
-
-
-def sll2(ip, *, v6=False):
-    return struct.pack("!HHIHBB8s", 0x86DD if v6 else 0x0800, 0, 1, 1, 0, 6,
-                       b"\x02\0\0\0\0\x01\0\0") + ip
-
-
-def null_loop(ip, *, v6=False, big=False):
-    return struct.pack(">I" if big else "<I", 24 if v6 else 2) + ip
+    return refs.ether(ip, refs.ETH_IPV6 if v6 else refs.ETH_IPV4,
+                      vlans=[(0x8100, vid) for vid in vlans],
+                      src=b"\x02\0\0\0\0\x02", dst=b"\x02\0\0\0\0\x01", pad=False)
 
 
 A4, B4 = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
@@ -101,26 +63,29 @@ B6 = bytes.fromhex("20010db8000000000000000000000002")
 def connection_ips(v6=False, *, sport=40000, dport=80):
     """IP packets of one whole TCP connection: handshake, data both ways, FIN close."""
     a, b = (A6, B6) if v6 else (A4, B4)
-    mk = ipv6_tcp if v6 else ipv4_tcp
+    ip = ipv6_tcp if v6 else ipv4_tcp
     c, s = 1000, 5000
     S, A, F, P, R = 0x02, 0x10, 0x01, 0x08, 0x04
+
+    def mk(src, dst, sp, dp, seq, ack, flags, payload=b"", options=b""):
+        return ip(src, dst, refs.tcp(sp, dp, seq, ack, flags, options=options, payload=payload))
+
     out = [
-        mk(a, b, tcp_header(sport, dport, c, 0, S, options=SYN_OPTS)),
-        mk(b, a, tcp_header(dport, sport, s, c + 1, S | A, options=SYN_OPTS)),
-        mk(a, b, tcp_header(sport, dport, c + 1, s + 1, A)),
-        mk(a, b, tcp_header(sport, dport, c + 1, s + 1, P | A), b"GET / HTTP/1.0\r\n\r\n"),
-        mk(b, a, tcp_header(dport, sport, s + 1, c + 19, P | A), b"HTTP/1.0 200 OK\r\n\r\nhi"),
-        mk(a, b, tcp_header(sport, dport, c + 19, s + 22, F | A)),
-        mk(b, a, tcp_header(dport, sport, s + 22, c + 20, F | A)),
-        mk(a, b, tcp_header(sport, dport, c + 20, s + 23, A)),
+        mk(a, b, sport, dport, c, 0, S, options=SYN_OPTS),
+        mk(b, a, dport, sport, s, c + 1, S | A, options=SYN_OPTS),
+        mk(a, b, sport, dport, c + 1, s + 1, A),
+        mk(a, b, sport, dport, c + 1, s + 1, P | A, b"GET / HTTP/1.0\r\n\r\n"),
+        mk(b, a, dport, sport, s + 1, c + 19, P | A, b"HTTP/1.0 200 OK\r\n\r\nhi"),
+        mk(a, b, sport, dport, c + 19, s + 22, F | A),
+        mk(b, a, dport, sport, s + 22, c + 20, F | A),
+        mk(a, b, sport, dport, c + 20, s + 23, A),
     ]
     # a refused connection and a non-TCP (UDP) packet for the accounting
-    out.append(mk(a, b, tcp_header(sport + 1, 81, 7, 0, S)))
-    out.append(mk(b, a, tcp_header(81, sport + 1, 0, 8, R | A)))
+    out.append(mk(a, b, sport + 1, 81, 7, 0, S))
+    out.append(mk(b, a, 81, sport + 1, 0, 8, R | A))
     if not v6:
         udp = struct.pack("!HHHH", 53, 53, 12, 0) + b"abcd"
-        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 9, 0, 64, 17, 0, a, b)
-        out.append(hdr + udp)
+        out.append(refs.ipv4(a, b, udp, proto=17, ident=9, df=False, header_checksum=0))
     return out
 
 
@@ -128,44 +93,23 @@ def frames(linktype, *, v6=False, big=False):
     wrap = {
         ETH: lambda ip: ethernet(ip, v6=v6, vlans=(5,) if v6 else ()),
         RAW: lambda ip: ip,
-        SLL: lambda ip: sll(ip, v6=v6),
-        SLL2: lambda ip: sll2(ip, v6=v6),
-        NULL: lambda ip: null_loop(ip, v6=v6, big=big),
+        SLL: lambda ip: refs.sll(ip, refs.ETH_IPV6 if v6 else refs.ETH_IPV4),
+        SLL2: lambda ip: refs.sll2(ip, refs.ETH_IPV6 if v6 else refs.ETH_IPV4, ifindex=1),
+        NULL: lambda ip: refs.null(ip, 24 if v6 else 2, big_endian=big),
     }[linktype]
     return [wrap(ip) for ip in connection_ips(v6)]
 
 
 def pcap(packets, *, big=False, nanosecond=False, linktype=ETH, snaplen=65535, modified=False):
-    e = ">" if big else "<"
-    magic = 0xA1B2CD34 if modified else (0xA1B23C4D if nanosecond else 0xA1B2C3D4)
-    out = bytearray(struct.pack(e + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
+    out = bytearray(cf.pcap_header(big=big, nanosecond=nanosecond, modified=modified,
+                                   linktype=linktype, snaplen=snaplen))
     records = []
-    hdr_len = 24 if modified else 16
     for i, pkt in enumerate(packets):
         records.append(len(out))
         frac = (i * 1000 + 7) * (1000 if nanosecond else 1)
-        cap = pkt[:snaplen]
-        out += struct.pack(e + "IIII", 1700000000 + i // 4, frac, len(cap), len(pkt))
-        if modified:
-            out += struct.pack(e + "IHBB", 1, 0x0800, 0, 0)
-        out += cap
-    return Built(bytes(out), "pcap", big, records, [], hdr_len)
-
-
-def _pad4(b):
-    return b + b"\0" * (-len(b) % 4)
-
-
-def _opts(e, opts):
-    if not opts:
-        return b""
-    return b"".join(struct.pack(e + "HH", c, len(v)) + _pad4(v) for c, v in opts) + \
-        struct.pack(e + "HH", 0, 0)
-
-
-def _block(e, btype, body):
-    body = _pad4(body)
-    return struct.pack(e + "II", btype, 12 + len(body)) + body + struct.pack(e + "I", 12 + len(body))
+        out += cf.pcap_record(1700000000 + i // 4, frac, pkt[:snaplen], wirelen=len(pkt), big=big,
+                              modified=modified, ifindex=1, protocol=0x0800, pkt_type=0)
+    return Built(bytes(out), "pcap", big, records, [], 24 if modified else 16)
 
 
 def pcapng(interfaces, packets, *, big=False, extra_blocks=True):
@@ -174,42 +118,32 @@ def pcapng(interfaces, packets, *, big=False, extra_blocks=True):
     Packets go in EPBs, except every fifth on interface 0 in an obsolete PB;
     a comment option, an unknown block and an NRB are thrown in so the
     mutations have option lists and skipped blocks to work on."""
-    e = ">" if big else "<"
     out = bytearray()
     blocks, records = [], []
 
-    def add(btype, body, is_record=False):
+    def add(block, is_record=False):
         blocks.append(len(out))
         if is_record:
             records.append(len(out))
-        out.extend(_block(e, btype, body))
+        out.extend(block)
 
-    add(0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1) +
-        _opts(e, [(1, b"fastseg seed"), (4, b"linux")]))
+    add(cf.shb(big=big, opts=[(cf.OPT_COMMENT, b"fastseg seed"), (4, b"linux")]))
     for k, (lt, res) in enumerate(interfaces):
-        opts = [(2, f"if{k}".encode())]
-        if res is not None:
-            opts.append((9, bytes([res])))
-        add(1, struct.pack(e + "HHI", lt, 0, 0) + _opts(e, opts))
+        add(cf.idb(lt, 0, big=big, tsresol=res, name=f"if{k}"))
     if extra_blocks:
-        add(0x00000BAD, struct.pack(e + "I", 32473) + b"custom")
-        add(4, struct.pack(e + "HH", 1, 14) + _pad4(A4 + b"localhost\0") + struct.pack(e + "HH", 0, 0))
+        add(cf.custom_block(b"custom", big=big))
+        add(cf.nrb(big=big, address=A4))
     for i, (if_id, pkt) in enumerate(packets):
         res = interfaces[if_id][1]
         per_sec = 10 ** 6 if res is None else (10 ** res if res < 0x80 else 2 ** (res & 0x7F))
         ticks = (1700000000 + i) * per_sec + i
         if i % 5 == 4 and if_id == 0:
-            body = struct.pack(e + "HHIIII", if_id, 0, ticks >> 32, ticks & 0xFFFFFFFF,
-                               len(pkt), len(pkt)) + _pad4(pkt)
-            add(2, body, True)
+            add(cf.pb(if_id, ticks, pkt, big=big), True)
         else:
-            opts = [(1, b"c")] if i % 3 == 0 else []
-            body = struct.pack(e + "IIIII", if_id, ticks >> 32, ticks & 0xFFFFFFFF,
-                               len(pkt), len(pkt)) + _pad4(pkt) + _opts(e, opts)
-            add(6, body, True)
+            opts = [(cf.OPT_COMMENT, b"c")] if i % 3 == 0 else []
+            add(cf.epb(if_id, ticks, pkt, big=big, opts=opts), True)
     if extra_blocks and interfaces[0][0] in (ETH, RAW):
-        pkt = packets[0][1]
-        add(3, struct.pack(e + "I", len(pkt)) + _pad4(pkt), True)     # SPB, interface 0
+        add(cf.spb(packets[0][1], big=big), True)                  # SPB, interface 0
     return Built(bytes(out), "pcapng", big, records, blocks)
 
 
@@ -299,9 +233,9 @@ def write_packet_corpus(directory, join=join_packets):
         "raw4": (RAW, frames(RAW)), "raw6": (RAW, frames(RAW, v6=True)),
         "null_le": (NULL, frames(NULL)), "sll4": (SLL, frames(SLL)),
         "sll2_6": (SLL2, frames(SLL2, v6=True)),
-        "v6_hbh": (RAW, [ipv6_tcp(A6, B6, tcp_header(1, 2, 3, 4, 0x18), b"x", hop_by_hop=True)]),
-        "v4_opts_frag": (RAW, [ipv4_tcp(A4, B4, tcp_header(1, 2, 3, 4, 0x02, options=SYN_OPTS),
-                                        ip_options=b"\x01\x01\x01\x00", frag=0x2000)]),
+        "v6_hbh": (RAW, [ipv6_tcp(A6, B6, refs.tcp(1, 2, 3, 4, 0x18, payload=b"x"), hop_by_hop=True)]),
+        "v4_opts_frag": (RAW, [ipv4_tcp(A4, B4, refs.tcp(1, 2, 3, 4, 0x02, options=SYN_OPTS),
+                                        ip_options=b"\x01\x01\x01\x00", mf=True)]),
     }
     for name, (lt, pkts) in seeds.items():
         with open(os.path.join(directory, name), "wb") as f:

@@ -33,13 +33,15 @@ def pcap_header(*, big=False, nanosecond=False, modified=False, linktype=1,
                        sigfigs, snaplen, linktype)
 
 
-def pcap_record(sec, frac, data, *, wirelen=None, big=False, modified=False, caplen=None):
-    """One record; ``caplen`` overrides the length field (to build damage)."""
+def pcap_record(sec, frac, data, *, wirelen=None, big=False, modified=False, caplen=None,
+                ifindex=7, protocol=2, pkt_type=4):
+    """One record; ``caplen`` overrides the length field (to build damage);
+    ``ifindex``, ``protocol`` and ``pkt_type`` fill the modified-pcap fields."""
     wirelen = len(data) if wirelen is None else wirelen
     caplen = len(data) if caplen is None else caplen
     rec = struct.pack(_e(big) + "IIII", sec, frac, caplen, wirelen)
     if modified:
-        rec += struct.pack(_e(big) + "IHBB", 7, 2, 4, 0)   # ifindex, protocol, pkt_type, pad
+        rec += struct.pack(_e(big) + "IHBB", ifindex, protocol, pkt_type, 0)
     return rec + data
 
 
@@ -125,9 +127,9 @@ def custom_block(payload, *, pen=32473, big=False, copy=True):
     return block(CB_COPY if copy else CB_NOCOPY, struct.pack(_e(big) + "I", pen) + payload, big=big)
 
 
-def nrb(*, big=False):
+def nrb(*, big=False, address=bytes([127, 0, 0, 1])):
     """A name resolution block with one IPv4 record and nrb_record_end."""
-    rec = struct.pack(_e(big) + "HH", 1, 4 + 10) + _pad4(bytes([127, 0, 0, 1]) + b"localhost\0")
+    rec = struct.pack(_e(big) + "HH", 1, 4 + 10) + _pad4(address + b"localhost\0")
     return block(NRB, rec + struct.pack(_e(big) + "HH", 0, 0), big=big)
 
 

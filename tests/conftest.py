@@ -26,3 +26,15 @@ def tcpdump():
     if path is None:
         pytest.skip("tcpdump not found: install it (apt-get install tcpdump) to run the oracle tests")
     return path
+
+
+@pytest.fixture(params=[True, False], ids=["simd", "scalar"])
+def lane_path(request):
+    """Run a test on the AVX2 path (when the CPU has it) and the scalar path."""
+    from fastseg import _cookies
+
+    if request.param and not _cookies.simd_available():
+        pytest.skip("CPU without AVX2")
+    previous = _cookies.set_simd(request.param)
+    yield request.param
+    _cookies.set_simd(previous)

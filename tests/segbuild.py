@@ -12,85 +12,23 @@ letters (F S R P A U E C N) and options overriding any other column
 (window, mss, wscale, sack_perm, tsval, tsecr, tfo_cookie_len,
 checksum_status, checksum, hdr_len, ttl, ...; ``client``/``server`` to
 move one packet to another 4-tuple).  Every other column gets a default,
-and ``flow_key`` is computed with a pure-Python SipHash-2-4 of the
-construction in src/fastseg/_siphash.h, so it equals the parser's.
+and ``flow_key`` is computed with the pure-Python SipHash-2-4 of ``refs``
+over the construction in src/fastseg/_siphash.h, so it equals the parser's.
 """
 from __future__ import annotations
 
 import ipaddress
-import struct
 
 import numpy as np
 
 from fastseg.segments import SEGMENT_DTYPES, Segments, empty_columns
-
-_FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20,
-              "E": 0x40, "C": 0x80, "N": 0x100}
-_MASK = 0xFFFFFFFFFFFFFFFF
-FLOWKEY_K0 = 0x6B20776F6C662067
-FLOWKEY_K1 = 0x6765737473616679
-
-
-def _rotl(x, b):
-    return ((x << b) | (x >> (64 - b))) & _MASK
-
-
-def siphash24(k0: int, k1: int, data: bytes) -> int:
-    """SipHash-2-4 (reference algorithm) with the key as two LE words."""
-    v0 = 0x736F6D6570736575 ^ k0
-    v1 = 0x646F72616E646F6D ^ k1
-    v2 = 0x6C7967656E657261 ^ k0
-    v3 = 0x7465646279746573 ^ k1
-
-    def rnd():
-        nonlocal v0, v1, v2, v3
-        v0 = (v0 + v1) & _MASK; v1 = _rotl(v1, 13); v1 ^= v0; v0 = _rotl(v0, 32)
-        v2 = (v2 + v3) & _MASK; v3 = _rotl(v3, 16); v3 ^= v2
-        v0 = (v0 + v3) & _MASK; v3 = _rotl(v3, 21); v3 ^= v0
-        v2 = (v2 + v1) & _MASK; v1 = _rotl(v1, 17); v1 ^= v2; v2 = _rotl(v2, 32)
-
-    n = len(data)
-    end = n - n % 8
-    for i in range(0, end, 8):
-        m = int.from_bytes(data[i:i + 8], "little")
-        v3 ^= m
-        rnd(); rnd()
-        v0 ^= m
-    b = (n << 56) & _MASK
-    b |= int.from_bytes(data[end:], "little")
-    v3 ^= b
-    rnd(); rnd()
-    v0 ^= b
-    v2 ^= 0xFF
-    rnd(); rnd(); rnd(); rnd()
-    return v0 ^ v1 ^ v2 ^ v3
-
-
-def addr16(text: str) -> bytes:
-    a = ipaddress.ip_address(text)
-    return (b"\0" * 10 + b"\xff\xff" + a.packed) if a.version == 4 else a.packed
-
-
-def flow_key(src: bytes, sport: int, dst: bytes, dport: int) -> int:
-    """The direction-free flow key of _siphash.h (fs_flow_key)."""
-    lo, hi = (src, sport), (dst, dport)
-    if (src, sport) > (dst, dport):
-        lo, hi = hi, lo
-    buf = lo[0] + hi[0] + struct.pack(">HH", lo[1], hi[1])
-    return siphash24(FLOWKEY_K0, FLOWKEY_K1, buf)
+from refs import flags_of, flow_key, mapped
 
 
 def _endpoint(text: str):
     host, _, port = text.rpartition(":")
     host = host.strip("[]")
     return host, int(port)
-
-
-def flags_of(letters: str) -> int:
-    v = 0
-    for ch in letters:
-        v |= _FLAG_BITS[ch]
-    return v
 
 
 def build(packets, client: str = "10.0.0.1:40000", server: str = "10.0.0.2:80") -> Segments:
@@ -115,7 +53,7 @@ def build(packets, client: str = "10.0.0.1:40000", server: str = "10.0.0.2:80") 
             (sh, sp), (dh, dp) = (s_host, s_port), (c_host, c_port)
         else:
             raise ValueError(f"direction must be '>' or '<', not {direction!r}")
-        sa, da = addr16(sh), addr16(dh)
+        sa, da = mapped(sh), mapped(dh)
         cols["frame"][i] = i + 1
         cols["ts_ns"][i] = int(round(t * 1e9))
         cols["ip_version"][i] = 4 if ipaddress.ip_address(sh).version == 4 else 6

@@ -7,6 +7,7 @@ import pytest
 
 import fastseg
 from fastseg import synth
+from fastseg.analyze import connections_of
 
 DATA = Path(__file__).parent / "data"
 
@@ -191,3 +192,51 @@ def test_same_input_same_output_across_processes_and_batch_sizes(tmp_path):
         results = list(pool.map(uids, [500, 5000, 50000, 262144]))
     assert all(r == results[0] for r in results)
     assert "\n".join(results[0]) == "\n".join(l.split()[0] for l in outs[0].splitlines())
+
+
+def _anonymise(src: Path, dst: Path) -> int:
+    """Rewrite every IPv4 address of an Ethernet pcap as an anonymiser that
+    fixes only the IP header checksum does (tcpdpriv-style): TCP checksums go
+    stale, and not in the offload pattern.  Returns the packets rewritten."""
+    import struct
+    raw = bytearray(src.read_bytes())
+    pos, n = 24, 0
+    while pos + 16 <= len(raw):
+        incl = struct.unpack_from("<I", raw, pos + 8)[0]
+        ip = pos + 16 + 14
+        if raw[pos + 16 + 12:pos + 16 + 14] == b"\x08\x00":
+            for at in (ip + 12, ip + 16):
+                raw[at:at + 4] = bytes(b ^ m for b, m in zip(raw[at:at + 4], b"\x5a\x21\x07\x00"))
+            ihl = (raw[ip] & 15) * 4
+            raw[ip + 10:ip + 12] = b"\0\0"
+            s = sum(struct.unpack_from(f">{ihl // 2}H", raw, ip))
+            while s >> 16:
+                s = (s & 0xFFFF) + (s >> 16)
+            raw[ip + 10:ip + 12] = struct.pack(">H", ~s & 0xFFFF)
+            n += 1
+        pos += 16 + incl
+    dst.write_bytes(bytes(raw))
+    return n
+
+
+def test_rewritten_trace_checksums_are_ignored_and_reported(tmp_path):
+    """A trace whose addresses were rewritten without fixing TCP checksums
+    has bad checksums almost everywhere, not in the offload pattern: auto
+    mode tracks it as if checksums were ignored and says so, where verify
+    mode sees only dropped segments (zero-packet connections, history C)."""
+    path = tmp_path / "anon.pcap"
+    assert _anonymise(DATA / "checksum" / "veth_real.pcap", path) == 46
+    verify = fastseg.analyze(str(path), checksums="verify").to_dict()
+    assert verify["checksums"]["bad"] == 46 and not verify["checksums"]["untrusted"]
+    v4_dropped = connections_of(str(path), checksums="verify")
+    v4 = np.asarray(v4_dropped["ip_version"]) == 4
+    assert all(set(h) <= set("^Cc") for h in np.asarray(v4_dropped["history"])[v4])
+    assert (np.asarray(v4_dropped["orig_pkts"])[v4] == 0).all()
+    with pytest.warns(UserWarning, match="checksums are wrong almost everywhere"):
+        auto = fastseg.analyze(str(path)).to_dict()
+    ignore = fastseg.analyze(str(path), checksums="ignore").to_dict()
+    assert auto["checksums"]["untrusted"] and auto["checksums"]["offload"] == []
+    for key in ("connections", "handshakes", "teardowns"):
+        assert auto[key] == ignore[key], key
+    assert auto["connections"]["by_state"] == {"SF": 4}
+    assert auto["handshakes"]["completed"] == 4

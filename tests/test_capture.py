@@ -393,6 +393,76 @@ def test_truncated_and_damaged_zstd(tmp_path):
         read_all(write(tmp_path, bytes(bad), "d.zst"))
 
 
+def _whole_records(plain: bytes) -> int:
+    """Whole pcap records in ``plain`` (an independent count)."""
+    pos, n = 24, 0
+    while pos + 16 <= len(plain):
+        caplen = int.from_bytes(plain[pos + 8:pos + 12], "little")
+        if pos + 16 + caplen > len(plain):
+            break
+        pos, n = pos + 16 + caplen, n + 1
+    return n
+
+
+@pytest.mark.parametrize("cut", [5000, 0.25, 0.5, 0.9, -9])
+def test_cut_gzip_reads_every_whole_record_tshark_reads(tmp_path, tshark, cut):
+    """A .gz cut by a failed download: every whole record it holds is read,
+    as many as tshark reads, with the truncation warning (the first 5 KB
+    used to be refused as holding no data, longer cuts lost the last piece)."""
+    plain = cf.pcap([(i, 0, cf.payload(i, 200)) for i in range(2000)])
+    gz = gzip.compress(plain, compresslevel=6)
+    end = cut if isinstance(cut, int) and cut > 0 else (
+        len(gz) + cut if isinstance(cut, int) else int(len(gz) * cut))
+    path = write(tmp_path, gz[:end], "cut.pcap.gz")
+    frames = subprocess.run([tshark, "-r", str(path), "-T", "fields", "-e", "frame.number"],
+                            capture_output=True, text=True).stdout.split()
+    with pytest.warns(TruncatedCaptureWarning):
+        got = concat(read_all(path, batch_bytes=4096)[0])
+    assert len(got) == len(frames) > 0
+    assert [g[1] for g in got] == [cf.payload(i, 200) for i in range(len(got))]
+
+
+@pytest.mark.parametrize("frac", [0.3, 0.5, 0.99])
+def test_cut_zstd_reads_every_whole_record_it_holds(tmp_path, frac):
+    if zstandard is None:
+        pytest.skip("zstandard not installed")
+    plain = cf.pcap([(i, 0, cf.payload(i, 200)) for i in range(5000)])
+    zs = zstandard.ZstdCompressor(level=3).compress(plain)
+    cut = zs[:int(len(zs) * frac)]
+    held = zstandard.ZstdDecompressor().decompressobj().decompress(cut)
+    path = write(tmp_path, cut, "cut.pcap.zst")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = concat(read_all(path, batch_bytes=4096)[0])
+    assert [type(w.message) for w in caught] == [TruncatedCaptureWarning]
+    assert len(got) == _whole_records(held) > 0
+
+
+def test_zstd_cut_inside_its_first_block_holds_no_data(tmp_path):
+    if zstandard is None:
+        pytest.skip("zstandard not installed")
+    plain = cf.pcap([(i, 0, cf.payload(i, 200)) for i in range(5000)])
+    zs = zstandard.ZstdCompressor(level=3).compress(plain)
+    with pytest.raises(CaptureError, match="holds no data"):
+        read_all(write(tmp_path, zs[:len(zs) // 10], "first.zst"))
+
+
+def test_gzip_cut_at_a_record_boundary_still_warns(tmp_path):
+    plain = cf.pcap([(i, 0, cf.payload(i, 100)) for i in range(50)])
+    gz = gzip.compress(plain)
+    with pytest.warns(TruncatedCaptureWarning, match="compressed stream ends early"):
+        got = concat(read_all(write(tmp_path, gz[:-8], "c.gz"))[0])   # CRC and size cut
+    assert len(got) == 50
+
+
+def test_gzip_members_may_be_followed_by_zero_padding(tmp_path):
+    plain = cf.pcap([(i, 0, cf.payload(i, 100)) for i in range(50)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = concat(read_all(write(tmp_path, gzip.compress(plain) + bytes(512), "p.gz"))[0])
+    assert len(got) == 50
+
+
 # -- other sources ---------------------------------------------------------------
 def test_file_object_and_pipe_are_streamed(tmp_path):
     plain = sample_pcapng()

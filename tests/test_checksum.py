@@ -14,27 +14,12 @@ from fastseg.checksum import (
     tcp_checksums, verify_checksums, verify_ip_checksums,
 )
 from fastseg.segments import Segments
+from refs import internet_checksum as ref_checksum, ones_sum as ref_sum
 
 OK, BAD, UNVERIFIED, NA = (_consts.CSUM_OK, _consts.CSUM_BAD, _consts.CSUM_UNVERIFIED,
                            _consts.CSUM_NOT_APPLICABLE)
 CAPTURES = ("lo_offload.pcap", "veth_real.pcap", "veth_mixed.pcap", "veth_flipped.pcap",
             "veth_snap80.pcap")
-
-
-# ----------------------------------------------------------- reference oracles
-
-def ref_sum(data: bytes) -> int:
-    """RFC 1071 one's complement sum, folded, straight from the definition."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
-def ref_checksum(data: bytes) -> int:
-    return ~ref_sum(data) & 0xFFFF
 
 
 # ------------------------------------------------- a small pcap -> rows reader

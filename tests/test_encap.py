@@ -16,7 +16,7 @@ import pytest
 import fastseg
 from fastseg import _consts as O
 
-import pktbuild as pb
+import refs as pb
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parent.parent

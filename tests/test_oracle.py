@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from oracle import ORACLE_COLUMNS, tshark_tcp_fields
+from refs import ones_sum
 
 DATA = Path(__file__).parent / "data"
 sys.path.insert(0, str(DATA))
@@ -17,15 +18,6 @@ import pcapconv  # noqa: E402
 
 ETHERNET_PCAPS = ["lo_conv.pcap", "lo_conv_ns.pcap", "lo_snap80.pcap", "veth_eth.pcap",
                   "veth_flipped.pcap", "veth_vlan.pcap", "veth_sack.pcap", "synth_frag.pcap"]
-
-
-def csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
 
 
 def tcp_options(opts: bytes, declared: int) -> dict:
@@ -96,7 +88,7 @@ def reference_segments(path):
             ttl, src, dst = d[l3 + 8], d[l3 + 12:l3 + 16], d[l3 + 16:l3 + 20]
             l4, l3_end, version = l3 + ihl, l3 + total, 4
             pseudo = src + dst + struct.pack("!BBH", 0, 6, total - ihl)
-            ip_ok = csum(d[l3:l3 + ihl]) == 0xFFFF
+            ip_ok = ones_sum(d[l3:l3 + ihl]) == 0xFFFF
             ip_status = 0 if ip_ok else 1
         elif etype == 0x86DD:
             plen = struct.unpack_from("!H", d, l3 + 4)[0]
@@ -125,7 +117,7 @@ def reference_segments(path):
         sport, dport, seq, ack, offflags, window, checksum, urgent = struct.unpack_from(
             "!HHIIHHHH", d, l4)
         whole = l3_end <= len(d) and not fragment
-        status = (0 if csum(pseudo + d[l4:l3_end]) == 0xFFFF else 1) if whole else 2
+        status = (0 if ones_sum(pseudo + d[l4:l3_end]) == 0xFFFF else 1) if whole else 2
         text = (lambda a: str(ipaddress.ip_address(bytes(a))))
         row = {"frame": frame, "ts_ns": rec.ts_ns, "ip_version": version,
                "src": text(src), "dst": text(dst), "sport": sport, "dport": dport,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, HealthCheck
 from hypothesis import strategies as st
 
-import pktbuild as pb
+import refs as pb
 import fastseg
 from fastseg import _consts, _parse
 from fastseg.errors import CaptureError, TruncatedCaptureWarning
@@ -32,47 +32,9 @@ def syn4(**kw):
     return pb.ipv4(payload=pb.tcp(**kw))
 
 
-# -- pure-Python SipHash-2-4 reference (the flow-key oracle) ------------------
-def _rotl(x, b):
-    return ((x << b) | (x >> (64 - b))) & 0xFFFFFFFFFFFFFFFF
-
-
-def siphash24_ref(key: bytes, msg: bytes) -> int:
-    k0, k1 = struct.unpack("<QQ", key)
-    v = [0x736F6D6570736575 ^ k0, 0x646F72616E646F6D ^ k1,
-         0x6C7967656E657261 ^ k0, 0x7465646279746573 ^ k1]
-    M = 0xFFFFFFFFFFFFFFFF
-
-    def rnd():
-        v[0] = (v[0] + v[1]) & M; v[1] = _rotl(v[1], 13) ^ v[0]; v[0] = _rotl(v[0], 32)
-        v[2] = (v[2] + v[3]) & M; v[3] = _rotl(v[3], 16) ^ v[2]
-        v[0] = (v[0] + v[3]) & M; v[3] = _rotl(v[3], 21) ^ v[0]
-        v[2] = (v[2] + v[1]) & M; v[1] = _rotl(v[1], 17) ^ v[2]; v[2] = _rotl(v[2], 32)
-
-    tail = len(msg) % 8
-    for i in range(0, len(msg) - tail, 8):
-        (m,) = struct.unpack_from("<Q", msg, i)
-        v[3] ^= m; rnd(); rnd(); v[0] ^= m
-    b = (len(msg) & 0xFF) << 56
-    for i, byte in enumerate(msg[len(msg) - tail:]):
-        b |= byte << (8 * i)
-    v[3] ^= b; rnd(); rnd(); v[0] ^= b
-    v[2] ^= 0xFF
-    for _ in range(4):
-        rnd()
-    return v[0] ^ v[1] ^ v[2] ^ v[3]
-
-
-def flow_key_ref(src, sport, dst, dport):
-    a, b = (pb.mapped(src), sport), (pb.mapped(dst), dport)
-    lo, hi = min(a, b), max(a, b)
-    msg = lo[0] + hi[0] + struct.pack("!HH", lo[1], hi[1])
-    return siphash24_ref(b"g flow kyfastseg", msg)
-
-
 def test_siphash_reference_matches_published_vector():
     # SipHash-2-4 paper, Appendix A: key 00..0f, message 00..0e.
-    assert siphash24_ref(bytes(range(16)), bytes(range(15))) == 0xA129CA6149BE45E5
+    assert pb.siphash24(bytes(range(16)), bytes(range(15))) == 0xA129CA6149BE45E5
 
 
 # -- every column of a hand-built packet ---------------------------------------
@@ -99,7 +61,7 @@ def test_every_column_of_an_ipv4_segment_matches_what_was_built():
         tsecr=987654321, tfo_cookie_len=8, checksum_status=O.CSUM_OK,
         ip_checksum_status=O.CSUM_OK, fragment=False,
         checksum=struct.unpack_from("!H", pkt, 18 + 20 + 16)[0],
-        flow_key=flow_key_ref("192.0.2.10", 51000, "198.51.100.20", 443),
+        flow_key=pb.flow_key("192.0.2.10", 51000, "198.51.100.20", 443),
         _l3_off=18, _l4_off=38, _l3_caplen=len(pkt) - 18,
     )
     for name, value in expected.items():
@@ -125,7 +87,7 @@ def test_every_column_of_an_ipv6_segment_matches_what_was_built():
     assert seg["checksum_status"][0] == O.CSUM_OK
     assert seg["payload_len"][0] == 3 and seg["hdr_len"][0] == 20
     assert seg["flags"][0] == O.ACK | O.PSH
-    assert seg["flow_key"][0] == flow_key_ref("2001:db8::a", 1, "2001:db8:1::b", 2)
+    assert seg["flow_key"][0] == pb.flow_key("2001:db8::a", 1, "2001:db8:1::b", 2)
     for name, sentinel in NULL_SENTINELS.items():
         if name != "ip_id":
             assert seg[name][0] == sentinel, name
@@ -139,7 +101,7 @@ def test_flow_key_is_the_same_in_both_directions():
     seg = fastseg.parse_packets([fwd, rev, other], linktype=101)
     fk = seg["flow_key"]
     assert fk[0] == fk[1] != fk[2]
-    assert fk[0] == flow_key_ref("10.0.0.1", 1111, "10.0.0.2", 80)
+    assert fk[0] == pb.flow_key("10.0.0.1", 1111, "10.0.0.2", 80)
 
 
 # -- link layers ------------------------------------------------------------------
@@ -694,10 +656,9 @@ def test_open_yields_one_segments_per_batch_with_running_stats(fake_capture):
 # -- tshark as the oracle ------------------------------------------------------------
 def _write_pcap(path, packets, snaplen=65535):
     """Ethernet pcap; ``packets`` are (bytes, caplen) pairs."""
-    with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, 1))
-        for i, (pkt, cap) in enumerate(packets):
-            f.write(struct.pack("<IIII", 1_700_000_000 + i, 0, cap, len(pkt)) + pkt[:cap])
+    pb.write_capture(path, [pkt[:cap] for pkt, cap in packets],
+                     [(1_700_000_000 + i) * 10**9 for i in range(len(packets))],
+                     snaplen=snaplen, wirelen=[len(pkt) for pkt, _ in packets])
 
 
 def _oracle_packets():

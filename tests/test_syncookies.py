@@ -11,7 +11,7 @@ import pytest
 from fastseg import _consts, _cookies, syncookies
 from fastseg.segments import Segments, empty_columns
 
-from test_siphash import py_siphash24
+from refs import siphash24 as py_siphash24
 
 M32 = 0xFFFFFFFF
 COOKIEMASK = (1 << 24) - 1
@@ -158,15 +158,6 @@ def np_check(secret, version, saddr, daddr, sport, dport, seq, ack, count):
 
 
 # -- fixtures ------------------------------------------------------------------
-
-@pytest.fixture(params=[True, False], ids=["simd", "scalar"])
-def lane_path(request):
-    if request.param and not _cookies.simd_available():
-        pytest.skip("CPU without AVX2")
-    previous = _cookies.set_simd(request.param)
-    yield request.param
-    _cookies.set_simd(previous)
-
 
 def random_inputs(version, n, seed):
     rng = np.random.default_rng(seed)

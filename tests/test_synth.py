@@ -1,9 +1,8 @@
 """fastseg.synth: every packet valid, every connection what the ground truth says.
 
 Oracles: tshark (checksums, streams, initial RTT, option parsing, expert info),
-a struct-based pcap/pcapng reader and a pure-Python RFC 1071 checksum written here.
+a struct-based pcap/pcapng reader written here and the RFC 1071 checksum of refs.
 """
-import argparse
 import collections
 import csv
 import hashlib
@@ -17,7 +16,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fastseg import synth
+import fastseg
+from fastseg import cli, synth
+from refs import ones_sum
 
 N_CONN = 3000
 SEED = 7
@@ -357,15 +358,6 @@ def read_pcapng(path):
     return out
 
 
-def ones_sum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return s
-
-
 def tcp_checksum_ok(frame):
     eth_type = struct.unpack_from("!H", frame, 12)[0]
     ip = frame[14:]
@@ -474,12 +466,12 @@ def test_zero_connections_is_an_empty_valid_capture(tmp_path):
 
 
 def test_command_line_options_drive_generate(tmp_path):
-    parser = synth.add_arguments(argparse.ArgumentParser())
+    parser = cli.build_parser()
     out = tmp_path / "cli.pcapng"
-    args = parser.parse_args(["-o", str(out), "--connections", "150", "--seed", "3",
+    args = parser.parse_args(["synth", "-o", str(out), "--connections", "150", "--seed", "3",
                               "--nanosecond", "--truth", str(tmp_path / "cli.csv"),
                               "--mix", "fin_orig=3,flood=1"])
-    res = synth.run_from_args(args)
+    res = cli.run_synth(args)
     assert res.connections == 150 and set(res.kinds) == {"fin_orig", "flood"}
     assert out.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"     # pcapng from the name
     assert len(read_pcapng(out)) == res.packets
@@ -569,9 +561,8 @@ def test_compressed_outputs_hold_the_same_capture(tmp_path):
     plain = tmp_path / "p.pcapng"
     synth.generate(plain, 200, seed=8, format="pcapng")
     gz = tmp_path / "p.pcapng.gz"
-    args = synth.add_arguments(argparse.ArgumentParser()).parse_args(
-        ["-o", str(gz), "-n", "200", "--seed", "8"])
-    synth.run_from_args(args)                    # format taken from the inner name
+    args = cli.build_parser().parse_args(["synth", "-o", str(gz), "-n", "200", "--seed", "8"])
+    cli.run_synth(args)                          # format taken from the inner name
     assert gzip.decompress(gz.read_bytes()) == plain.read_bytes()
     zstandard = pytest.importorskip("zstandard")
     zst = tmp_path / "p.pcapng.zst"
@@ -596,3 +587,38 @@ def test_other_link_layers_carry_the_same_tcp(tmp_path, tshark, link, linktype, 
     mem = synth.packets(150, seed=6, link=link, ipv6_fraction=0.0, nanosecond=False)
     assert mem.linktype == linktype
     assert mem.data.tobytes() == b"".join(f for _, f, _ in read_pcap(p))
+
+
+def test_every_truth_row_is_what_the_tracker_reports():
+    """Each truth row (one Wireshark tcp.stream) is exactly ``zeek_conns`` rows of
+    fastseg.track: the same 4-tuple, conn_state, first SYN time, and the same
+    SYNs, packets (damaged copies never reach the state machine) and payload
+    bytes summed over them."""
+    mem = synth.packets(N_CONN, seed=SEED, bad_checksum_fraction=0.02, block_size=700,
+                        nanosecond=False)
+    seg = fastseg.parse_packets(data=mem.data, offset=mem.offsets, caplen=mem.caplens,
+                                wirelen=mem.lens, ts_ns=mem.ts_ns, linktype=mem.linktype)
+    conns = fastseg.track(seg)
+    truth = mem.truth
+    assert len(conns) == int(truth["zeek_conns"].sum())
+    by_tuple = collections.defaultdict(list)
+    keys = zip(conns.orig_text(), conns["orig_p"].tolist(),
+               conns.resp_text(), conns["resp_p"].tolist())
+    for i, key in enumerate(keys):
+        by_tuple[key].append(i)
+    summed = {"syn_count": "syn_count", "synack_count": "synack_count",
+              "orig_pkts": "zeek_orig_pkts", "resp_pkts": "zeek_resp_pkts",
+              "orig_bytes": "orig_bytes", "resp_bytes": "resp_bytes"}
+    split = 0
+    for r in range(len(truth["conn"])):
+        key = (truth["client"][r], int(truth["client_port"][r]),
+               truth["server"][r], int(truth["server_port"][r]))
+        rows = by_tuple.pop(key)
+        assert len(rows) == truth["zeek_conns"][r], key
+        assert set(conns["conn_state"][rows].tolist()) == {truth["conn_state"][r]}, key
+        assert round(float(conns["ts"][rows[0]]) * 1e6) == truth["syn_ts"][r] // 1000
+        for name, column in summed.items():
+            assert int(conns[name][rows].sum()) == int(truth[column][r]), (name, key)
+        split += len(rows) > 1
+    assert not by_tuple
+    assert split and (truth["kind"][truth["zeek_conns"] > 1] == "unanswered").all()

@@ -33,3 +33,28 @@ def fix_in_place(
     payload_len: npt.NDArray[np.uint32],
     fragment: Optional[npt.NDArray[np.uint8]] = ...,
 ) -> int: ...
+def unfilled_from_columns(
+    src: npt.NDArray[np.uint8],
+    dst: npt.NDArray[np.uint8],
+    ip_version: npt.NDArray[np.uint8],
+    hdr_len: npt.NDArray[np.uint8],
+    payload_len: npt.NDArray[np.uint32],
+    checksum: npt.NDArray[np.uint16],
+    status: npt.NDArray[np.uint8],
+    out: npt.NDArray[np.uint8],
+) -> None: ...
+
+class SenderTally:
+    ok: int
+    bad: int
+    untrusted: bool
+    def add(self, src: npt.NDArray[np.uint8], ip_version: npt.NDArray[np.uint8],
+            status: npt.NDArray[np.uint8], unfilled: npt.NDArray[np.uint8]) -> None: ...
+    def force(self, hosts: npt.NDArray[np.uint8]) -> None: ...
+    def decide(self, min_segments: int, min_share: float, untrusted_min: int,
+               untrusted_share: float) -> int: ...
+    def drop_mask(self, src: npt.NDArray[np.uint8], status: npt.NDArray[np.uint8],
+                  excuse_offload: bool, out: npt.NDArray[np.uint8]) -> None: ...
+    def merge(self, other: "SenderTally") -> None: ...
+    def senders(self) -> Tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.int64],
+                               npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]: ...

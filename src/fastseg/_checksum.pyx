@@ -4,6 +4,8 @@
 # around a C loop; every offset is checked against the buffer before a read,
 # so rows that point anywhere cannot make the kernel read or write outside it.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcmp, memcpy
 
 from fastseg._bytes cimport ld_be16
 from fastseg._consts cimport CSUM_OK, CSUM_BAD, CSUM_UNVERIFIED, CSUM_NOT_APPLICABLE
@@ -15,6 +17,7 @@ cdef extern from "_csum.h" nogil:
     uint64_t fs_csum_partial(const uint8_t *p, size_t len)
     uint16_t fs_csum_fold(uint64_t s)
     uint16_t fs_internet_checksum(const uint8_t *p, size_t len)
+    int fs_csum_unfilled(uint16_t field, uint64_t pseudo)
 
 
 # Where one row's TCP segment sits, once proven to lie inside the buffer.
@@ -96,7 +99,7 @@ cdef void tcp_rows(const uint8_t* data, Py_ssize_t data_len, Py_ssize_t n,
                 # Linux CHECKSUM_PARTIAL leaves ~tcp_v4_check(len, saddr,
                 # daddr, 0), i.e. the folded pseudo-header sum, for the NIC
                 # to finish; a capture on the sender sees that value.
-                offload[i] = st == CSUM_BAD and field == fs_csum_fold(pseudo)
+                offload[i] = st == CSUM_BAD and fs_csum_unfilled(field, pseudo)
         else:
             if correct != NULL:
                 correct[i] = 0
@@ -291,3 +294,235 @@ def _check_rows(Py_ssize_t n, *others):
     for m in others:
         if m != n:
             raise ValueError(f"row arrays differ in length ({n} and {m})")
+
+
+# -- the checksum verdict: which senders offload, whether the capture's
+# checksums can be trusted at all --------------------------------------------
+
+def unfilled_from_columns(const uint8_t[:, ::1] src, const uint8_t[:, ::1] dst,
+                          const uint8_t[::1] ip_version, const uint8_t[::1] hdr_len,
+                          const uint32_t[::1] payload_len, const uint16_t[::1] checksum,
+                          const uint8_t[::1] status, uint8_t[::1] out):
+    """The parser's unfilled-checksum flag recomputed from columns (for
+    segments built without it): 1 where a bad checksum field holds the
+    pseudo-header sum of the row's addresses and TCP length."""
+    cdef Py_ssize_t i, n = status.shape[0]
+    _check_rows(n, src.shape[0], dst.shape[0], ip_version.shape[0], hdr_len.shape[0],
+                payload_len.shape[0], checksum.shape[0], out.shape[0])
+    if n and (src.shape[1] != 16 or dst.shape[1] != 16):
+        raise ValueError("addresses must be (n, 16) rows")
+    cdef uint64_t pseudo, tcp_len
+    with nogil:
+        for i in range(n):
+            out[i] = 0
+            if status[i] != CSUM_BAD:
+                continue
+            tcp_len = <uint64_t>hdr_len[i] + payload_len[i]
+            if ip_version[i] == 4:
+                pseudo = fs_csum_partial(&src[i, 12], 4) + fs_csum_partial(&dst[i, 12], 4)
+            else:
+                pseudo = fs_csum_partial(&src[i, 0], 16) + fs_csum_partial(&dst[i, 0], 16)
+            pseudo += 6 + tcp_len
+            out[i] = fs_csum_unfilled(checksum[i], pseudo)
+
+
+cdef struct Sender:
+    uint8_t addr[16]
+    uint8_t used
+    uint8_t version
+    uint8_t offloading        # sticky once diagnosed (or named by the user)
+    uint8_t forced
+    int64_t bad
+    int64_t unfilled
+
+
+cdef inline uint64_t addr_hash(const uint8_t* a) noexcept nogil:
+    cdef uint64_t w0, w1, x
+    memcpy(&w0, a, 8)
+    memcpy(&w1, a + 8, 8)
+    x = w0 * 0x9E3779B97F4A7C15ULL ^ w1
+    x ^= x >> 31
+    x *= 0xBF58476D1CE4E5B9ULL
+    x ^= x >> 29
+    return x
+
+
+cdef class SenderTally:
+    """Per sender address: bad TCP checksums and how many of them hold the
+    unfilled (offloaded) value; plus capture-wide ok/bad counts.  Open
+    addressing over 16-byte address rows, updated in nogil loops.  The rule
+    that turns counts into a verdict lives in ``decide`` and nowhere else."""
+    cdef Sender* table
+    cdef Py_ssize_t cap, size
+    cdef public int64_t ok, bad
+    cdef public bint untrusted
+
+    def __cinit__(self):
+        self.cap = 64
+        self.size = 0
+        self.table = <Sender*>calloc(self.cap, sizeof(Sender))
+        if self.table == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.table)
+
+    cdef Sender* slot(self, const uint8_t* addr) noexcept nogil:
+        """The entry of addr (used == 0 when absent, ready to be filled)."""
+        cdef uint64_t mask = self.cap - 1
+        cdef uint64_t j = addr_hash(addr) & mask
+        while self.table[j].used and memcmp(self.table[j].addr, addr, 16) != 0:
+            j = (j + 1) & mask
+        return &self.table[j]
+
+    cdef int grow(self) noexcept nogil:
+        cdef Sender* old = self.table
+        cdef Py_ssize_t i, old_cap = self.cap
+        cdef Sender* e
+        self.table = <Sender*>calloc(old_cap * 2, sizeof(Sender))
+        if self.table == NULL:
+            self.table = old
+            return -1
+        self.cap = old_cap * 2
+        for i in range(old_cap):
+            if old[i].used:
+                e = self.slot(old[i].addr)
+                e[0] = old[i]
+        free(old)
+        return 0
+
+    cdef Sender* entry(self, const uint8_t* addr, uint8_t version) noexcept nogil:
+        cdef Sender* e
+        if 2 * (self.size + 1) > self.cap and self.grow() != 0:
+            return NULL
+        e = self.slot(addr)
+        if not e.used:
+            memcpy(e.addr, addr, 16)
+            e.used = 1
+            e.version = version
+            self.size += 1
+        return e
+
+    def add(self, const uint8_t[:, ::1] src, const uint8_t[::1] ip_version,
+            const uint8_t[::1] status, const uint8_t[::1] unfilled):
+        """Count one batch: every segment's status, and per sender its bad
+        checksums and unfilled ones."""
+        cdef Py_ssize_t i, n = status.shape[0]
+        _check_rows(n, src.shape[0], ip_version.shape[0], unfilled.shape[0])
+        if n and src.shape[1] != 16:
+            raise ValueError("addresses must be (n, 16) rows")
+        cdef Sender* e
+        cdef int failed = 0
+        with nogil:
+            for i in range(n):
+                if status[i] == CSUM_OK:
+                    self.ok += 1
+                elif status[i] == CSUM_BAD:
+                    self.bad += 1
+                    e = self.entry(&src[i, 0], ip_version[i])
+                    if e == NULL:
+                        failed = 1
+                        break
+                    e.bad += 1
+                    e.unfilled += unfilled[i]
+        if failed:
+            raise MemoryError("checksum tally: out of memory")
+
+    def force(self, const uint8_t[:, ::1] hosts):
+        """Treat these senders as offloading whatever their counts."""
+        cdef Py_ssize_t i
+        cdef Sender* e
+        for i in range(hosts.shape[0]):
+            e = self.entry(&hosts[i, 0], 4 if hosts[i, 10] == 0xFF and hosts[i, 11] == 0xFF else 6)
+            if e == NULL:
+                raise MemoryError("checksum tally: out of memory")
+            e.offloading = 1
+            e.forced = 1
+
+    def decide(self, int64_t min_segments, double min_share, int64_t untrusted_min,
+               double untrusted_share):
+        """The one offload rule: a sender offloads when at least
+        ``min_segments`` of its bad checksums are unfilled and they are at
+        least ``min_share`` of its bad checksums.  The capture's checksums are
+        untrusted when the bad checksums no offload explains number at least
+        ``untrusted_min`` and at least ``untrusted_share`` of all checked
+        (ok + unexplained bad) ones.  Both verdicts are sticky: what tracking
+        once excused stays excused, so the report names the same hosts."""
+        cdef Py_ssize_t i
+        cdef Sender* e
+        cdef int64_t unexplained = 0
+        with nogil:
+            for i in range(self.cap):
+                e = &self.table[i]
+                if not e.used:
+                    continue
+                if not e.offloading and e.unfilled >= min_segments and e.unfilled >= min_share * e.bad:
+                    e.offloading = 1
+                if not e.offloading:
+                    unexplained += e.bad
+        if (not self.untrusted and unexplained >= untrusted_min
+                and unexplained >= untrusted_share * (self.ok + unexplained)):
+            self.untrusted = True
+        return unexplained
+
+    def drop_mask(self, const uint8_t[:, ::1] src, const uint8_t[::1] status,
+                  bint excuse_offload, uint8_t[::1] out):
+        """1 for each bad-checksum segment whose receiver dropped it: every bad
+        one, or (``excuse_offload``) those whose sender is not offloading."""
+        cdef Py_ssize_t i, n = status.shape[0]
+        _check_rows(n, src.shape[0], out.shape[0])
+        cdef Sender* e
+        with nogil:
+            for i in range(n):
+                out[i] = 0
+                if status[i] != CSUM_BAD:
+                    continue
+                if excuse_offload:
+                    e = self.slot(&src[i, 0])
+                    if e.used and e.offloading:
+                        continue
+                out[i] = 1
+
+    def merge(self, SenderTally other):
+        """Add another tally's counts (its verdicts are re-derived by decide)."""
+        cdef Py_ssize_t i
+        cdef Sender* e
+        cdef Sender* o
+        for i in range(other.cap):
+            o = &other.table[i]
+            if not o.used:
+                continue
+            e = self.entry(o.addr, o.version)
+            if e == NULL:
+                raise MemoryError("checksum tally: out of memory")
+            e.bad += o.bad
+            e.unfilled += o.unfilled
+            e.offloading |= o.offloading
+            e.forced |= o.forced
+        self.ok += other.ok
+        self.bad += other.bad
+        self.untrusted = self.untrusted or other.untrusted
+
+    def senders(self):
+        """``(addr (n, 16) uint8, version, bad, unfilled, offloading, forced)``
+        for every sender with bad checksums (or named), in address order."""
+        cdef Py_ssize_t i, k = 0
+        addr = np.empty((self.size, 16), np.uint8)
+        version = np.empty(self.size, np.uint8)
+        bad = np.empty(self.size, np.int64)
+        unfilled = np.empty(self.size, np.int64)
+        offloading = np.empty(self.size, np.bool_)
+        forced = np.empty(self.size, np.bool_)
+        cdef uint8_t[:, ::1] a = addr
+        for i in range(self.cap):
+            if self.table[i].used:
+                memcpy(&a[k, 0], self.table[i].addr, 16)
+                version[k] = self.table[i].version
+                bad[k] = self.table[i].bad
+                unfilled[k] = self.table[i].unfilled
+                offloading[k] = self.table[i].offloading
+                forced[k] = self.table[i].forced
+                k += 1
+        order = np.lexsort(addr.T[::-1]) if k else np.zeros(0, np.intp)
+        return (addr[order], version[order], bad[order], unfilled[order],
+                offloading[order], forced[order])

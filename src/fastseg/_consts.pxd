@@ -1,6 +1,7 @@
 # Constants shared by every kernel: TCP flags, packet outcomes, checksum
-# statuses, link types, absent-option sentinels.  _consts.pyx exposes the
-# same names to Python; nothing else defines them.
+# statuses, link types, absent-option sentinels, Zeek's endpoint states and
+# timers.  _consts.pyx exposes the same names to Python (with the tables that
+# are not integers), _consts.pyi types them; nothing else defines them.
 
 cpdef enum TcpFlag:
     FIN = 0x001
@@ -110,3 +111,32 @@ cpdef enum EncapBit:
     ENC_TEREDO = 0x08000
     ENC_GTPV1 = 0x10000
     ENC_AYIYA = 0x20000
+
+# The value a column holds when its option or field was absent from a segment
+# (null in pandas, Arrow, JSON and CSV output).
+cpdef enum Absent:
+    MSS_ABSENT = -1
+    WSCALE_ABSENT = -1
+    TS_ABSENT = -1
+    TFO_ABSENT = -1
+    IP_ID_ABSENT = -1
+
+# Linux SYN cookies (include/net/tcp.h, net/ipv4/syncookies.c): an 8-bit
+# minute counter above a 24-bit hash, an index into a 4-entry MSS table
+# (COOKIE_MSS_V4 / COOKIE_MSS_V6 in _consts.pyx).
+cpdef enum SynCookie:
+    COOKIEBITS = 24
+    COOKIEMASK = 0xFFFFFF
+    COUNTMASK = 0xFF            # (u32)-1 >> COOKIEBITS
+    MAX_SYNCOOKIE_AGE = 2
+    N_COOKIE_MSS = 4
+
+# Zeek's endpoint states (TCP_Endpoint.h), in Zeek's order.
+cpdef enum ZeekState:
+    Z_INACTIVE = 0
+    Z_SYN_SENT = 1
+    Z_SYN_ACK_SENT = 2
+    Z_PARTIAL = 3
+    Z_ESTABLISHED = 4
+    Z_CLOSED = 5
+    Z_RESET = 6

@@ -10,6 +10,9 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
 from fastseg._bytes cimport ld_le32, ld_le64
+from fastseg._consts cimport COOKIEBITS, COOKIEMASK, COUNTMASK, MAX_SYNCOOKIE_AGE, N_COOKIE_MSS
+
+from fastseg._consts import COOKIE_MSS_V4, COOKIE_MSS_V6
 
 
 cdef extern from "_siphash.h" nogil:
@@ -25,18 +28,9 @@ cdef extern from "_siphash_lanes.h" nogil:
     int fs_cpu_has_avx2()
 
 
-# include/net/tcp.h and syncookies.c: 8-bit minute counter above a 24-bit hash.
-cdef enum:
-    COOKIEBITS = 24
-    COOKIEMASK = 0xFFFFFF
-    MAX_SYNCOOKIE_AGE = 2
-    COUNTMASK = 0xFF        # (u32)-1 >> COOKIEBITS
-    N_MSS = 4
-
-# The MSS tables of net/ipv4/syncookies.c and net/ipv6/syncookies.c.
-cdef uint16_t MSS_V4[N_MSS]
-cdef uint16_t MSS_V6[N_MSS]
-for _i, (_v4, _v6) in enumerate(zip((536, 1300, 1440, 1460), (1220, 1420, 1440, 8940))):
+cdef uint16_t MSS_V4[N_COOKIE_MSS]
+cdef uint16_t MSS_V6[N_COOKIE_MSS]
+for _i, (_v4, _v6) in enumerate(zip(COOKIE_MSS_V4, COOKIE_MSS_V6)):
     MSS_V4[_i] = _v4
     MSS_V6[_i] = _v6
 del _i, _v4, _v6
@@ -245,7 +239,7 @@ def check(tuple secret, bint v6,
             for lane in range(nb):
                 i = i0 + lane
                 idx = (rest[lane] - <uint32_t>h[lane]) & COOKIEMASK
-                if diff[lane] >= MAX_SYNCOOKIE_AGE or idx >= N_MSS:
+                if diff[lane] >= MAX_SYNCOOKIE_AGE or idx >= N_COOKIE_MSS:
                     mss_out[i] = 0
                 else:
                     mss_out[i] = table[idx]

@@ -95,4 +95,13 @@ static inline uint64_t fs_csum_partial(const uint8_t *p, size_t len) {
 static inline uint16_t fs_internet_checksum(const uint8_t *p, size_t len) {
     return (uint16_t)~fs_csum_fold(fs_csum_partial(p, len));
 }
+/* Whether a bad TCP checksum field holds the unfilled value a sender leaves
+ * for its NIC to finish (Linux CHECKSUM_PARTIAL: ~tcp_v4_check(len, saddr,
+ * daddr, 0), the folded pseudo-header sum), or that value's complement, as
+ * some stacks leave it.  pseudo is the unfolded pseudo-header sum. */
+static inline int fs_csum_unfilled(uint16_t field, uint64_t pseudo) {
+    uint16_t folded = fs_csum_fold(pseudo);
+    return field == folded || field == (uint16_t)~folded;
+}
+
 #endif

@@ -43,6 +43,7 @@ cdef extern from *:
 cdef extern from "_csum.h" nogil:
     uint64_t fs_csum_partial(const uint8_t* p, size_t length)
     uint16_t fs_csum_fold(uint64_t s)
+    int fs_csum_unfilled(uint16_t field, uint64_t pseudo)
 
 cdef extern from "_siphash.h" nogil:
     uint64_t fs_flow_key(const uint8_t* src, uint16_t sport, const uint8_t* dst, uint16_t dport)
@@ -96,6 +97,7 @@ cdef struct Row:
     uint8_t sack_blocks
     uint8_t checksum_status
     uint8_t ip_checksum_status
+    uint8_t csum_unfilled     # bad, and the field holds the unfilled pseudo-header sum
     uint8_t fragment
     uint8_t opt_status
     uint8_t opt_other
@@ -129,6 +131,7 @@ cdef struct Cols:
     int16_t* tfo_cookie_len
     uint8_t* checksum_status
     uint8_t* ip_checksum_status
+    uint8_t* csum_unfilled
     uint8_t* fragment
     uint8_t* opt_status
     uint8_t* opt_other
@@ -332,7 +335,7 @@ cdef inline int parse_packet(const uint8_t* pkt, uint32_t caplen, uint32_t wirel
     cdef const uint8_t* ext
     cdef const uint8_t* pseudo_src
     cdef const uint8_t* pseudo_dst
-    cdef uint64_t csum
+    cdef uint64_t csum, pseudo
     cdef Carrier c
 
     if caplen == 0:
@@ -513,18 +516,25 @@ cdef inline int parse_packet(const uint8_t* pkt, uint32_t caplen, uint32_t wirel
     r.checksum = ld_be16(tcp + 16)
     r.urgent = ld_be16(tcp + 18)
     r.fragment = fragment
+    r.csum_unfilled = 0
     if fragment or tcp_cap < payload:
         r.checksum_status = CSUM_UNVERIFIED
     else:
         # Pseudo-header (RFC 9293 3.1 / RFC 8200 8.1) + segment.
         if version == 4:
-            csum = (<uint64_t>ld_be16(ip + 12) + ld_be16(ip + 14) + ld_be16(ip + 16)
-                    + ld_be16(ip + 18) + 6 + payload)
+            pseudo = (<uint64_t>ld_be16(ip + 12) + ld_be16(ip + 14) + ld_be16(ip + 16)
+                      + ld_be16(ip + 18) + 6 + payload)
         else:
-            csum = (fs_csum_partial(pseudo_src, 16) + fs_csum_partial(pseudo_dst, 16)
-                    + 6 + (payload >> 16) + (payload & 0xFFFF))
-        csum += fs_csum_partial(tcp, payload)
-        r.checksum_status = CSUM_OK if fs_csum_fold(csum) == 0xFFFF else CSUM_BAD
+            pseudo = (fs_csum_partial(pseudo_src, 16) + fs_csum_partial(pseudo_dst, 16)
+                      + 6 + (payload >> 16) + (payload & 0xFFFF))
+        csum = pseudo + fs_csum_partial(tcp, payload)
+        if fs_csum_fold(csum) == 0xFFFF:
+            r.checksum_status = CSUM_OK
+        else:
+            # Recorded here, where the pseudo-header sum is at hand, for the
+            # offload diagnosis (fastseg.checksum.ChecksumVerdict).
+            r.checksum_status = CSUM_BAD
+            r.csum_unfilled = fs_csum_unfilled(r.checksum, pseudo)
     r.l3_caplen = ip_cap
     r.l3_off = l3
     r.l4_off = l3 + l4
@@ -562,6 +572,7 @@ cdef inline void store_row(Cols* c, Py_ssize_t k, const Row* r, int64_t frame,
     c.tfo_cookie_len[k] = r.tfo_cookie_len
     c.checksum_status[k] = r.checksum_status
     c.ip_checksum_status[k] = r.ip_checksum_status
+    c.csum_unfilled[k] = r.csum_unfilled
     c.fragment[k] = r.fragment
     # Zero-filled columns (segments.ZEROED_COLUMNS): written only when set,
     # so plain traffic never touches their pages.
@@ -644,6 +655,7 @@ def parse_batch(const uint8_t[::1] data, const int64_t[::1] offset,
     c.tfo_cookie_len = <int16_t*>_ptr(cols["tfo_cookie_len"])
     c.checksum_status = <uint8_t*>_ptr(cols["checksum_status"])
     c.ip_checksum_status = <uint8_t*>_ptr(cols["ip_checksum_status"])
+    c.csum_unfilled = <uint8_t*>_ptr(cols["_csum_unfilled"])
     c.fragment = <uint8_t*>_ptr(cols["fragment"])
     c.opt_status = <uint8_t*>_ptr(cols["opt_status"])
     c.opt_other = <uint8_t*>_ptr(cols["opt_other"])

@@ -11,6 +11,7 @@ JSON keys (``Report.to_dict()``) are a contract; see ``REPORT_KEYS``.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -22,8 +23,9 @@ __all__ = ["analyze", "Report", "connections_of", "REPORT_KEYS"]
 
 REPORT_KEYS = {
     "capture": ["packets", "tcp", "non_tcp", "malformed", "malformed_by_reason",
-                "non_tcp_by_reason", "tcp_options", "start", "end", "duration"],
-    "checksums": ["ok", "bad", "unverified", "ip_bad", "offload"],
+                "non_tcp_by_reason", "tcp_options", "link_types_not_decoded", "start", "end",
+                "duration"],
+    "checksums": ["ok", "bad", "unverified", "ip_bad", "offload", "untrusted"],
     "connections": ["total", "by_state", "ipv4", "ipv6", "evicted"],
     "handshakes": ["completed", "refused", "unanswered", "syn_retransmits",
                    "syn_backoff", "rtt", "syn_synack", "synack_ack"],
@@ -37,6 +39,8 @@ REPORT_KEYS = {
 
 MSL2 = 60.0                  # Linux TIME-WAIT length (TCP_TIMEWAIT_LEN)
 EPHEMERAL_RANGE = 28232      # Linux default ip_local_port_range 32768-60999
+PORT_PRESSURE_MIN = 0.01     # share of the range in one window that is worth a row
+PORT_PRESSURE_ROWS = 10
 SYN = _consts.SYN
 ACK = _consts.ACK
 FIN = _consts.FIN
@@ -96,6 +100,17 @@ def _addr_rows(col, version=None) -> np.ndarray:
         return np.ascontiguousarray(col, dtype=np.uint8)
     from .segments import parse_addresses
     return parse_addresses(col.tolist())
+
+
+def _round_floats(obj, digits: int):
+    """A copy of a JSON-able structure with every float rounded."""
+    if isinstance(obj, float):
+        return round(obj, digits)
+    if isinstance(obj, dict):
+        return {k: _round_floats(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_round_floats(v, digits) for v in obj]
+    return obj
 
 
 def _peak_concurrency(group: np.ndarray, start: np.ndarray, end: np.ndarray):
@@ -216,6 +231,13 @@ class Report:
         import copy
         return copy.deepcopy(self._data)
 
+    def to_json(self, indent: Optional[int] = 2) -> str:
+        """``to_dict()`` as JSON text, floats rounded to the microsecond (6
+        decimals): captures time packets in microseconds or nanoseconds, and
+        more digits are float noise."""
+        import json
+        return json.dumps(_round_floats(self._data, 6), indent=indent)
+
     def __getitem__(self, key):
         return self._data[key]
 
@@ -226,53 +248,6 @@ class Report:
     def render(self) -> str:
         from .render import render_report
         return render_report(self._data)
-
-
-def _offload_candidates(seg: Segments) -> Dict[bytes, List[int]]:
-    """Per sender: [bad segments, of which the field holds only the folded
-    pseudo-header sum] - the pattern of an unfilled, offloaded checksum."""
-    bad = seg["checksum_status"] == _consts.CSUM_BAD
-    if not bad.any():
-        return {}
-    src = seg["src"][bad]
-    dst = seg["dst"][bad]
-    v4 = seg["ip_version"][bad] == 4
-    tcp_len = (seg["hdr_len"][bad].astype(np.uint64) + seg["payload_len"][bad].astype(np.uint64))
-    words = lambda rows: rows.astype(np.uint64).reshape(-1, 8, 2)
-    sw, dw = words(src), words(dst)
-    s16 = (sw[:, :, 0] << np.uint64(8)) | sw[:, :, 1]
-    d16 = (dw[:, :, 0] << np.uint64(8)) | dw[:, :, 1]
-    # IPv4-mapped rows: only the last two words count for IPv4
-    total = np.where(v4, s16[:, 6] + s16[:, 7] + d16[:, 6] + d16[:, 7],
-                     s16.sum(axis=1) + d16.sum(axis=1))
-    total = total + np.uint64(6) + tcp_len
-    for _ in range(4):
-        total = (total & np.uint64(0xFFFF)) + (total >> np.uint64(16))
-    field = seg["checksum"][bad].astype(np.uint64)
-    match = (field == total) | (field == (~total & np.uint64(0xFFFF)))
-    out: Dict[bytes, List[int]] = {}
-    keys = np.ascontiguousarray(src).view(np.dtype((np.void, 16))).reshape(-1)
-    ver = seg["ip_version"][bad]
-    uniq, inv = np.unique(keys, return_inverse=True)
-    nbad = np.bincount(inv, minlength=len(uniq))
-    nmatch = np.bincount(inv, weights=match, minlength=len(uniq)).astype(np.int64)
-    first = np.zeros(len(uniq), dtype=np.int64)
-    first[inv[::-1]] = np.arange(len(inv))[::-1]
-    for i, u in enumerate(uniq):
-        out[bytes(u) + bytes([int(ver[first[i]])])] = [int(nbad[i]), int(nmatch[i])]
-    return out
-
-
-def _diagnose_offload(cands: Dict[bytes, List[int]]) -> List[dict]:
-    """A sender is offloading when at least 90% of its bad checksums (and at
-    least 2) are unfilled pseudo-header sums."""
-    out = []
-    for key, (nbad, nmatch) in sorted(cands.items()):
-        if nmatch >= 2 and nmatch >= 0.9 * nbad:
-            host = format_addresses(np.frombuffer(key[:16], np.uint8).reshape(1, 16),
-                                    np.array([key[16]]))[0]
-            out.append({"host": str(host), "segments": int(nmatch)})
-    return out
 
 
 class _Analysis:
@@ -293,7 +268,6 @@ class _Analysis:
         self.stats = CaptureStats()
         self.csum = np.zeros(4, dtype=np.int64)
         self.ip_bad = 0
-        self.offload: Dict[bytes, List[int]] = {}
         self.t_first = math.inf
         self.t_last = -math.inf
         self.syn_parts: List[dict] = []
@@ -310,10 +284,6 @@ class _Analysis:
             return
         self.csum += np.bincount(seg["checksum_status"], minlength=4)[:4]
         self.ip_bad += int(np.count_nonzero(seg["ip_checksum_status"] == _consts.CSUM_BAD))
-        for k, v in _offload_candidates(seg).items():
-            acc = self.offload.setdefault(k, [0, 0])
-            acc[0] += v[0]
-            acc[1] += v[1]
         ts = seg["ts_ns"].astype(np.float64) / 1e9
         self.t_first = min(self.t_first, float(ts.min()))
         self.t_last = max(self.t_last, float(ts.max()))
@@ -375,10 +345,13 @@ class _Analysis:
                 "bad": int(self.csum[_consts.CSUM_BAD]),
                 "unverified": int(self.csum[_consts.CSUM_UNVERIFIED]),
                 "ip_bad": int(self.ip_bad),
-                "offload": _diagnose_offload(self.offload),
-                "mode": self.checksums,
+                **self.tracker.verdict.to_dict(),
             },
         }
+        if report["checksums"]["untrusted"]:
+            warnings.warn(
+                "TCP checksums are wrong almost everywhere and not in the offload pattern "
+                "(a rewritten or anonymised trace?): ignoring them", stacklevel=3)
         report.update(self._connections(conns, end))
         return report
 
@@ -516,7 +489,9 @@ class _Analysis:
         peak_client = self._peak_table(tw_orig, orig_h, None, ver, tw_end, "client")
 
         # ephemeral-port pressure: distinct client ports toward one server
-        # address:port within one 2*MSL window (rows keyed by 64-bit hashes)
+        # address:port within one 2*MSL window (rows keyed by 64-bit hashes).
+        # Kept: the busiest rows using at least PORT_PRESSURE_MIN of the range,
+        # else only the busiest one, so that its maximum is still known.
         pressure = []
         win = np.floor(ts / MSL2).astype(np.int64)
         dest = _mix64(_mix64(_row_hash(orig_h) ^ _row_hash(resp_h) * np.uint64(3))
@@ -525,7 +500,9 @@ class _Analysis:
         pair = _mix64(key ^ (orig_p.astype(np.uint64) << np.uint64(1)))
         _, first_pair = np.unique(pair, return_index=True)
         uk, first_key, cnt = np.unique(key[first_pair], return_index=True, return_counts=True)
-        for i in np.argsort(-cnt, kind="stable")[:5]:
+        busiest = np.lexsort((first_pair[first_key], -cnt))   # ties: first seen first
+        busy = int(np.count_nonzero(cnt >= PORT_PRESSURE_MIN * EPHEMERAL_RANGE))
+        for i in busiest[:max(1, min(busy, PORT_PRESSURE_ROWS))]:
             r = first_pair[first_key[i]]
             v = np.array([ver[r]])
             pressure.append({
@@ -590,14 +567,19 @@ class _Analysis:
     def _floods(self, conns) -> List[dict]:
         """SYN-flood suspects per server address:port.
 
-        Every SYN closes a trailing window of ``flood_window`` seconds; the
-        window is suspect when at least ``flood_min_syns`` of the SYNs in it
-        never led to a completed handshake and at most
-        ``flood_max_completed_ratio`` of them did (a completed handshake counts
-        at its connection's first SYN).  Overlapping suspect windows merge
-        into one entry whose counts are exact over its span."""
+        A stray SYN is one whose connection never completed its handshake
+        (retransmitted SYNs of a connection that did complete are not
+        strays: a load test that retransmits is not a flood).  Every SYN
+        closes a trailing window of ``flood_window`` seconds; the window is
+        suspect when it holds at least ``flood_min_syns`` strays and at most
+        ``flood_max_completed_ratio`` of its SYNs led to a completed handshake
+        (a completed handshake counts at its connection's first SYN).
+        Overlapping suspect windows merge into one entry that runs from the
+        first stray of its first window to the last stray of its last, with
+        counts exact over that span."""
         if not self.syn_parts:
             return []
+        k = max(int(self.flood_min_syns), 1)
         ts = np.concatenate([p["ts"] for p in self.syn_parts])
         dst = np.concatenate([p["dst"] for p in self.syn_parts])
         src = np.concatenate([p["src"] for p in self.syn_parts])
@@ -608,7 +590,7 @@ class _Analysis:
         kv = np.ascontiguousarray(key).view(np.dtype((np.void, 18))).reshape(-1)
         uk, gid, total = np.unique(kv, return_inverse=True, return_counts=True)
         gid = gid.reshape(-1)
-        cand = np.flatnonzero(total >= self.flood_min_syns)
+        cand = np.flatnonzero(total >= k)
         if len(cand) == 0:
             return []
         conn_ids = np.asarray(conns["_conn"]).astype(np.int64)
@@ -621,6 +603,7 @@ class _Analysis:
         order = np.lexsort((ts, conn))
         first_syn[order[1:]] = conn[order[1:]] != conn[order[:-1]]
         completed = first_syn & done[conn]
+        stray = ~done[conn]
         unanswered = first_syn & synack[conn] & ~done[conn]
         out = []
         w = self.flood_window
@@ -628,15 +611,19 @@ class _Analysis:
             idx = np.flatnonzero(gid == g)
             idx = idx[np.argsort(ts[idx], kind="stable")]
             t = ts[idx]
-            cum = np.concatenate([[0], np.cumsum(completed[idx])])
+            cum_done = np.concatenate([[0], np.cumsum(completed[idx])])
+            cum_stray = np.concatenate([[0], np.cumsum(stray[idx])])
             lo = np.searchsorted(t, t - w, side="left")
             hi = np.arange(1, len(t) + 1)
             n_in = hi - lo
-            c_in = cum[hi] - cum[lo]
-            bad = np.flatnonzero((n_in - c_in >= self.flood_min_syns)
+            c_in = cum_done[hi] - cum_done[lo]
+            bad = np.flatnonzero((cum_stray[hi] - cum_stray[lo] >= k)
                                  & (c_in <= self.flood_ratio * n_in))
             if len(bad) == 0:
                 continue
+            # positions (in time order) of the strays; every flagged window
+            # [lo, bad] holds at least k of them, so the look-ups below land
+            strays = np.flatnonzero(stray[idx])
             starts, ends = t[lo[bad]], t[bad]
             reach = np.maximum.accumulate(ends)
             new = np.concatenate([[True], starts[1:] > reach[:-1]])
@@ -645,16 +632,8 @@ class _Analysis:
             row = np.frombuffer(bytes(uk[g]), np.uint8)
             server = str(format_addresses(row[:16].reshape(1, 16), np.array([ver[idx[0]]]))[0])
             for a, b in zip(first, last):
-                # The burst runs from the first stray SYN (one that never led
-                # to a completed handshake) that opens a window holding
-                # flood_min_syns strays to the last one that closes such a window.
-                k = self.flood_min_syns
-                st = t[(t >= starts[a]) & (t <= reach[b]) & ~done[conn[idx]]]
-                pos = np.arange(len(st))
-                fwd = np.searchsorted(st, st + w, side="right") - pos
-                bwd = pos + 1 - np.searchsorted(st, st - w, side="left")
-                s0 = st[np.flatnonzero(fwd >= k)[0]]
-                e0 = st[np.flatnonzero(bwd >= k)[-1]]
+                s0 = t[strays[np.searchsorted(strays, lo[bad[a]], side="left")]]
+                e0 = t[strays[np.searchsorted(strays, bad[b], side="right") - 1]]
                 inside = idx[(t >= s0) & (t <= e0)]
                 out.append({
                     "server": server, "port": int(row[16]) << 8 | int(row[17]),

@@ -33,7 +33,9 @@ Damage
     :class:`fastseg.CaptureError` names the file, the byte offset of the bad
     record (in the decompressed stream for compressed input) and the fault.
     A file that ends inside a record (a killed tcpdump) is not damage: it
-    warns :class:`fastseg.TruncatedCaptureWarning` and stops normally.
+    warns :class:`fastseg.TruncatedCaptureWarning` and stops normally.  So
+    does compressed input cut short (a failed download): every whole record
+    its bytes decompress to is read, as tshark reads them.
 
 Frames
     ``first_frame`` counts packet records (EPB, SPB, PB, pcap records).
@@ -44,7 +46,9 @@ import io
 import mmap
 import os
 import struct
+import sys
 import warnings
+import zlib
 
 import numpy as np
 
@@ -52,7 +56,9 @@ from . import _capture
 from .errors import CaptureError, TruncatedCaptureWarning
 
 __all__ = ["PacketBatch", "CaptureReader", "open_capture",
-           "CAPLEN_MAX", "BLOCK_MAX", "INTERFACES_MAX"]
+           "CAPLEN_MAX", "BLOCK_MAX", "INTERFACES_MAX", "STDIN"]
+
+STDIN = "-"         # the path that names standard input (as in tcpdump -r -)
 
 CAPLEN_MAX = _capture.CAPLEN_MAX
 BLOCK_MAX = _capture.BLOCK_MAX
@@ -165,6 +171,87 @@ def _read_into(stream, view):
         return 0
     view[:len(chunk)] = chunk
     return len(chunk)
+
+
+class _Inflate(io.RawIOBase):
+    """A gzip (every member) or zstd (every frame) stream, decompressed.
+
+    Input that ends inside a member (a download cut short) yields every byte
+    it holds, then ``EOFError``; corrupt input raises the decompressor's error
+    after the bytes before it (so input is fed in small pieces: a bad CRC
+    loses only the last piece).  Output per step is bounded (gzip: 1 MiB;
+    zstd: what 4 KiB of input decode to), never a whole member."""
+
+    _IN = 1 << 12
+    _GZIP_OUT = 1 << 20
+
+    def __init__(self, raw, kind):
+        self._raw = raw
+        self._kind = kind
+        self._tail = b""            # input read but not yet fed
+        self._out = memoryview(b"")
+        self._done = False
+        self._cut = False
+        self._new_member()
+
+    def readable(self):
+        return True
+
+    def _new_member(self):
+        if self._kind == "gzip":
+            self._dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        else:
+            import zstandard
+            self._dec = zstandard.ZstdDecompressor().decompressobj()
+        self._started = False
+
+    def _step(self):
+        pending = self._tail or self._raw.read(1 << 16)
+        piece, rest = pending[:self._IN], pending[self._IN:]
+        if not pending:
+            self._done = True
+            if self._started and not self._dec.eof:
+                self._cut = True
+                if self._kind == "gzip":
+                    self._out = memoryview(self._dec.flush())
+            return
+        if not self._started:
+            # members may be followed by zero padding (as gzip(1) accepts)
+            pending = pending.lstrip(b"\0")
+            self._tail = b""
+            if not pending:
+                return
+            self._started = True
+            piece, rest = pending[:self._IN], pending[self._IN:]
+        if self._kind == "gzip":
+            try:
+                out = self._dec.decompress(piece, self._GZIP_OUT)
+            except zlib.error as exc:
+                if "data check" in str(exc):
+                    raise zlib.error("CRC check failed (the member's CRC32 does not "
+                                     "match its data)") from None
+                raise
+            self._tail = self._dec.unconsumed_tail + rest
+        else:
+            out = self._dec.decompress(piece)
+            self._tail = rest
+        if self._dec.eof:
+            self._tail = self._dec.unused_data + self._tail
+            self._new_member()
+        self._out = memoryview(out)
+
+    def readinto(self, b):
+        while not self._out:
+            if self._cut:           # every byte handed out: now say where it ended
+                self._cut = False
+                raise EOFError(f"the {self._kind} stream is cut short")
+            if self._done:
+                return 0
+            self._step()
+        k = min(len(b), len(self._out))
+        b[:k] = self._out[:k]
+        self._out = self._out[k:]
+        return k
 
 
 class _MappedSource:
@@ -288,7 +375,12 @@ class CaptureReader:
         self._iterated = False
         self._section = -1
         self._big = False
-        if isinstance(path, (str, bytes, os.PathLike)):
+        if isinstance(path, (str, bytes, os.PathLike)) and os.fsdecode(path) == STDIN:
+            # as libpcap's pcap_open_offline("-"): standard input, streamed
+            self.path = STDIN
+            fileobj = sys.stdin.buffer
+            owned = False
+        elif isinstance(path, (str, bytes, os.PathLike)):
             self.path = os.fsdecode(path)
             fileobj = open(path, "rb", buffering=0)
             owned = True
@@ -328,21 +420,15 @@ class CaptureReader:
             raise CaptureError(self.path, 0, "empty file")
         if head[:2] == _GZIP_MAGIC or head == _ZSTD_MAGIC:
             raw = _Prefixed(head, fileobj)
-            if head[:2] == _GZIP_MAGIC:
-                import gzip
-                self.compression = "gzip"
-                stream = gzip.GzipFile(fileobj=raw, mode="rb")
-            else:
+            self.compression = "gzip" if head[:2] == _GZIP_MAGIC else "zstd"
+            if self.compression == "zstd":
                 try:
-                    import zstandard
+                    import zstandard  # noqa: F401
                 except ImportError:
                     raise CaptureError(self.path, 0, "zstd-compressed capture: install the "
                                        "`zstandard` package (pip install zstandard) to read it") from None
-                self.compression = "zstd"
-                stream = zstandard.ZstdDecompressor().stream_reader(
-                    raw, read_across_frames=True, closefd=False)
             self._raw = raw
-            return _StreamSource(stream, self._batch_bytes, (stream.close,) + closers)
+            return _StreamSource(_Inflate(raw, self.compression), self._batch_bytes, closers)
         if regular and use_mmap and owned:
             src = _MappedSource(fileobj)
             if owned:
@@ -700,7 +786,8 @@ class CaptureReader:
 def open_capture(path, *, batch_packets=262144, batch_bytes=64 << 20, use_mmap=True):
     """Open a pcap / pcapng capture (plain, gzip or zstd) for batch reading.
 
-    ``path`` is a file path or a binary file object.  Uncompressed regular
+    ``path`` is a file path, ``"-"`` for standard input (as tcpdump's
+    ``-r -``; a file named ``-`` is ``./-``) or a binary file object.  Uncompressed regular
     files named by path are memory-mapped (``use_mmap=False`` streams them
     instead); file objects, pipes and compressed input are streamed.
     Batches hold at most ``batch_packets`` packets and about ``batch_bytes``

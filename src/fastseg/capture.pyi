@@ -7,6 +7,7 @@ import numpy.typing as npt
 CAPLEN_MAX: int
 BLOCK_MAX: int
 INTERFACES_MAX: int
+STDIN: str
 
 class PacketBatch:
     data: npt.NDArray[np.uint8]

@@ -15,16 +15,17 @@ pseudo-header destination is the one in the fixed header.
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, List
 
 import numpy as np
 
 from . import _checksum, _consts
-from .segments import format_addresses
+from .segments import CSUM_UNFILLED_UNKNOWN, format_addresses
 
 __all__ = ["internet_checksum", "verify_checksums", "verify_ip_checksums",
            "tcp_checksums", "ip_checksums", "fix_checksums", "offload_pattern",
-           "diagnose_offload", "OFFLOAD_MIN_SEGMENTS", "OFFLOAD_MIN_SHARE"]
+           "diagnose_offload", "ChecksumVerdict", "OFFLOAD_MIN_SEGMENTS", "OFFLOAD_MIN_SHARE",
+           "UNTRUSTED_MIN_SEGMENTS", "UNTRUSTED_MIN_SHARE"]
 
 # A sender is diagnosed as offloading when at least this many of its bad
 # segments carry the unfilled (pseudo-header-only) value and they are at least
@@ -34,6 +35,13 @@ __all__ = ["internet_checksum", "verify_checksums", "verify_ip_checksums",
 # from being waved through.
 OFFLOAD_MIN_SEGMENTS = 3
 OFFLOAD_MIN_SHARE = 0.9
+# A capture whose checksums are wrong almost everywhere, and not in the offload
+# pattern, was rewritten (anonymised addresses, edited payloads) without its
+# checksums being fixed: they say nothing about what the receivers accepted.
+# Real corruption is rare (well under 1 segment in 1000), so half of the
+# checked segments being bad is far outside it.
+UNTRUSTED_MIN_SEGMENTS = 10
+UNTRUSTED_MIN_SHARE = 0.5
 
 # Columns the kernels read, with the dtype each kernel takes.
 _ROW_DTYPES = (
@@ -199,23 +207,129 @@ def diagnose_offload(segments, min_segments: int = OFFLOAD_MIN_SEGMENTS,
 
     Returns ``{sender address text: number of its segments with an unfilled
     checksum}`` for every source address with at least ``min_segments`` such
-    segments making up at least ``min_share`` of its bad segments.  The
-    statuses themselves are not changed: ``verify_checksums`` still says bad.
+    segments making up at least ``min_share`` of its bad segments (the rule of
+    :class:`ChecksumVerdict`, applied to checksums recomputed from the packet
+    bytes).  The statuses themselves are not changed: ``verify_checksums``
+    still says bad.
     """
     st, _, pattern = _tcp(segments, want_offload=True)
-    bad = st == _consts.CSUM_BAD
-    if not bad.any():
-        return {}
-    src = np.asarray(segments["src"])[bad]
-    version = np.asarray(segments["ip_version"])[bad]
-    pattern = pattern[bad].astype(bool)
-    text = format_addresses(src, version)
-    senders, inverse = np.unique(text.astype(str), return_inverse=True)
-    inverse = inverse.reshape(-1)
-    n_bad = np.bincount(inverse, minlength=len(senders))
-    n_pattern = np.bincount(inverse, weights=pattern, minlength=len(senders)).astype(np.int64)
-    out = {}
-    for sender, nb, npat in zip(senders, n_bad, n_pattern):
-        if npat >= min_segments and npat >= min_share * nb:
-            out[str(sender)] = int(npat)
-    return out
+    verdict = ChecksumVerdict("auto", min_segments=min_segments, min_share=min_share)
+    verdict.count(np.ascontiguousarray(segments["src"], dtype=np.uint8),
+                  np.ascontiguousarray(segments["ip_version"], dtype=np.uint8), st, pattern)
+    return {o["host"]: o["segments"] for o in verdict.offload()}
+
+
+def _col(segments, name, dtype):
+    return np.ascontiguousarray(segments[name], dtype=dtype)
+
+
+class ChecksumVerdict:
+    """The one owner of the checksum decision: which senders offload their
+    checksums, whether the capture's checksums can be trusted at all, and so
+    which bad-checksum segments their receivers dropped.
+
+    ``mode``: ``"verify"`` (every bad checksum was dropped), ``"ignore"``
+    (none was), ``"auto"`` (as verify, except the segments of senders
+    diagnosed as offloading, and every segment once the capture is found
+    untrusted).  A sender offloads when at least ``min_segments`` of its bad
+    checksums hold the unfilled pseudo-header sum (the parser records that
+    per segment) and they are at least ``min_share`` of its bad checksums; the
+    capture is untrusted when the bad checksums no offload explains are at
+    least ``UNTRUSTED_MIN_SEGMENTS`` and ``UNTRUSTED_MIN_SHARE`` of the
+    checked ones (addresses rewritten by an anonymiser without fixing
+    checksums).  Counting is done in C per batch; verdicts accumulate over the
+    batches and, once reached, stick.  ``merge`` adds another verdict's
+    counts, so verdicts of the parts of a capture combine into the whole's.
+    """
+
+    def __init__(self, mode: str = "auto", offload_hosts=None,
+                 min_segments: int = OFFLOAD_MIN_SEGMENTS, min_share: float = OFFLOAD_MIN_SHARE):
+        if mode not in ("auto", "verify", "ignore"):
+            raise ValueError("checksums must be 'auto', 'verify' or 'ignore'")
+        self.mode = mode
+        self.min_segments = int(min_segments)
+        self.min_share = float(min_share)
+        self._tally = _checksum.SenderTally()
+        if offload_hosts is not None:
+            from .segments import parse_addresses
+            rows = (offload_hosts if isinstance(offload_hosts, np.ndarray)
+                    else parse_addresses(list(offload_hosts)))
+            self._tally.force(np.ascontiguousarray(rows, dtype=np.uint8).reshape(-1, 16))
+
+    def count(self, src, ip_version, status, unfilled) -> None:
+        """Count one batch of segments (column arrays) and update the verdicts."""
+        status = np.ascontiguousarray(status, dtype=np.uint8)
+        self._tally.add(src, ip_version, status, np.ascontiguousarray(unfilled, dtype=np.uint8))
+        self._decide()
+
+    def dropped(self, segments) -> np.ndarray:
+        """Count a batch of segments, then return one uint8 per segment: 1
+        where a bad checksum made its receiver drop it."""
+        n = len(segments)
+        if self.mode == "ignore" or "checksum_status" not in segments:
+            return np.zeros(n, dtype=np.uint8)
+        status = _col(segments, "checksum_status", np.uint8)
+        src = _col(segments, "src", np.uint8)
+        unfilled = _col(segments, "_csum_unfilled", np.uint8) if "_csum_unfilled" in segments else None
+        if unfilled is not None and not (unfilled == CSUM_UNFILLED_UNKNOWN).any():
+            pass
+        elif "checksum" in segments and "hdr_len" in segments:
+            unfilled = np.empty(n, dtype=np.uint8)
+            _checksum.unfilled_from_columns(
+                src, _col(segments, "dst", np.uint8), _col(segments, "ip_version", np.uint8),
+                _col(segments, "hdr_len", np.uint8), _col(segments, "payload_len", np.uint32),
+                _col(segments, "checksum", np.uint16), status, unfilled)
+        else:
+            unfilled = np.zeros(n, dtype=np.uint8)
+        self.count(src, _col(segments, "ip_version", np.uint8), status, unfilled)
+        out = np.empty(n, dtype=np.uint8)
+        if self.mode == "auto" and self._tally.untrusted:
+            out[:] = 0
+            return out
+        self._tally.drop_mask(src, status, self.mode == "auto", out)
+        return out
+
+    def _decide(self) -> None:
+        # Only auto mode judges the capture as a whole; verify and ignore are
+        # the user's explicit choice.
+        untrusted_min = UNTRUSTED_MIN_SEGMENTS if self.mode == "auto" else 1 << 62
+        self._tally.decide(self.min_segments, self.min_share, untrusted_min,
+                           UNTRUSTED_MIN_SHARE)
+
+    @property
+    def untrusted(self) -> bool:
+        """True once the capture's checksums are judged meaningless (auto mode
+        then ignores them)."""
+        return bool(self._tally.untrusted)
+
+    @property
+    def ok(self) -> int:
+        return int(self._tally.ok)
+
+    @property
+    def bad(self) -> int:
+        return int(self._tally.bad)
+
+    def offload_rows(self) -> np.ndarray:
+        """(n, 16) address rows of the senders treated as offloading."""
+        addr, _, _, _, off, _ = self._tally.senders()
+        return addr[off]
+
+    def offload(self) -> List[dict]:
+        """``[{host, segments}]``: each sender treated as offloading and how
+        many of its segments carried the unfilled value, in address order."""
+        addr, version, _, unfilled, off, _ = self._tally.senders()
+        if not off.any():
+            return []
+        text = format_addresses(addr[off], version[off])
+        return [{"host": str(h), "segments": int(u)} for h, u in zip(text, unfilled[off])]
+
+    def merge(self, other: "ChecksumVerdict") -> "ChecksumVerdict":
+        """Add ``other``'s counts into this verdict (and re-derive it)."""
+        self._tally.merge(other._tally)
+        self._decide()
+        return self
+
+    def to_dict(self) -> dict:
+        """The verdict's part of the report's ``checksums`` section."""
+        return {"offload": self.offload(), "untrusted": self.untrusted, "mode": self.mode}

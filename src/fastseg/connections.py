@@ -133,21 +133,26 @@ class Connections:
         as categoricals."""
         import pandas as pd
 
+        # the dtype pandas gives text (object, or str from pandas 3), fixed so
+        # that an empty table has the dtypes of a full one
+        text = pd.Series(["x"]).dtype
         data = {}
         for name in self.columns:
             col = self._cols[name]
             mask = self.null_mask(name)
             if name in _ADDRESS_COLUMNS:
-                data[name] = format_addresses(col, self._cols["ip_version"])
+                data[name] = pd.Series(format_addresses(col, self._cols["ip_version"]),
+                                       dtype=text)
             elif name in _CATEGORICAL:
-                cat = pd.Categorical(col.astype(object))
-                if mask is not None and mask.any():
-                    cat = cat.remove_categories([c for c in cat.categories if c == ""]) if "" in cat.categories else cat
-                data[name] = cat
+                values = col.astype(object)
+                if mask is not None:
+                    values[mask] = None
+                cats = pd.Index(sorted(set(values.tolist()) - {None}), dtype=text)
+                data[name] = pd.Categorical(values, categories=cats)
             elif mask is not None and col.dtype.kind in "iu":
                 data[name] = pd.arrays.IntegerArray(col, mask)
             elif col.dtype.kind == "U":
-                data[name] = col.astype(object)
+                data[name] = pd.Series(col.astype(object), dtype=text)
             else:
                 data[name] = col
         return pd.DataFrame(data, copy=False)

@@ -24,7 +24,8 @@ def register(subparsers):
                     "Numbers accept decimal or 0x-hex.")
     # Values are checked by run_cookie, not argparse, so that every bad
     # argument gives one line and exit status 2.
-    p.add_argument("action", metavar="{encode,check}")
+    p.add_argument("action", metavar="{encode,check}",
+                   help="encode: the cookie for a SYN; check: verify a final ACK")
     p.add_argument("--secret", help="the 32-byte secret as 64 hex digits (two SipHash keys)")
     p.add_argument("--saddr", help="client address (SYN source)")
     p.add_argument("--daddr", help="server address (SYN destination)")

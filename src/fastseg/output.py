@@ -14,9 +14,45 @@ import sys
 import tempfile
 from typing import Dict, Iterator, List, Optional
 
+import numpy as np
+
 from .segments import format_addresses
 
-__all__ = ["atomic_output", "TableWriter", "text_columns"]
+__all__ = ["atomic_output", "TableWriter", "text_columns", "output_format",
+           "FORMAT_BY_EXTENSION"]
+
+# -o's extension -> the format written when --format is not given
+FORMAT_BY_EXTENSION = {
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet", ".pq": "parquet",
+    ".log": "zeek", ".tsv": "zeek",
+}
+
+
+def output_format(path: Optional[str], fmt: Optional[str], allowed=("jsonl", "csv", "parquet"),
+                  default: str = "jsonl") -> str:
+    """The format to write ``path`` in: ``fmt`` when given, else the one its
+    extension names (``FORMAT_BY_EXTENSION``), else ``default`` for stdout or
+    a name without extension.  Raises ValueError (one clear sentence) when
+    ``fmt`` contradicts the extension, when the extension names a format not
+    in ``allowed``, or when an unknown extension leaves the format open."""
+    ext = os.path.splitext(path)[1].lower() if path and path != "-" else ""
+    by_ext = FORMAT_BY_EXTENSION.get(ext)
+    if fmt is not None:
+        if by_ext is not None and by_ext != fmt:
+            raise ValueError(f"{path}: --format {fmt} contradicts the {ext} extension "
+                             f"({by_ext}); rename the file or drop --format")
+        return fmt
+    if by_ext is None:
+        if ext:
+            raise ValueError(f"{path}: no format is known for the {ext} extension; "
+                             f"give --format ({'|'.join(allowed)})")
+        return default
+    if by_ext not in allowed:
+        raise ValueError(f"{path}: the {ext} extension means {by_ext}, which this command "
+                         f"does not write ({'|'.join(allowed)})")
+    return by_ext
 
 
 @contextlib.contextmanager
@@ -55,7 +91,8 @@ def atomic_output(path: Optional[str], binary: bool = False) -> Iterator:
 
 def text_columns(table) -> Dict[str, List]:
     """Columns of a Segments/Connections table as Python lists ready for text
-    output: addresses as strings, absent values as None."""
+    output: addresses as strings, absent values as None, floats rounded to
+    6 decimals (the microsecond, for the columns in seconds)."""
     names = table.columns
     out: Dict[str, List] = {}
     for name in names:
@@ -63,7 +100,8 @@ def text_columns(table) -> Dict[str, List]:
         if col.ndim == 2 and col.shape[1] == 16:
             out[name] = list(format_addresses(col, table["ip_version"]))
             continue
-        values = col.tolist()
+        # floats (seconds) to the microsecond: more digits are float noise
+        values = (np.round(col, 6) if col.dtype.kind == "f" else col).tolist()
         mask = table.null_mask(name) if hasattr(table, "null_mask") else None
         if mask is not None and mask.any():
             values = [None if m else v for v, m in zip(values, mask.tolist())]

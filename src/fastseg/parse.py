@@ -21,12 +21,17 @@ def _segments(data: np.ndarray, offset, caplen, wirelen, ts_ns, linktype,
               first_frame: int) -> Segments:
     cols, outcome = _parse.parse_batch(data, offset, caplen, wirelen, ts_ns, linktype,
                                        int(first_frame))
-    stats = CaptureStats(np.bincount(outcome, minlength=_consts.N_OUTCOMES),
+    counts = np.bincount(outcome, minlength=_consts.N_OUTCOMES)
+    not_decoded = {}
+    if counts[_consts.OUT_UNSUPPORTED_LINKTYPE]:
+        lt = np.bincount(np.asarray(linktype)[outcome == _consts.OUT_UNSUPPORTED_LINKTYPE])
+        not_decoded = {int(k): int(lt[k]) for k in np.flatnonzero(lt)}
+    stats = CaptureStats(counts, not_decoded,
                          np.bincount(cols["opt_status"], minlength=len(_consts.OPT_STATUS_NAMES)))
     return Segments(cols, data, stats)
 
 
-def _as_bytes(buf) -> np.ndarray:
+def _byte_array(buf) -> np.ndarray:
     # The same object comes back for a 1-D uint8 array, so batches that share
     # one memory map are recognised by identity.
     if isinstance(buf, np.ndarray) and buf.dtype == np.uint8 and buf.ndim == 1 \
@@ -40,7 +45,7 @@ def parse_batch(batch) -> Segments:
     """Parse one :class:`fastseg.PacketBatch` (anything with ``data``,
     ``offset``, ``caplen``, ``wirelen``, ``ts_ns``, ``linktype`` and
     ``first_frame``).  The rows point into ``batch.data``."""
-    data = _as_bytes(batch.data)
+    data = _byte_array(batch.data)
     n = len(batch.offset)
     return _segments(
         data,
@@ -80,7 +85,7 @@ def parse_packets(packets: Optional[Iterable[bytes]] = None, *, linktype=1, ts_n
     else:
         if data is None or offset is None or caplen is None:
             raise TypeError("parse_packets needs packets, or data, offset and caplen")
-        data = _as_bytes(data)
+        data = _byte_array(data)
         offset = np.ascontiguousarray(offset, dtype=np.int64).reshape(-1)
         caplen = np.ascontiguousarray(caplen, dtype=np.uint32).reshape(-1)
     n = len(offset)

@@ -1,13 +1,20 @@
 """Text rendering of a Report for people (plain aligned tables, no colours)."""
 from __future__ import annotations
 
+import time
 from typing import List, Optional, Sequence
+
+from .analyze import MSL2, PORT_PRESSURE_MIN
 
 
 def _ms(v: Optional[float]) -> str:
     if v is None:
         return "-"
     return f"{v * 1e3:.3f} ms" if v < 1 else f"{v:.3f} s"
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
 
 
 def _table(title: str, header: Sequence[str], rows: List[Sequence], out: List[str]) -> None:
@@ -29,6 +36,13 @@ def _kv(title: str, pairs: List[Sequence], out: List[str]) -> None:
     out.append("")
 
 
+def not_decoded_lines(capture: dict) -> List[str]:
+    """One sentence per link type whose packets were not decoded, from a
+    report's ``capture`` section (or ``CaptureStats.to_dict()``)."""
+    return [f"{k['packets']:,} packets of link type {k['link_type']} ({k['name']}) not decoded"
+            for k in capture.get("link_types_not_decoded") or ()]
+
+
 def render_report(d: dict) -> str:
     out: List[str] = []
     cap = d["capture"]
@@ -46,6 +60,7 @@ def render_report(d: dict) -> str:
         pairs.append((f"  non-tcp: {k}", v))
     if cap.get("start") is not None:
         pairs.append(("time span", f"{cap['duration']:.3f} s"))
+    pairs.extend(("note", line) for line in not_decoded_lines(cap))
     _kv("Capture", pairs, out)
 
     cs = d["checksums"]
@@ -54,6 +69,9 @@ def render_report(d: dict) -> str:
     for o in cs["offload"]:
         pairs.append(("note", f"checksum offload on {o['host']} ({o['segments']} segments): "
                               "unfilled checksums of the capturing host, not corruption"))
+    if cs.get("untrusted"):
+        pairs.append(("note", "checksums wrong almost everywhere, not offload (a rewritten "
+                              "trace?): ignored"))
     _kv("TCP checksums", pairs, out)
 
     c = d["connections"]
@@ -90,11 +108,20 @@ def render_report(d: dict) -> str:
     if tw["peak_per_client"]:
         _table("Peak concurrent TIME-WAIT per client", ["client", "peak"],
                [(p["client"], p["peak"]) for p in tw["peak_per_client"][:5]], out)
-    if t["port_pressure"]:
-        _table("Ephemeral ports used per client -> server in 60 s",
-               ["client", "server", "port", "ports", "of range"],
-               [(p["client"], p["server"], p["port"], p["ports"],
-                 f"{100 * p['fraction_of_range']:.2f}%") for p in t["port_pressure"]], out)
+    pressure = t["port_pressure"]
+    if pressure and pressure[0]["fraction_of_range"] >= PORT_PRESSURE_MIN:
+        rows = [p for p in pressure if p["fraction_of_range"] >= PORT_PRESSURE_MIN]
+        _table(f"Ephemeral ports used per client -> server in one {MSL2:g} s window "
+               f"(rows using {100 * PORT_PRESSURE_MIN:g}% of the range or more)",
+               ["client", "server", "port", "window start (UTC)", "ports", "of range"],
+               [(p["client"], p["server"], p["port"], _utc(p["window_start"]), p["ports"],
+                 f"{100 * p['fraction_of_range']:.2f}%") for p in rows], out)
+    elif pressure:
+        p = pressure[0]
+        out.append(f"Ephemeral ports: at most {p['ports']} per client -> server in one "
+                   f"{MSL2:g} s window ({p['client']} -> {p['server']}:{p['port']}, "
+                   f"{100 * p['fraction_of_range']:.2f}% of the range)")
+        out.append("")
 
     fl = d["syn_flood"]
     if fl:

@@ -57,13 +57,17 @@ HIDDEN_DTYPES: Dict[str, object] = {
     "_l3_off": np.int64,
     "_l4_off": np.int64,
     "_l3_caplen": np.uint32,
+    # 1 when a bad checksum holds the unfilled pseudo-header sum (offload),
+    # set by the parser; CSUM_UNFILLED_UNKNOWN until something computes it.
+    "_csum_unfilled": np.uint8,
 }
+CSUM_UNFILLED_UNKNOWN = 2
 
 # The value that stands for "absent" in each nullable column; null in pandas,
 # Arrow, JSON and CSV output.
 NULL_SENTINELS = {
-    "ip_id": -1, "mss": -1, "wscale": -1, "tsval": -1, "tsecr": -1,
-    "tfo_cookie_len": -1,
+    "ip_id": _consts.IP_ID_ABSENT, "mss": _consts.MSS_ABSENT, "wscale": _consts.WSCALE_ABSENT,
+    "tsval": _consts.TS_ABSENT, "tsecr": _consts.TS_ABSENT, "tfo_cookie_len": _consts.TFO_ABSENT,
 }
 
 _STATUS_CATEGORIES = list(_consts.CHECKSUM_STATUS_NAMES)
@@ -89,6 +93,8 @@ def empty_columns(n: int, hidden: bool = True) -> Dict[str, np.ndarray]:
             out[name] = np.zeros(n, dtype=dt)
         else:
             out[name] = np.empty(n, dtype=dt)
+    if "_csum_unfilled" in out:
+        out["_csum_unfilled"][:] = CSUM_UNFILLED_UNKNOWN
     return out
 
 
@@ -130,25 +136,38 @@ def parse_addresses(texts: Iterable[str]) -> np.ndarray:
 class CaptureStats:
     """What became of every packet of a capture.
 
-    ``packets == tcp + non_tcp + malformed`` always; ``by_outcome`` holds one
-    count per outcome code of ``fastseg._consts.Outcome``.  Segments whose
-    options the snapshot length cut or whose option lengths are bad are
-    ``tcp``, counted again in ``options`` (one count per ``OptStatus``).
+    ``packets == tcp + non_tcp + malformed`` always; ``counts`` holds one
+    count per outcome code of ``fastseg._consts.Outcome``; ``not_decoded``
+    maps each link type the parser does not decode to its packets (they are
+    counted as ``unsupported_link_type``).  Segments whose options the
+    snapshot length cut or whose option lengths are bad are ``tcp``, counted
+    again in ``options`` (one count per ``OptStatus``).
     """
 
-    def __init__(self, counts=None, options=None):
+    def __init__(self, counts=None, not_decoded=None, options=None):
         self.counts = (np.zeros(_consts.N_OUTCOMES, dtype=np.int64) if counts is None
                        else np.asarray(counts, dtype=np.int64).copy())
+        self.not_decoded: Dict[int, int] = dict(not_decoded or {})
         self.options = (np.zeros(len(_consts.OPT_STATUS_NAMES), dtype=np.int64) if options is None
                         else np.asarray(options, dtype=np.int64).copy())
 
     def __iadd__(self, other: "CaptureStats"):
         self.counts += other.counts
         self.options += other.options
+        for linktype, n in other.not_decoded.items():
+            self.not_decoded[linktype] = self.not_decoded.get(linktype, 0) + n
         return self
 
     def __add__(self, other: "CaptureStats") -> "CaptureStats":
-        return CaptureStats(self.counts + other.counts, self.options + other.options)
+        out = CaptureStats(self.counts, self.not_decoded, self.options)
+        out += other
+        return out
+
+    @property
+    def link_types_not_decoded(self) -> List[dict]:
+        """``[{"link_type", "name", "packets"}]``, most packets first."""
+        return [{"link_type": lt, "name": _consts.linktype_name(lt), "packets": n}
+                for lt, n in sorted(self.not_decoded.items(), key=lambda kv: (-kv[1], kv[0]))]
 
     @property
     def packets(self) -> int:
@@ -186,6 +205,7 @@ class CaptureStats:
             "malformed_by_reason": self.malformed_by_reason,
             "tcp_options": {"cut": int(self.options[_consts.OPTS_CUT]),
                             "bad": int(self.options[_consts.OPTS_BAD])},
+            "link_types_not_decoded": self.link_types_not_decoded,
         }
 
     def __repr__(self):
@@ -325,11 +345,12 @@ class Segments:
         checksum statuses as a categorical.  Numeric columns are not copied."""
         import pandas as pd
 
+        text = pd.Series(["x"]).dtype       # as for a full table when empty too
         data = {}
         for name in self.columns:
             col = self._cols[name]
             if name in _ADDRESS_COLUMNS:
-                data[name] = format_addresses(col, self._cols["ip_version"])
+                data[name] = pd.Series(format_addresses(col, self._cols["ip_version"]), dtype=text)
             elif name in ("checksum_status", "ip_checksum_status"):
                 data[name] = pd.Categorical.from_codes(col.astype(np.int8), _STATUS_CATEGORIES)
             elif name in NULL_SENTINELS:

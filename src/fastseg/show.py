@@ -205,10 +205,14 @@ def format_segments(seg) -> List[str]:
     return lines
 
 
-def show_lines(path: str) -> Iterator[str]:
-    """tcpdump-style lines for every TCP segment of a capture, streamed."""
-    from .parse import open as open_capture
+def show_lines(path: str, stats=None) -> Iterator[str]:
+    """tcpdump-style lines for every TCP segment of a capture, streamed.
+    ``stats``, a :class:`fastseg.CaptureStats`, if given, accumulates the
+    capture accounting (e.g. the link types that were not decoded)."""
+    from .parse import open as open_segments
 
-    with open_capture(path) as cap:
+    with open_segments(path) as cap:
         for seg in cap.batches():
+            if stats is not None:
+                stats += seg.stats
             yield from format_segments(seg)

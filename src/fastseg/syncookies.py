@@ -37,10 +37,10 @@ __all__ = [
     "TCP_MSS_DEFAULT",
 ]
 
-MSS_TABLE_V4 = (536, 1300, 1440, 1460)
-MSS_TABLE_V6 = (1220, 1420, 1440, 8940)
-MAX_SYNCOOKIE_AGE = 2
-COOKIEBITS = 24
+MSS_TABLE_V4 = _consts.COOKIE_MSS_V4
+MSS_TABLE_V6 = _consts.COOKIE_MSS_V6
+MAX_SYNCOOKIE_AGE = _consts.MAX_SYNCOOKIE_AGE
+COOKIEBITS = _consts.COOKIEBITS
 SYNCOOKIE_PERIOD_S = 60          # TCP_SYNCOOKIE_PERIOD = 60 * HZ
 TSBITS = 6                       # low TSval bits that carry the options
 TS_OPT_WSCALE_MASK = 0xF         # 0xF = the SYN had no window scale option

@@ -55,8 +55,9 @@ from typing import Iterable, Optional
 import numpy as np
 
 from . import _track
+from .checksum import ChecksumVerdict
 from .connections import CONNECTION_COLUMNS, Connections
-from .segments import Segments, parse_addresses
+from .segments import Segments
 
 __all__ = ["track", "Tracker", "transition", "TRANSITIONS", "Connections",
            "RFC_STATES", "EVENTS", "ZEEK_STATES"]
@@ -161,29 +162,6 @@ def transition(states, events) -> np.ndarray:
     return out.reshape(shape)
 
 
-def _pseudo_header_sums(seg: Segments) -> np.ndarray:
-    """Folded one's-complement sum of each segment's TCP pseudo-header: what
-    an offloading sender leaves in the checksum field."""
-    src = seg["src"].astype(np.uint32)
-    dst = seg["dst"].astype(np.uint32)
-    words = lambda a: (a[:, 0::2] << 8) | a[:, 1::2]   # noqa: E731
-    v4 = seg["ip_version"] == 4
-    tcp_len = seg["hdr_len"].astype(np.uint64) + seg["payload_len"].astype(np.uint64)
-    s6 = words(src).sum(axis=1, dtype=np.uint64) + words(dst).sum(axis=1, dtype=np.uint64)
-    s4 = words(src[:, 12:]).sum(axis=1, dtype=np.uint64) + words(dst[:, 12:]).sum(axis=1, dtype=np.uint64)
-    total = np.where(v4, s4, s6) + np.uint64(6) + (tcp_len & np.uint64(0xffff)) + (tcp_len >> np.uint64(16))
-    while True:
-        hi = total >> np.uint64(16)
-        if not hi.any():
-            break
-        total = (total & np.uint64(0xffff)) + hi
-    return total.astype(np.uint16)
-
-
-def _host_keys(addrs: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(addrs, dtype=np.uint8).view(np.dtype((np.void, 16))).reshape(-1)
-
-
 class Tracker:
     """Streaming connection tracker.
 
@@ -206,10 +184,12 @@ class Tracker:
     Checksums: ``"verify"`` keeps every bad-checksum segment out of the
     state machine; ``"ignore"`` trusts every segment; ``"auto"`` (default)
     does as ``verify`` except for senders diagnosed as offloading: those in
-    ``offload_hosts`` (address strings or (n, 16) rows) and, in ``auto``,
-    senders for which at least ``offload_fraction`` (0.9) of their bad
-    checksums hold the unfilled pseudo-header sum (or its complement).  The
-    diagnosis accumulates over the batches seen so far.
+    ``offload_hosts`` (address strings or (n, 16) rows) and senders at least
+    ``offload_fraction`` (0.9) of whose bad checksums hold the unfilled
+    pseudo-header sum; and it trusts every segment once the capture's
+    checksums are found meaningless as a whole (rewritten traces).  The
+    decision is ``self.verdict`` (a ``fastseg.checksum.ChecksumVerdict``,
+    shared with the report) and accumulates over the batches seen so far.
     """
 
     def __init__(self, idle_timeout: float = 300.0, attempt_delay: float = 5.0,
@@ -221,15 +201,8 @@ class Tracker:
             raise ValueError("max_connections must be at least 1")
         self.max_connections = None if max_connections is None else int(max_connections)
         self.evicted = 0
-        if checksums not in ("auto", "verify", "ignore"):
-            raise ValueError("checksums must be 'auto', 'verify' or 'ignore'")
-        self.checksums = checksums
-        self.offload_fraction = float(offload_fraction)
-        self._offload = set()
-        if offload_hosts is not None:
-            rows = offload_hosts if isinstance(offload_hosts, np.ndarray) else parse_addresses(list(offload_hosts))
-            self._offload.update(bytes(k) for k in _host_keys(rows))
-        self._bad_counts = {}
+        self.verdict = ChecksumVerdict(checksums, offload_hosts=offload_hosts,
+                                       min_share=offload_fraction)
         ports = DEFAULT_LIKELY_SERVER_PORTS if likely_server_ports is None else likely_server_ports
         likely = np.zeros(65536, dtype=np.uint8)
         likely[np.fromiter(ports, dtype=np.int64)] = 1
@@ -252,38 +225,13 @@ class Tracker:
         """Bytes held by connection records and the flow table."""
         return self._engine.memory_bytes()
 
+    @property
+    def checksums(self) -> str:
+        return self.verdict.mode
+
     def offload_hosts(self) -> list:
         """Senders currently treated as offloading checksums (16-byte rows)."""
-        return sorted(self._offload)
-
-    def _bad_mask(self, seg: Segments) -> np.ndarray:
-        n = len(seg)
-        if self.checksums == "ignore" or "checksum_status" not in seg:
-            return np.zeros(n, dtype=np.uint8)
-        bad = seg["checksum_status"] == 1
-        if not bad.any() or self.checksums == "verify":
-            return bad.astype(np.uint8)
-        keys = _host_keys(seg["src"])
-        if "checksum" in seg and "hdr_len" in seg:
-            bidx = np.flatnonzero(bad)
-            pseudo = _pseudo_header_sums(seg[bidx])
-            csum = seg["checksum"][bidx]
-            match = (csum == pseudo) | (csum == (~pseudo & 0xFFFF))
-            uk, inv = np.unique(keys[bidx], return_inverse=True)
-            nbad = np.bincount(inv, minlength=len(uk))
-            nmatch = np.bincount(inv, weights=match, minlength=len(uk))
-            for k, b, m in zip(uk, nbad, nmatch):
-                kb = bytes(k)
-                tot = self._bad_counts.get(kb, (0, 0))
-                tot = (tot[0] + int(b), tot[1] + int(m))
-                self._bad_counts[kb] = tot
-                if tot[1] >= self.offload_fraction * tot[0]:
-                    self._offload.add(kb)
-        if self._offload:
-            off = np.fromiter((bytes(k) in self._offload for k in keys[bad]), dtype=bool, count=int(bad.sum()))
-            bad = bad.copy()
-            bad[np.flatnonzero(bad)[off]] = False
-        return bad.astype(np.uint8)
+        return [bytes(r) for r in self.verdict.offload_rows()]
 
     def update(self, segments: Segments) -> Connections:
         """Track one batch (in capture order); returns the connections that
@@ -302,7 +250,7 @@ class Tracker:
                 c("ack", np.uint32), c("flags", np.uint16), c("payload_len", np.uint32),
                 c("window", np.uint16), c("mss", np.int32), c("wscale", np.int16),
                 c("sack_perm", np.uint8), c("tsval", np.int64), c("ip_version", np.uint8),
-                c("flow_key", np.uint64), self._bad_mask(seg), conn)
+                c("flow_key", np.uint64), self.verdict.dropped(seg), conn)
             if status != 0:
                 raise MemoryError("connection tracker: out of memory")
         segments["conn"] = conn

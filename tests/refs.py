@@ -1,26 +1,89 @@
-"""Pure-Python packet builders for the tests: link headers, IPv4/IPv6 (with
-options and extension headers), TCP with any options, correct checksums.
+"""Reference implementations for the tests, the benchmarks and the fuzzers:
+written from the RFCs and papers in plain Python, sharing no code with
+fastseg's kernels (they are the oracles those kernels are checked against).
 
-Every builder returns ``bytes``; layers nest: ``ether(ipv4(..., tcp(...)))``.
-Checksums are computed here, independently of fastseg's C kernels.
+* checksums: RFC 1071 one's-complement sum and Internet checksum;
+* SipHash-2-4 (the paper's reference algorithm) and fastseg's flow key;
+* addresses: packed bytes and the 16-byte rows fastseg stores;
+* packets: link headers, IPv4/IPv6 (with options and extension headers), TCP
+  with any options and correct checksums.  Every builder returns ``bytes``;
+  layers nest: ``ether(ipv4(..., tcp(...)))``;
+* captures: whole pcap/pcapng files of such frames (``fastseg.synth``'s
+  writer, whose output the synth tests check byte by byte).
 """
 import ipaddress
 import struct
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
+M64 = (1 << 64) - 1
 
 
-def internet_checksum(data: bytes) -> int:
-    """RFC 1071 one's-complement checksum (the value for the field)."""
+# -- checksums -------------------------------------------------------------
+def ones_sum(data: bytes) -> int:
+    """RFC 1071 one's-complement sum of the big-endian 16-bit words, folded
+    (0xFFFF over a region whose checksum is right)."""
+    data = bytes(data)
     if len(data) % 2:
         data += b"\0"
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
-    return (~total) & 0xFFFF
+    return total
 
 
+def internet_checksum(data: bytes) -> int:
+    """RFC 1071 one's-complement checksum (the value for the field)."""
+    return (~ones_sum(data)) & 0xFFFF
+
+
+# -- SipHash-2-4 and the flow key --------------------------------------------
+# _siphash.h keys the flow hash with these 16 bytes.
+FLOW_KEY_SECRET = b"g flow kyfastseg"
+
+
+def _rotl(x, b):
+    return ((x << b) | (x >> (64 - b))) & M64
+
+
+def siphash24(key: bytes, msg: bytes) -> int:
+    """SipHash-2-4 straight from the paper, one Python int at a time."""
+    k0 = int.from_bytes(key[:8], "little")
+    k1 = int.from_bytes(key[8:16], "little")
+    v = [0x736F6D6570736575 ^ k0, 0x646F72616E646F6D ^ k1,
+         0x6C7967656E657261 ^ k0, 0x7465646279746573 ^ k1]
+
+    def rounds(n):
+        for _ in range(n):
+            v[0] = (v[0] + v[1]) & M64; v[1] = _rotl(v[1], 13); v[1] ^= v[0]; v[0] = _rotl(v[0], 32)
+            v[2] = (v[2] + v[3]) & M64; v[3] = _rotl(v[3], 16); v[3] ^= v[2]
+            v[0] = (v[0] + v[3]) & M64; v[3] = _rotl(v[3], 21); v[3] ^= v[0]
+            v[2] = (v[2] + v[1]) & M64; v[1] = _rotl(v[1], 17); v[1] ^= v[2]; v[2] = _rotl(v[2], 32)
+
+    full = len(msg) - len(msg) % 8
+    for i in range(0, full, 8):
+        m = int.from_bytes(msg[i:i + 8], "little")
+        v[3] ^= m
+        rounds(2)
+        v[0] ^= m
+    b = ((len(msg) & 0xFF) << 56) | int.from_bytes(msg[full:], "little")
+    v[3] ^= b
+    rounds(2)
+    v[0] ^= b
+    v[2] ^= 0xFF
+    rounds(4)
+    return v[0] ^ v[1] ^ v[2] ^ v[3]
+
+
+def flow_key(src, sport: int, dst, dport: int) -> int:
+    """The direction-free flow key of _siphash.h (fs_flow_key); addresses as
+    strings or 16-byte rows."""
+    a, b = (mapped(src), sport), (mapped(dst), dport)
+    lo, hi = min(a, b), max(a, b)
+    return siphash24(FLOW_KEY_SECRET, lo[0] + hi[0] + struct.pack("!HH", lo[1], hi[1]))
+
+
+# -- addresses and flags -------------------------------------------------------
 def addr(text) -> bytes:
     """Packed network-order bytes of an address string (4 or 16 bytes)."""
     if isinstance(text, (bytes, bytearray)):
@@ -32,6 +95,18 @@ def mapped(text) -> bytes:
     """The 16-byte row fastseg stores for an address (IPv4 as ::ffff:a.b.c.d)."""
     raw = addr(text)
     return b"\0" * 10 + b"\xff\xff" + raw if len(raw) == 4 else raw
+
+
+FLAG_LETTERS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20,
+                "E": 0x40, "C": 0x80, "N": 0x100}
+
+
+def flags_of(letters: str) -> int:
+    """TCP flag bits from letters (F S R P A U E C N)."""
+    v = 0
+    for ch in letters:
+        v |= FLAG_LETTERS[ch]
+    return v
 
 
 # -- TCP options ---------------------------------------------------------
@@ -206,3 +281,19 @@ def null(payload, family=2, big_endian=False):
 def loop(payload, family=2):
     """OpenBSD loopback (LINKTYPE_LOOP): family in network order."""
     return struct.pack(">I", family) + bytes(payload)
+
+
+# -- captures ------------------------------------------------------------------
+def capture(frames, ts_ns=None, *, linktype=1, format="pcap", nanosecond=False,
+            snaplen=262144, wirelen=None) -> bytes:
+    """A pcap (or pcapng) file of ``frames``; frame i at i microseconds unless
+    ``ts_ns`` gives the times."""
+    from fastseg.synth import capture_bytes
+    return capture_bytes(frames, ts_ns, linktype=linktype, format=format,
+                         nanosecond=nanosecond, snaplen=snaplen, wirelen=wirelen)
+
+
+def write_capture(path, frames, ts_ns=None, **kwargs) -> None:
+    """Write ``capture(frames, ts_ns, **kwargs)`` to ``path``."""
+    with open(path, "wb") as f:
+        f.write(capture(frames, ts_ns, **kwargs))

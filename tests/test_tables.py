@@ -1,0 +1,35 @@
+"""Segments and Connections tables: an empty table has the dtypes of a full one."""
+from pathlib import Path
+
+import pytest
+
+import fastseg
+from fastseg.segments import Segments
+
+DATA = Path(__file__).parent / "data"
+
+
+def _dtypes(frame):
+    out = {}
+    for name, dtype in frame.dtypes.items():
+        out[name] = str(dtype)
+        if str(dtype) == "category":
+            out[name] += "/" + str(frame[name].cat.categories.dtype)
+    return out
+
+
+def test_empty_connections_to_pandas_has_the_dtypes_of_a_full_one():
+    pytest.importorskip("pandas")
+    full = fastseg.analyze(str(DATA / "lo_conv.pcap"), keep_connections=True).connections
+    empty = fastseg.track(Segments.empty())
+    assert len(empty) == 0 and len(full) > 10
+    assert _dtypes(empty.to_pandas()) == _dtypes(full.to_pandas())
+    assert _dtypes(full[:1].to_pandas()) == _dtypes(full.to_pandas())
+    frame = full.to_pandas()
+    assert frame["close"].isna().sum() == int((full["close"].astype(str) == "").sum())
+
+
+def test_empty_segments_to_pandas_has_the_dtypes_of_a_full_one():
+    pytest.importorskip("pandas")
+    full = fastseg.read_segments(str(DATA / "lo_conv.pcap"))
+    assert _dtypes(Segments.empty().to_pandas()) == _dtypes(full.to_pandas())
