@@ -5,6 +5,7 @@ Bad input never produces a traceback: one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
