@@ -148,14 +148,6 @@ cdef inline bint is_vlan(uint16_t ethertype) noexcept nogil:
     return ethertype == 0x8100 or ethertype == 0x88A8 or ethertype == 0x9100
 
 
-cdef inline int ethertype_version(uint16_t ethertype) noexcept nogil:
-    if ethertype == 0x0800:
-        return 4
-    if ethertype == 0x86DD:
-        return 6
-    return 0
-
-
 cdef inline int short_of(uint32_t need, uint32_t caplen, uint32_t wirelen, int otherwise) noexcept nogil:
     # Bytes missing from the capture but present on the wire were cut by the
     # snapshot length; missing on the wire too means the packet itself is bad.
