@@ -172,8 +172,8 @@ cdef inline int link_layer(const uint8_t* pkt, uint32_t caplen, uint16_t linktyp
         if caplen < pos:
             return short_of(pos, caplen, c.wire_end, OUT_BAD_LINK_HEADER)
         ethertype = ld_be16(pkt + pos - 2)
-        if ethertype == 0x0800:
-            version[0] = 4
+        if ethertype == 0x0800 or ethertype == 0x86DD:
+            version[0] = 4 if ethertype == 0x0800 else 6
             l3[0] = pos
             return OUT_TCP
         return ether_chain(pkt, caplen, pos, ethertype, linktype == LINKTYPE_ETHERNET,
@@ -517,8 +517,11 @@ cdef inline int parse_packet(const uint8_t* pkt, uint32_t caplen, uint32_t wirel
             pseudo = (<uint64_t>ld_be16(ip + 12) + ld_be16(ip + 14) + ld_be16(ip + 16)
                       + ld_be16(ip + 18) + 6 + payload)
         else:
-            pseudo = (fs_csum_partial(pseudo_src, 16) + fs_csum_partial(pseudo_dst, 16)
-                      + 6 + (payload >> 16) + (payload & 0xFFFF))
+            if pseudo_src == ip + 8 and pseudo_dst == ip + 24:
+                pseudo = fs_csum_partial(ip + 8, 32)
+            else:
+                pseudo = fs_csum_partial(pseudo_src, 16) + fs_csum_partial(pseudo_dst, 16)
+            pseudo += 6 + (payload >> 16) + (payload & 0xFFFF)
         csum = pseudo + fs_csum_partial(tcp, payload)
         if fs_csum_fold(csum) == 0xFFFF:
             r.checksum_status = CSUM_OK
