@@ -176,9 +176,9 @@ def test_full_accept_queue_drops_syns_even_when_a_cookie_was_wanted():
     assert s.totals["TcpExtListenDrops"] == 7 + 4
 
 
-def three_clients():
-    return capture(legit([0.0], 0, rtt=0.01), legit([0.001], 1, rtt=0.01),
-                   legit([0.0105], 2, rtt=0.01))
+def three_clients(data=True):
+    return capture(legit([0.0], 0, rtt=0.01, data=data), legit([0.001], 1, rtt=0.01, data=data),
+                   legit([0.0105], 2, rtt=0.01, data=data))
 
 
 def test_final_ack_on_full_accept_queue_keeps_the_request_retransmitting():
@@ -187,17 +187,21 @@ def test_final_ack_on_full_accept_queue_keeps_the_request_retransmitting():
     # after B completed (accept queue 2: full).  C's ACK overflows, and so
     # does its ACK of each SYN-ACK retransmission (1, 3, 7, 15, 31 s) until
     # the request expires at 63 s and C is reset
-    seg = three_clients()
-    s = replay(seg, backlog=1, syncookies=0, accept="never")
+    s = replay(three_clients(data=False), backlog=1, syncookies=0, accept="never")
     assert list(s.connections["outcome"]) == ["ok_queue", "ok_queue", "reset"]
     assert s.totals["TcpExtListenOverflows"] == 6
     assert s.totals["TcpExtListenDrops"] == 6
     assert s.totals["TcpExtTCPSynRetrans"] == 5
     assert s.totals["expired_requests"] == 1
+    # a client that speaks first also sends its data (at once, then on its
+    # RTO 0.21 s doubling: 0.21, 0.63, 1.47, ... 53.55 s): nine more overflows
+    s = replay(three_clients(data=True), backlog=1, syncookies=0, accept="never")
+    assert list(s.connections["outcome"]) == ["ok_queue", "ok_queue", "reset"]
+    assert s.totals["TcpExtListenOverflows"] == 6 + 9
 
 
 def test_abort_on_overflow_answers_the_final_ack_with_rst():
-    seg = three_clients()
+    seg = three_clients(data=False)
     s = replay(seg, backlog=1, syncookies=0, accept="never", abort_on_overflow=True)
     assert list(s.connections["outcome"]) == ["ok_queue", "ok_queue", "reset"]
     assert s.totals["TcpExtListenOverflows"] == 1
@@ -205,12 +209,15 @@ def test_abort_on_overflow_answers_the_final_ack_with_rst():
 
 
 def test_accept_rate_drains_the_accept_queue():
-    seg = three_clients()
-    s = replay(seg, backlog=1, syncookies=0, accept=2.0)   # one accept per 0.5 s
+    s = replay(three_clients(data=False), backlog=1, syncookies=0, accept=2.0)   # 1 per 0.5 s
     # C's ACK overflows at 0.0205 s; its ACK of the SYN-ACK retransmitted at
-    # 1.0105 s finds room (accepts at 0.51 and 1.01 s)
+    # 1.0105 s finds room (accepts at 0.5101 and 1.0101 s)
     assert list(s.connections["outcome"]) == ["ok_queue", "ok_queue", "ok_after_retries"]
     assert s.connections["added_delay"][2] == pytest.approx(1.0, abs=0.01)
+    # with data: its data retransmitted at 0.0205 + 0.21 + 0.42 = 0.6505 s gets in
+    s = replay(three_clients(data=True), backlog=1, syncookies=0, accept=2.0)
+    assert list(s.connections["outcome"]) == ["ok_queue", "ok_queue", "ok_after_retries"]
+    assert s.connections["added_delay"][2] == pytest.approx(0.6505 - 0.0205, abs=1e-6)
 
 
 # -- request timers --------------------------------------------------------------
@@ -357,6 +364,17 @@ def test_cookies_are_linux_cookies():
     assert cookies[0] == expect and mss[0] == expect_mss == 1460
     assert syncookies.check(SECRET, "10.1.0.1", "10.0.0.2", 40000, 80, 5_000_001,
                             int(expect) + 1, 0) == 1460
+
+
+def test_cookie_isn_of_each_syn_is_the_linux_cookie():
+    seg = capture(*(attack(0.01 * i, i) for i in range(10)))
+    s = replay(seg, backlog=4, syncookies=1)
+    sy = s.syns
+    isn = np.array([1000 * (i + 1) for i in range(10)])
+    expect, _ = syncookies.encode(SECRET, [f"198.18.0.{1 + i}" for i in range(10)], "10.0.0.2",
+                                  1024 + np.arange(10), 80, isn, 1460, 0)
+    assert np.array_equal(sy["cookie_isn"][sy["cookie"]], expect[5:])
+    assert not sy["cookie_isn"][~sy["cookie"]].any()
 
 
 def test_grid_is_every_combination():
@@ -582,3 +600,35 @@ def test_kernel_agrees_with_the_plain_python_model(sc):
     assert counters[:9].tolist() == [c["overflows"], c["drops"], c["reqq_drop"], c["do_cookies"],
                                      c["cookies_sent"], c["cookies_recv"], c["syn_retrans"],
                                      c["passive_opens"], c["expired"]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 20)), max_size=30),
+       st.lists(st.tuples(st.integers(0, 4), st.integers(0, 20)), max_size=30))
+def test_last_before_is_the_latest_marker_of_the_same_key(markers, queries):
+    mk = np.array([k for k, _ in markers], np.int64)
+    mt = np.array([t for _, t in markers], float)
+    qk = np.array([k for k, _ in queries], np.int64)
+    qt = np.array([t for _, t in queries], float)
+    got = whatif._last_before(mk, mt, qk, qt)
+    for i, (k, t) in enumerate(queries):
+        best = -1
+        for j, (mkj, mtj) in enumerate(markers):
+            # the latest time <= t; among equal times, the last in order
+            if mkj == k and mtj <= t and (best < 0 or mtj >= markers[best][1]):
+                best = j
+        assert got[i] == best
+
+
+def test_ipv6_listener():
+    server = "[2001:db8::2]:443"
+    pkts = [(0.0, ">", "S", 100, 0, 0, dict(client="[2001:db8::1]:40000", mss=1430)),
+            (0.001, "<", "SA", 900, 101, 0, dict(client="[2001:db8::1]:40000")),
+            (0.002, ">", "A", 101, 901, 0, dict(client="[2001:db8::1]:40000"))]
+    seg = build(pkts, server=server)
+    r = whatif.listen_queue(seg, backlog=16, syncookies=2, server="[2001:db8::2]:443")
+    s = r[0]
+    assert s.server == server
+    assert list(s.connections["client"]) == ["[2001:db8::1]:40000"]
+    assert s.connections["cookie_mss"][0] == 1420        # the IPv6 table: 1220 1420 1440 8940
+    assert list(s.connections["outcome"]) == ["ok_cookie"]

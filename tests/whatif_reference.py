@@ -9,11 +9,22 @@ SYNs, as the Cython loop orders them."""
 import heapq
 import math
 
-VERDICT = {"not_sent": 0, "queued": 1, "cookie": 2, "drop_syn_queue_full": 3,
-           "drop_accept_queue_full": 4, "drop_unproven_peer": 5}
-OK_QUEUE, OK_COOKIE, OK_AFTER_RETRIES, GAVE_UP, RESET = 1, 2, 3, 4, 5
+from fastseg import _consts
+
+VERDICT = {name: code for code, name in enumerate(_consts.SYN_VERDICT_NAMES)}
+OK_QUEUE, OK_COOKIE, OK_AFTER_RETRIES, GAVE_UP, RESET = (
+    _consts.CO_OK_QUEUE, _consts.CO_OK_COOKIE, _consts.CO_OK_AFTER_RETRIES, _consts.CO_GAVE_UP,
+    _consts.CO_RESET)
 TCP_RTO_MAX = 120.0
-COOKIE_DATA_RETRIES = 8
+DATA_SEGMENTS = 9          # a client's first data and 8 retransmissions
+
+
+def data_gap(rtt, sent):
+    """When a client that believes it is connected sends data segment
+    ``sent`` after the previous one: at once, then on its doubling RTO."""
+    if sent == 0:
+        return 0.0
+    return max(3.0 * rtt, rtt + 0.2) * 2 ** (sent - 1)
 
 
 def wheel_arm(now, timeout, tick, phase):
@@ -41,7 +52,7 @@ def replay(syn_t, syn_client, syn_tw, syn_rst_delay, syn_proven, client_rtt, cli
     done = [-1.0] * n_client
     attempts = [0] * n_client
     synack_rtx = [0] * n_client
-    cookie_tries = [0] * n_client
+    data_sent = [0] * n_client
     requests = {}          # id -> dict(timeouts, owner, alive)
     queue = dict(qlen=0, young=0, acc=0, acc_next=math.inf)
     events = []            # (t, class, key..., payload)
@@ -163,8 +174,8 @@ def replay(syn_t, syn_client, syn_tw, syn_rst_delay, syn_proven, client_rtt, cli
         elif ev[0] == "rst":
             if requests[ev[2]]["alive"]:
                 remove(ev[2])
-        elif ev[0] == "ack_request":
-            _, c, r = ev
+        elif ev[0] in ("ack_request", "data_request"):
+            kind, c, r = ev
             if not requests[r]["alive"] or state[c] != "request":
                 continue
             if queue["acc"] > backlog:
@@ -173,11 +184,16 @@ def replay(syn_t, syn_client, syn_tw, syn_rst_delay, syn_proven, client_rtt, cli
                 if abort_on_overflow:
                     remove(r)
                     finish(c, t, RESET)
+                elif (client_data_first[c] and data_sent[c] < DATA_SEGMENTS
+                      and (kind == "data_request" or data_sent[c] == 0)):
+                    push_client(t + data_gap(client_rtt[c], data_sent[c]), "data_request", c, r)
+                    data_sent[c] += 1
                 continue
             remove(r)
             accept_push(t)
             counters["passive_opens"] += 1
-            finish(c, t, OK_QUEUE if attempts[c] == 1 and synack_rtx[c] == 0 else OK_AFTER_RETRIES)
+            first_try = attempts[c] == 1 and synack_rtx[c] == 0 and data_sent[c] <= 1
+            finish(c, t, OK_QUEUE if first_try else OK_AFTER_RETRIES)
         else:  # ack_cookie
             _, c, _ = ev
             if state[c] != "cookie":
@@ -188,10 +204,9 @@ def replay(syn_t, syn_client, syn_tw, syn_rst_delay, syn_proven, client_rtt, cli
                 counters["drops"] += 1
                 if abort_on_overflow:
                     finish(c, t, RESET)
-                elif client_data_first[c] and cookie_tries[c] < COOKIE_DATA_RETRIES:
-                    rto = max(client_rtt[c] * 3.0, client_rtt[c] + 0.2) * (1 << cookie_tries[c])
-                    cookie_tries[c] += 1
-                    push_client(t + rto, "ack_cookie", c, -1)
+                elif client_data_first[c] and data_sent[c] < DATA_SEGMENTS:
+                    push_client(t + data_gap(client_rtt[c], data_sent[c]), "ack_cookie", c, -1)
+                    data_sent[c] += 1
                 else:
                     finish(c, t, GAVE_UP)
                 continue

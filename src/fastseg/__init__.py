@@ -10,7 +10,7 @@ from .capture import PacketBatch, open_capture
 from .parse import open, read_segments, parse_packets, CaptureFile
 from .checksum import internet_checksum, verify_checksums, tcp_checksums, fix_checksums
 from .track import track, Tracker, transition, TRANSITIONS, Connections
-from . import syncookies, synth
+from . import syncookies, synth, whatif
 from .syncookies import siphash24
 from .analyze import analyze, Report
 
@@ -23,7 +23,7 @@ __all__ = [
     "open", "read_segments", "parse_packets", "CaptureFile",
     "internet_checksum", "verify_checksums", "tcp_checksums", "fix_checksums",
     "track", "Tracker", "transition", "TRANSITIONS", "Connections",
-    "syncookies", "siphash24", "synth",
+    "syncookies", "siphash24", "synth", "whatif",
     "analyze", "Report",
     "__version__",
 ]

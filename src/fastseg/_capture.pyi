@@ -1,6 +1,23 @@
 # Record scanners (internal; the face is fastseg.capture).
+from enum import IntEnum
+
 import numpy as np
 import numpy.typing as npt
+
+class ScanStatus(IntEnum):
+    ST_FULL = 0
+    ST_END = 1
+    ST_PARTIAL = 2
+    ST_SHB = 3
+    ST_IDB = 4
+    ERR_CAPLEN_CAP = 10
+    ERR_BLOCK_SHORT = 11
+    ERR_BLOCK_ALIGN = 12
+    ERR_BLOCK_CAP = 13
+    ERR_TRAILER = 14
+    ERR_UNKNOWN_IF = 15
+    ERR_CAPLEN_BLOCK = 16
+    ERR_BLOCK_BODY = 17
 
 CAPLEN_MAX: int
 BLOCK_MAX: int

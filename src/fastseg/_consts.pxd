@@ -140,3 +140,21 @@ cpdef enum ZeekState:
     Z_ESTABLISHED = 4
     Z_CLOSED = 5
     Z_RESET = 6
+
+# fastseg.whatif: what the listen-queue model did with a SYN, and what became
+# of a legitimate client.
+cpdef enum SynVerdict:
+    SV_NOT_SENT = 0             # a legitimate client's attempt it never had to make
+    SV_QUEUED = 1               # a request socket was made, SYN-ACK sent
+    SV_COOKIE = 2               # answered with a SYN cookie, no state kept
+    SV_DROP_SYN_QUEUE = 3       # SYN queue full, syncookies off
+    SV_DROP_ACCEPT_QUEUE = 4    # accept queue full
+    SV_DROP_UNPROVEN = 5        # last quarter of tcp_max_syn_backlog, peer unproven
+
+cpdef enum ClientOutcome:
+    CO_PENDING = 0              # the replay stopped (until) before it was decided
+    CO_OK_QUEUE = 1             # served through the SYN queue at the first try
+    CO_OK_COOKIE = 2            # served through a SYN cookie
+    CO_OK_AFTER_RETRIES = 3     # served after SYN retries or SYN-ACK retransmissions
+    CO_GAVE_UP = 4              # ran out of SYN retries (or its data went unheard)
+    CO_RESET = 5                # its connection was reset (request expired, abort_on_overflow)

@@ -120,6 +120,22 @@ class EncapBit(IntEnum):
     ENC_GTPV1 = 65536
     ENC_AYIYA = 131072
 
+class SynVerdict(IntEnum):
+    SV_NOT_SENT = 0
+    SV_QUEUED = 1
+    SV_COOKIE = 2
+    SV_DROP_SYN_QUEUE = 3
+    SV_DROP_ACCEPT_QUEUE = 4
+    SV_DROP_UNPROVEN = 5
+
+class ClientOutcome(IntEnum):
+    CO_PENDING = 0
+    CO_OK_QUEUE = 1
+    CO_OK_COOKIE = 2
+    CO_OK_AFTER_RETRIES = 3
+    CO_GAVE_UP = 4
+    CO_RESET = 5
+
 
 FIN: int
 SYN: int
@@ -217,6 +233,20 @@ ENC_GENEVE: int
 ENC_TEREDO: int
 ENC_GTPV1: int
 ENC_AYIYA: int
+
+SV_NOT_SENT: int
+SV_QUEUED: int
+SV_COOKIE: int
+SV_DROP_SYN_QUEUE: int
+SV_DROP_ACCEPT_QUEUE: int
+SV_DROP_UNPROVEN: int
+CO_PENDING: int
+CO_OK_QUEUE: int
+CO_OK_COOKIE: int
+CO_OK_AFTER_RETRIES: int
+CO_GAVE_UP: int
+CO_RESET: int
+
 OUTCOME_NAMES: Dict[int, str]
 CHECKSUM_STATUS_NAMES: Tuple[str, ...]
 FLAG_BITS: Tuple[Tuple[int, str], ...]
@@ -225,6 +255,8 @@ TUNNEL_NAMES: Tuple[str, ...]
 ENCAP_BITS: Tuple[Tuple[int, str], ...]
 OPT_OTHER_BITS: Tuple[Tuple[int, str], ...]
 ZEEK_STATE_NAMES: Tuple[str, ...]
+SYN_VERDICT_NAMES: Tuple[str, ...]
+CLIENT_OUTCOME_NAMES: Tuple[str, ...]
 COOKIE_MSS_V4: Tuple[int, int, int, int]
 COOKIE_MSS_V6: Tuple[int, int, int, int]
 TCP_ATTEMPT_DELAY_NS: int

@@ -2,7 +2,7 @@
 
 # Every enum member is also a plain int at module level (fastseg._consts.SYN).
 for _enum in (TcpFlag, Outcome, ChecksumStatus, LinkType, Absent, SynCookie, ZeekState,
-              OptStatus, OptOther, TunnelKind, EncapBit):
+              OptStatus, OptOther, TunnelKind, EncapBit, SynVerdict, ClientOutcome):
     globals().update({_k: int(_v) for _k, _v in _enum.__members__.items()})
 del _enum
 
@@ -98,3 +98,8 @@ TCP_INACTIVITY_TIMEOUT_NS = 300_000_000_000
 NS_PER_US = 1_000
 NS_PER_MS = 1_000_000
 NS_PER_SEC = 1_000_000_000
+
+# fastseg.whatif names, indexed by SynVerdict / ClientOutcome
+SYN_VERDICT_NAMES = ("not_sent", "queued", "cookie", "drop_syn_queue_full",
+                     "drop_accept_queue_full", "drop_unproven_peer")
+CLIENT_OUTCOME_NAMES = ("pending", "ok_queue", "ok_cookie", "ok_after_retries", "gave_up", "reset")

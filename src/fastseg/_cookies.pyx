@@ -12,7 +12,7 @@ from libc.string cimport memset
 from fastseg._bytes cimport ld_le32, ld_le64
 from fastseg._consts cimport COOKIEBITS, COOKIEMASK, COUNTMASK, MAX_SYNCOOKIE_AGE, N_COOKIE_MSS
 
-from fastseg._consts import COOKIE_MSS_V4, COOKIE_MSS_V6
+from fastseg import _consts
 
 
 cdef extern from "_siphash.h" nogil:
@@ -30,7 +30,7 @@ cdef extern from "_siphash_lanes.h" nogil:
 
 cdef uint16_t MSS_V4[N_COOKIE_MSS]
 cdef uint16_t MSS_V6[N_COOKIE_MSS]
-for _i, (_v4, _v6) in enumerate(zip(COOKIE_MSS_V4, COOKIE_MSS_V6)):
+for _i, (_v4, _v6) in enumerate(zip(_consts.COOKIE_MSS_V4, _consts.COOKIE_MSS_V6)):
     MSS_V4[_i] = _v4
     MSS_V6[_i] = _v6
 del _i, _v4, _v6

@@ -29,30 +29,18 @@
 #
 # Every request uses the same timeouts and the rounding is monotone, so the
 # requests waiting for their k-th firing form a FIFO in admission order: one
-# ring per retry step and no heap.  Client-side events (ACKs one RTT after a SYN-ACK, RSTs from
-# attack sources, data retransmissions after a cookie) are few and live in a
-# small binary heap.
-from libc.stdint cimport int8_t, uint8_t, int32_t, int64_t
+# ring per retry step and no heap.  Client-side events (ACKs one RTT after a
+# SYN-ACK, RSTs from attack sources, data retransmissions after a cookie) are
+# few and live in a small binary heap.
+from libc.stdint cimport uint8_t, int32_t, int64_t
 from libc.stdlib cimport malloc, realloc, free
 from libc.math cimport INFINITY, floor
 
+from fastseg._consts cimport (
+    SV_NOT_SENT, SV_QUEUED, SV_COOKIE, SV_DROP_SYN_QUEUE, SV_DROP_ACCEPT_QUEUE, SV_DROP_UNPROVEN,
+    CO_PENDING, CO_OK_QUEUE, CO_OK_COOKIE, CO_OK_AFTER_RETRIES, CO_GAVE_UP, CO_RESET)
+
 cdef enum:
-    # SYN verdicts
-    V_NOT_SENT = 0          # a legitimate client's attempt it never had to make
-    V_QUEUED = 1            # a request socket was made, SYN-ACK sent
-    V_COOKIE = 2            # answered with a SYN cookie, no state kept
-    V_DROP_SYNQ = 3         # SYN queue full, syncookies off
-    V_DROP_ACCEPTQ = 4      # accept queue full
-    V_DROP_PROVEN = 5       # last quarter of tcp_max_syn_backlog, peer unproven
-
-    # client outcomes
-    O_PENDING = 0
-    O_OK_QUEUE = 1
-    O_OK_COOKIE = 2
-    O_OK_AFTER_RETRIES = 3
-    O_GAVE_UP = 4
-    O_RESET = 5
-
     # client states
     C_WAITING = 0
     C_IN_REQUEST = 1
@@ -60,9 +48,10 @@ cdef enum:
     C_DONE = 3
 
     # heap event kinds
-    E_ACK_REQUEST = 0       # legitimate client's ACK of a SYN-ACK reaches the listener
-    E_ACK_COOKIE = 1        # ... of a cookie SYN-ACK (or a data retransmission after it)
-    E_RST_REQUEST = 2       # an attack source answers a SYN-ACK with RST
+    E_ACK_REQUEST = 0       # a legitimate client's ACK of a SYN-ACK reaches the listener
+    E_DATA_REQUEST = 1      # ... its data, sent once it believes it is connected
+    E_ACK_COOKIE = 2        # ... its ACK of a cookie SYN-ACK, or data after it
+    E_RST_REQUEST = 3       # an attack source answers a SYN-ACK with RST
 
     # counters (nstat names in whatif.py)
     K_LISTEN_OVERFLOWS = 0
@@ -88,7 +77,10 @@ cdef enum:
     N_SERIES = 7
 
     MAX_RINGS = 64
-    COOKIE_DATA_RETRIES = 8
+    # a client that believes it is connected sends its first data at once and
+    # retransmits it 8 times (RTO doubling from its one RTT sample; about the
+    # 63 s a request lives) before the model stops following it
+    DATA_SEGMENTS = 9
 
 DEF TCP_RTO_MAX = 120.0
 
@@ -164,6 +156,23 @@ cdef struct Listener:
     double until                # events after it are not replayed (counters read then)
     double tick                 # one jiffy (s), 0 = exact timers
     double phase                # time of a jiffy on every level's grid (s)
+
+
+cdef struct Work:
+    # per request (one slot per SYN that made one)
+    double *req_next            # when its timer fires next
+    int32_t *req_owner          # the legitimate client it answers, or -1
+    int32_t *req_timeouts       # num_timeout: its timer's firings so far
+    uint8_t *req_alive
+    # per legitimate client
+    uint8_t *client_state
+    int32_t *client_data_sent   # data segments sent while the listener had no socket for it
+    # ring k: the requests whose timer fired k times, oldest first
+    int32_t *rings
+    int64_t stride
+    int n_rings
+    int64_t ring_head[MAX_RINGS]
+    int64_t ring_tail[MAX_RINGS]
 
 
 cdef inline double arm(Listener *L, double now, double timeout) noexcept nogil:
@@ -272,82 +281,81 @@ def replay(const double[::1] syn_t, const int32_t[::1] syn_client, const uint8_t
     L.phase = phase
     h.t = NULL; h.a = NULL; h.b = NULL; h.kind = NULL; h.n = 0; h.cap = 0
 
-    # per request (one slot per SYN that made one): admission time, timer
-    # count, owner (client or -1), alive/acked flags
-    cdef double *req_next = <double *>malloc((n_syn + 1) * sizeof(double))
-    cdef int32_t *req_owner = <int32_t *>malloc((n_syn + 1) * sizeof(int32_t))
-    cdef int32_t *req_timeouts = <int32_t *>malloc((n_syn + 1) * sizeof(int32_t))
-    cdef uint8_t *req_alive = <uint8_t *>malloc((n_syn + 1) * sizeof(uint8_t))
-    cdef uint8_t *req_acked = <uint8_t *>malloc((n_syn + 1) * sizeof(uint8_t))
-    cdef int32_t *client_req = <int32_t *>malloc((n_client + 1) * sizeof(int32_t))
-    cdef uint8_t *client_state = <uint8_t *>malloc((n_client + 1) * sizeof(uint8_t))
-    cdef int32_t *client_cookie_tries = <int32_t *>malloc((n_client + 1) * sizeof(int32_t))
-    cdef uint8_t *client_used_cookie = <uint8_t *>malloc((n_client + 1) * sizeof(uint8_t))
-    # ring k: requests that have fired k times, waiting for firing k + 1
-    cdef int32_t *rings = <int32_t *>malloc(n_rings * (n_syn + 1) * sizeof(int32_t))
-    cdef int64_t ring_head[MAX_RINGS]
-    cdef int64_t ring_tail[MAX_RINGS]
-    if (req_next == NULL or req_owner == NULL or req_timeouts == NULL or req_alive == NULL
-            or req_acked == NULL or client_req == NULL or client_state == NULL
-            or client_cookie_tries == NULL or client_used_cookie == NULL or rings == NULL):
+    cdef Work W
+    W.n_rings = n_rings
+    W.stride = n_syn + 1
+    W.req_next = <double *>malloc(W.stride * sizeof(double))
+    W.req_owner = <int32_t *>malloc(W.stride * sizeof(int32_t))
+    W.req_timeouts = <int32_t *>malloc(W.stride * sizeof(int32_t))
+    W.req_alive = <uint8_t *>malloc(W.stride * sizeof(uint8_t))
+    W.client_state = <uint8_t *>malloc((n_client + 1) * sizeof(uint8_t))
+    W.client_data_sent = <int32_t *>malloc((n_client + 1) * sizeof(int32_t))
+    W.rings = <int32_t *>malloc(n_rings * W.stride * sizeof(int32_t))
+    if (W.req_next == NULL or W.req_owner == NULL or W.req_timeouts == NULL
+            or W.req_alive == NULL or W.client_state == NULL or W.client_data_sent == NULL
+            or W.rings == NULL):
         rc = -1
     else:
         with nogil:
-            rc = _run(&L, &h, syn_t, syn_client, syn_tw, syn_rst_delay, syn_proven_src,
+            rc = _run(&L, &h, &W, syn_t, syn_client, syn_tw, syn_rst_delay, syn_proven_src,
                       client_rtt, client_data_first, client_first, client_give_up,
                       syn_verdict, client_outcome, client_done, client_attempts,
-                      client_synack_rtx, counters, series,
-                      req_next, req_owner, req_timeouts, req_alive, req_acked,
-                      client_req, client_state, client_cookie_tries, client_used_cookie,
-                      rings, n_rings, ring_head, ring_tail)
-    free(req_next); free(req_owner); free(req_timeouts); free(req_alive); free(req_acked)
-    free(client_req); free(client_state); free(client_cookie_tries); free(client_used_cookie)
-    free(rings)
+                      client_synack_rtx, counters, series)
+    free(W.req_next); free(W.req_owner); free(W.req_timeouts); free(W.req_alive)
+    free(W.client_state); free(W.client_data_sent); free(W.rings)
     free(h.t); free(h.a); free(h.b); free(h.kind)
     return rc
 
 
-cdef inline void free_request(Listener *L, int32_t r, int32_t *req_timeouts,
-                              uint8_t *req_alive) noexcept nogil:
+cdef inline double data_gap(double rtt, int32_t sent) noexcept nogil:
+    # the first data right behind the ACK; then tcp_retransmit_timer(): the
+    # RTO from one RTT sample is srtt + max(4 * rttvar, tcp_rto_min) =
+    # rtt + max(2 * rtt, 200 ms), doubled each time
+    cdef double rto
+    if sent == 0:
+        return 0.0
+    rto = 3.0 * rtt
+    if rto < rtt + 0.2:
+        rto = rtt + 0.2
+    return rto * (1 << (sent - 1))
+
+
+cdef inline void free_request(Listener *L, Work *W, int32_t r) noexcept nogil:
     # reqsk_queue_removed(): young counts requests whose timer never fired
-    req_alive[r] = 0
+    W.req_alive[r] = 0
     L.qlen -= 1
-    if req_timeouts[r] == 0:
+    if W.req_timeouts[r] == 0:
         L.young -= 1
 
 
-cdef int _run(Listener *L, Heap *h,
+cdef int _run(Listener *L, Heap *h, Work *W,
               const double[::1] syn_t, const int32_t[::1] syn_client, const uint8_t[::1] syn_tw,
               const double[::1] syn_rst_delay, const uint8_t[::1] syn_proven_src,
               const double[::1] client_rtt, const uint8_t[::1] client_data_first,
               const double[::1] client_first, const double[::1] client_give_up,
               uint8_t[::1] syn_verdict, uint8_t[::1] client_outcome, double[::1] client_done,
               int32_t[::1] client_attempts, int32_t[::1] client_synack_rtx,
-              int64_t[::1] counters, int32_t[:, ::1] series,
-              double *req_next, int32_t *req_owner, int32_t *req_timeouts, uint8_t *req_alive,
-              uint8_t *req_acked, int32_t *client_req, uint8_t *client_state,
-              int32_t *client_cookie_tries, uint8_t *client_used_cookie,
-              int32_t *rings, int n_rings, int64_t *ring_head, int64_t *ring_tail) noexcept nogil:
+              int64_t[::1] counters, int32_t[:, ::1] series) noexcept nogil:
     cdef Py_ssize_t n_syn = syn_t.shape[0], n_client = client_rtt.shape[0]
-    cdef Py_ssize_t i = 0, stride = n_syn + 1
+    cdef Py_ssize_t i = 0
+    cdef int64_t stride = W.stride
+    cdef int n_rings = W.n_rings
     cdef int64_t n_req = 0, qlen2, young2
     cdef int k, best_ring, thresh
     cdef int32_t r, c
-    cdef double t, t_ring, t_heap, rto, timeout
+    cdef double t, t_ring, t_heap, timeout
     cdef uint8_t kind, v
     cdef bint want_cookie, tw, stopped = False
 
     for k in range(n_rings):
-        ring_head[k] = 0
-        ring_tail[k] = 0
+        W.ring_head[k] = 0
+        W.ring_tail[k] = 0
     for k in range(N_COUNTERS):
         counters[k] = 0
     for c in range(n_client):
-        client_state[c] = C_WAITING
-        client_req[c] = -1
-        client_cookie_tries[c] = 0
-        client_used_cookie[c] = 0
-        client_outcome[c] = O_PENDING
+        W.client_state[c] = C_WAITING
+        W.client_data_sent[c] = 0
+        client_outcome[c] = CO_PENDING
         client_done[c] = -1.0
         client_attempts[c] = 0
         client_synack_rtx[c] = 0
@@ -360,12 +368,14 @@ cdef int _run(Listener *L, Heap *h,
         best_ring = -1
         t_ring = INFINITY
         for k in range(n_rings):
-            while ring_head[k] < ring_tail[k] and not req_alive[rings[k * stride + ring_head[k]]]:
-                ring_head[k] += 1
-            if ring_head[k] < ring_tail[k]:
-                r = rings[k * stride + ring_head[k]]
-                if req_next[r] < t_ring:
-                    t_ring = req_next[r]
+            # requests freed early (completed, RST) leave the ring lazily
+            while (W.ring_head[k] < W.ring_tail[k]
+                   and not W.req_alive[W.rings[k * stride + W.ring_head[k]]]):
+                W.ring_head[k] += 1
+            if W.ring_head[k] < W.ring_tail[k]:
+                r = W.rings[k * stride + W.ring_head[k]]
+                if W.req_next[r] < t_ring:
+                    t_ring = W.req_next[r]
                     best_ring = k
         t_heap = h.t[0] if h.n > 0 else INFINITY
         if t_ring < t:
@@ -389,63 +399,68 @@ cdef int _run(Listener *L, Heap *h,
             heap_pop(h)
             drain(L, t)
             if kind == E_RST_REQUEST:
-                if req_alive[r]:
-                    free_request(L, r, req_timeouts, req_alive)
-            elif kind == E_ACK_REQUEST:
-                if not req_alive[r] or client_state[c] != C_IN_REQUEST:
+                if W.req_alive[r]:
+                    free_request(L, W, r)
+            elif kind == E_ACK_REQUEST or kind == E_DATA_REQUEST:
+                if not W.req_alive[r] or W.client_state[c] != C_IN_REQUEST:
                     continue
                 if L.acc_len > L.backlog:
                     counters[K_LISTEN_OVERFLOWS] += 1
                     counters[K_LISTEN_DROPS] += 1
                     if L.abort_on_overflow:
-                        free_request(L, r, req_timeouts, req_alive)
-                        client_state[c] = C_DONE
-                        client_outcome[c] = O_RESET
+                        free_request(L, W, r)
+                        W.client_state[c] = C_DONE
+                        client_outcome[c] = CO_RESET
                         client_done[c] = t
-                    else:
-                        req_acked[r] = 1
+                        continue
+                    # the request stays ("acked"); the client's next segment
+                    # (its data, or its ACK of a retransmitted SYN-ACK) tries again
+                    if (client_data_first[c] and W.client_data_sent[c] < DATA_SEGMENTS
+                            and (kind == E_DATA_REQUEST or W.client_data_sent[c] == 0)):
+                        if heap_push(h, t + data_gap(client_rtt[c], W.client_data_sent[c]),
+                                     E_DATA_REQUEST, c, r) != 0:
+                            return -1
+                        W.client_data_sent[c] += 1
                     continue
-                free_request(L, r, req_timeouts, req_alive)
+                free_request(L, W, r)
                 accept_push(L, t)
                 counters[K_PASSIVE_OPENS] += 1
-                client_state[c] = C_DONE
+                W.client_state[c] = C_DONE
                 client_done[c] = t
-                if client_attempts[c] == 1 and client_synack_rtx[c] == 0:
-                    client_outcome[c] = O_OK_QUEUE
+                if (client_attempts[c] == 1 and client_synack_rtx[c] == 0
+                        and W.client_data_sent[c] <= 1):
+                    client_outcome[c] = CO_OK_QUEUE
                 else:
-                    client_outcome[c] = O_OK_AFTER_RETRIES
+                    client_outcome[c] = CO_OK_AFTER_RETRIES
                 bump(L, series, t, S_COMPLETED)
             else:  # E_ACK_COOKIE: cookie_v4_check() accepts it, then the accept queue decides
-                if client_state[c] != C_COOKIE:
+                if W.client_state[c] != C_COOKIE:
                     continue
                 counters[K_SYNCOOKIES_RECV] += 1
                 if L.acc_len > L.backlog:
                     counters[K_LISTEN_OVERFLOWS] += 1
                     counters[K_LISTEN_DROPS] += 1
                     if L.abort_on_overflow:
-                        client_state[c] = C_DONE
-                        client_outcome[c] = O_RESET
+                        W.client_state[c] = C_DONE
+                        client_outcome[c] = CO_RESET
                         client_done[c] = t
-                    elif client_data_first[c] and client_cookie_tries[c] < COOKIE_DATA_RETRIES:
-                        # the client believes it is connected and retransmits
-                        # its first data: RTO from its one RTT sample, doubled
-                        rto = client_rtt[c] * 3.0
-                        if rto < client_rtt[c] + 0.2:
-                            rto = client_rtt[c] + 0.2
-                        rto = rto * (1 << client_cookie_tries[c])
-                        client_cookie_tries[c] += 1
-                        if heap_push(h, t + rto, E_ACK_COOKIE, c, -1) != 0:
+                    elif client_data_first[c] and W.client_data_sent[c] < DATA_SEGMENTS:
+                        # the client believes it is connected: its data
+                        # follows, each segment another cookie check
+                        if heap_push(h, t + data_gap(client_rtt[c], W.client_data_sent[c]),
+                                     E_ACK_COOKIE, c, -1) != 0:
                             return -1
+                        W.client_data_sent[c] += 1
                     else:
-                        client_state[c] = C_DONE
-                        client_outcome[c] = O_GAVE_UP
+                        W.client_state[c] = C_DONE
+                        client_outcome[c] = CO_GAVE_UP
                         client_done[c] = t
                     continue
                 accept_push(L, t)
                 counters[K_PASSIVE_OPENS] += 1
-                client_state[c] = C_DONE
+                W.client_state[c] = C_DONE
                 client_done[c] = t
-                client_outcome[c] = O_OK_COOKIE
+                client_outcome[c] = CO_OK_COOKIE
                 bump(L, series, t, S_COMPLETED)
             note_occupancy(L, series, t)
             continue
@@ -454,8 +469,8 @@ cdef int _run(Listener *L, Heap *h,
             # ---- reqsk_timer_handler() for the oldest request of ring best_ring
             t = t_ring
             k = best_ring
-            r = rings[k * stride + ring_head[k]]
-            ring_head[k] += 1
+            r = W.rings[k * stride + W.ring_head[k]]
+            W.ring_head[k] += 1
             drain(L, t)
             thresh = L.synack_retries
             qlen2 = L.qlen << 1
@@ -466,30 +481,30 @@ cdef int _run(Listener *L, Heap *h,
                         break
                     thresh -= 1
                     young2 <<= 1
-            if req_timeouts[r] >= thresh or k + 1 >= n_rings:
-                free_request(L, r, req_timeouts, req_alive)
+            if W.req_timeouts[r] >= thresh or k + 1 >= n_rings:
+                free_request(L, W, r)
                 counters[K_EXPIRED] += 1
-                c = req_owner[r]
-                if c >= 0 and client_state[c] == C_IN_REQUEST:
+                c = W.req_owner[r]
+                if c >= 0 and W.client_state[c] == C_IN_REQUEST:
                     # the client got a SYN-ACK and believes it is connected;
                     # its next segment meets no socket and is answered by RST
-                    client_state[c] = C_DONE
-                    client_outcome[c] = O_RESET
+                    W.client_state[c] = C_DONE
+                    client_outcome[c] = CO_RESET
                     client_done[c] = t
             else:
                 counters[K_SYN_RETRANS] += 1
-                if req_timeouts[r] == 0:
+                if W.req_timeouts[r] == 0:
                     L.young -= 1
-                req_timeouts[r] += 1
+                W.req_timeouts[r] += 1
                 # reqsk_timeout(): TCP_TIMEOUT_INIT << num_timeout, at most TCP_RTO_MAX
                 timeout = 1.0 * (<int64_t>1 << (k + 1)) if k < 8 else TCP_RTO_MAX
                 if timeout > TCP_RTO_MAX:
                     timeout = TCP_RTO_MAX
-                req_next[r] = arm(L, t, timeout)
-                rings[(k + 1) * stride + ring_tail[k + 1]] = r
-                ring_tail[k + 1] += 1
-                c = req_owner[r]
-                if c >= 0 and client_state[c] == C_IN_REQUEST:
+                W.req_next[r] = arm(L, t, timeout)
+                W.rings[(k + 1) * stride + W.ring_tail[k + 1]] = r
+                W.ring_tail[k + 1] += 1
+                c = W.req_owner[r]
+                if c >= 0 and W.client_state[c] == C_IN_REQUEST:
                     client_synack_rtx[c] += 1
                     if heap_push(h, t + client_rtt[c], E_ACK_REQUEST, c, r) != 0:
                         return -1
@@ -500,8 +515,8 @@ cdef int _run(Listener *L, Heap *h,
         c = syn_client[i]
         drain(L, t)
         if c >= 0:
-            if client_state[c] != C_WAITING or t > client_give_up[c]:
-                syn_verdict[i] = V_NOT_SENT
+            if W.client_state[c] != C_WAITING or t > client_give_up[c]:
+                syn_verdict[i] = SV_NOT_SENT
                 i += 1
                 continue
             client_attempts[c] += 1
@@ -509,48 +524,45 @@ cdef int _run(Listener *L, Heap *h,
         bump(L, series, t, S_SYNS)
         tw = syn_tw[i] != 0
         want_cookie = False
-        v = V_QUEUED
+        v = SV_QUEUED
         if not tw and (L.syncookies == 2 or synq_full(L)):
             if L.syncookies != 0:
                 want_cookie = True
                 counters[K_REQQ_FULL_DO_COOKIES] += 1
             else:
                 counters[K_REQQ_FULL_DROP] += 1
-                v = V_DROP_SYNQ
-        if v == V_QUEUED and L.acc_len > L.backlog:
+                v = SV_DROP_SYN_QUEUE
+        if v == SV_QUEUED and L.acc_len > L.backlog:
             counters[K_LISTEN_OVERFLOWS] += 1
-            v = V_DROP_ACCEPTQ
-        if (v == V_QUEUED and not want_cookie and not tw and L.syncookies == 0
+            v = SV_DROP_ACCEPT_QUEUE
+        if (v == SV_QUEUED and not want_cookie and not tw and L.syncookies == 0
                 and L.max_syn_backlog - L.qlen < (L.max_syn_backlog >> 2)
                 and not syn_proven_src[i]):
-            v = V_DROP_PROVEN
-        if v != V_QUEUED:
+            v = SV_DROP_UNPROVEN
+        if v != SV_QUEUED:
             counters[K_LISTEN_DROPS] += 1
             bump(L, series, t, S_DROPS)
         elif want_cookie:
-            v = V_COOKIE
+            v = SV_COOKIE
             counters[K_SYNCOOKIES_SENT] += 1
             bump(L, series, t, S_COOKIES)
             if c >= 0:
-                client_state[c] = C_COOKIE
-                client_used_cookie[c] = 1
+                W.client_state[c] = C_COOKIE
                 if heap_push(h, t + client_rtt[c], E_ACK_COOKIE, c, -1) != 0:
                     return -1
         else:
             r = <int32_t>n_req
             n_req += 1
-            req_next[r] = arm(L, t, 1.0)
-            req_owner[r] = c
-            req_timeouts[r] = 0
-            req_alive[r] = 1
-            req_acked[r] = 0
+            W.req_next[r] = arm(L, t, 1.0)
+            W.req_owner[r] = c
+            W.req_timeouts[r] = 0
+            W.req_alive[r] = 1
             L.qlen += 1
             L.young += 1
-            rings[ring_tail[0]] = r
-            ring_tail[0] += 1
+            W.rings[W.ring_tail[0]] = r
+            W.ring_tail[0] += 1
             if c >= 0:
-                client_state[c] = C_IN_REQUEST
-                client_req[c] = r
+                W.client_state[c] = C_IN_REQUEST
                 if heap_push(h, t + client_rtt[c], E_ACK_REQUEST, c, r) != 0:
                     return -1
             elif syn_rst_delay[i] >= 0:
@@ -561,9 +573,9 @@ cdef int _run(Listener *L, Heap *h,
         i += 1
 
     for c in range(n_client):
-        if client_state[c] == C_WAITING and client_attempts[c] > 0 and not stopped:
-            client_outcome[c] = O_GAVE_UP
+        if W.client_state[c] == C_WAITING and client_attempts[c] > 0 and not stopped:
+            client_outcome[c] = CO_GAVE_UP
     while i < n_syn:
-        syn_verdict[i] = V_NOT_SENT
+        syn_verdict[i] = SV_NOT_SENT
         i += 1
     return 0

@@ -37,9 +37,9 @@ __all__ = ["listen_queue", "fit", "WhatIf", "Scenario", "VERDICTS", "OUTCOMES",
            "NSTAT_NAMES", "DEFAULT_BACKLOGS", "DEFAULT_SYNCOOKIES", "client_schedule",
            "estimate_wheel", "render", "render_fit", "write_syns", "plot"]
 
-VERDICTS = ("not_sent", "queued", "cookie", "drop_syn_queue_full",
-            "drop_accept_queue_full", "drop_unproven_peer")
-OUTCOMES = ("pending", "ok_queue", "ok_cookie", "ok_after_retries", "gave_up", "reset")
+VERDICTS = _consts.SYN_VERDICT_NAMES
+OUTCOMES = _consts.CLIENT_OUTCOME_NAMES
+_V_NOT_SENT, _V_QUEUED, _V_COOKIE = _consts.SV_NOT_SENT, _consts.SV_QUEUED, _consts.SV_COOKIE
 # order of the kernel's counters array (_whatif.pyx K_*)
 NSTAT_NAMES = ("TcpExtListenOverflows", "TcpExtListenDrops", "TcpExtTCPReqQFullDrop",
                "TcpExtTCPReqQFullDoCookies", "TcpExtSyncookiesSent", "TcpExtSyncookiesRecv",
@@ -97,7 +97,10 @@ def _last_before(marker_key, marker_t, query_key, query_t):
     keys = np.concatenate([marker_key, query_key])
     times = np.concatenate([marker_t, query_t])
     is_query = np.concatenate([np.zeros(nm, bool), np.ones(nq, bool)])
-    order = np.lexsort((is_query, times, keys))
+    # by key, then time, markers first at equal times (they come first and
+    # both sorts are stable)
+    order = np.argsort(times, kind="stable")
+    order = order[np.argsort(keys[order], kind="stable")]
     pos = np.arange(len(order))
     marker_pos = np.where(~is_query[order], pos, -1)
     last = np.maximum.accumulate(marker_pos)
@@ -283,9 +286,11 @@ def _collect(seg: Segments, server: Optional[str]) -> List[_ListenerInput]:
     with_ts[with_ts] = tsval[first_sa_of_syn[with_ts]] >= 0
     sa_rows = first_sa_of_syn[with_ts]
     s_rows = syn_idx[with_ts]
-    ws = np.where(wscale[s_rows] < 0, 0xF, np.minimum(wscale[s_rows], 14))
-    enc = ws | (sack_perm[s_rows] << 4) | (ecn_syn[s_rows] << 5)
-    residue = (tsval[sa_rows] - enc) & 0x3F
+    ws = np.where(wscale[s_rows] < 0, _syncookies.TS_OPT_WSCALE_MASK,
+                  np.minimum(wscale[s_rows], _syncookies.TCP_MAX_WSCALE))
+    enc = (ws | np.where(sack_perm[s_rows], _syncookies.TS_OPT_SACK, 0)
+           | np.where(ecn_syn[s_rows], _syncookies.TS_OPT_ECN, 0))
+    residue = (tsval[sa_rows] - enc) & ((1 << _syncookies.TSBITS) - 1)
     pair = _mix(_mix(*np.ascontiguousarray(src[s_rows]).view(np.uint64).reshape(-1, 2).T),
                 _mix(*np.ascontiguousarray(dst[s_rows]).view(np.uint64).reshape(-1, 2).T))
     pairs, pair_of = np.unique(pair, return_inverse=True)
@@ -507,7 +512,7 @@ class Scenario:
                             "max": float(delay[served].max()) if served.any() else None},
         }
 
-    def to_dict(self, connections: bool = True, series: bool = True) -> dict:
+    def to_dict(self, connections: bool = True, series: bool = True, syns: bool = False) -> dict:
         d = {"server": self.server, "settings": dict(self.settings), "totals": dict(self.totals),
              "legit": self.legit, "syns": int((self.syns["verdict"] != "not_sent").sum())}
         if self.agreement is not None:
@@ -522,6 +527,8 @@ class Scenario:
                  "rtt": float(c["rtt"][i]), "cookie_mss": int(c["cookie_mss"][i]),
                  "cookie_loses": c["cookie_loses"][i]}
                 for i in range(len(c["outcome"]))]
+        if syns:
+            d["syn_rows"] = _syn_rows(self)
         if series:
             d["series"] = {"bin_width": self.bin_width,
                            **{k: v.tolist() for k, v in self.series.items()}}
@@ -596,8 +603,9 @@ _LOSES = np.array([",".join(name for bit, name in enumerate(("mss", "wscale", "s
 
 
 def _cookie_columns(inp, rows, secret, count_t):
-    """Per SYN row: the MSS a cookie would carry, the cookie, and the
-    options it loses (names joined by commas)."""
+    """Per SYN row: the MSS a cookie would carry, the cookie (the server ISN
+    Linux would send, keyed by ``secret``, minute counter from ``count_t``
+    seconds), and the options it loses (names joined by commas)."""
     if len(rows) == 0:
         return np.zeros(0, np.uint16), np.zeros(0, np.uint32), np.zeros(0, object)
     announced = np.where(inp.mss[rows] < 0, _syncookies.TCP_MSS_DEFAULT, inp.mss[rows])
@@ -652,6 +660,10 @@ class _Stream:
         self.give_up_t = np.ascontiguousarray(att["give_up_t"], dtype=np.float64)
         crow = att["client_row"]
         cookie_mss, _, loses = _cookie_columns(inp, crow, secret, inp.t0_ns / 1e9 + self.first_t)
+        # the cookie each SYN would get (a retry the capture lacks: its
+        # client's first SYN, at the retry's time)
+        fields = np.where(has_row, row, crow[np.maximum(self.client, 0)] if len(crow) else 0)
+        _, self.cookie_isn, _ = _cookie_columns(inp, fields, secret, inp.t0_ns / 1e9 + self.t)
         self.clients = {"client": _endpoint_text(inp.src[crow], inp.ip_version[crow],
                                                  inp.sport[crow]),
                         "first_syn": self.first_t, "rtt": self.rtt,
@@ -680,8 +692,11 @@ class _Stream:
         if rc != 0:
             raise MemoryError("whatif: out of memory in the replay")
         syns = dict(self.syns, verdict=np.array(VERDICTS, dtype=object)[verdict],
-                    answered=(verdict == 1) | (verdict == 2), cookie=verdict == 2)
-        served = np.isin(outcome, (1, 2, 3))
+                    answered=(verdict == _V_QUEUED) | (verdict == _V_COOKIE),
+                    cookie=verdict == _V_COOKIE,
+                    cookie_isn=np.where(verdict == _V_COOKIE, self.cookie_isn, 0).astype(np.uint32))
+        served = np.isin(outcome, (_consts.CO_OK_QUEUE, _consts.CO_OK_COOKIE,
+                                   _consts.CO_OK_AFTER_RETRIES))
         added = np.full(n_client, np.nan)
         added[served] = np.maximum(done[served] - (self.first_t[served] + self.rtt[served]), 0.0)
         connections = dict(self.clients, outcome=np.array(OUTCOMES, dtype=object)[outcome],
@@ -691,20 +706,20 @@ class _Stream:
         totals["events"] = int(counters[9])
         ser = {name: series[:, j] for j, name in enumerate(SERIES_COLUMNS)}
         ser["t"] = np.arange(self.n_bins) * self.bin_width
-        return syns, connections, totals, ser
+        return syns, connections, totals, ser, _agreement(syns, verdict)
 
 
-def _agreement(syns) -> dict:
+def _agreement(syns, verdict) -> dict:
     """How the replay's verdicts match the capture's on the SYNs both sent:
     answered / dropped, and where the capture tells them apart, answered by a
     cookie (never retransmitted to a silent source) / by a request socket
     (retransmitted)."""
-    sent = syns["verdict"] != "not_sent"
-    verdict = syns["verdict"][sent]
+    sent = verdict != _V_NOT_SENT
+    verdict = verdict[sent]
     classes = (("answered", syns["real_answered"][sent], syns["answered"][sent]),
                ("dropped", ~syns["real_answered"][sent], ~syns["answered"][sent]),
-               ("cookie", syns["real_cookie"][sent], verdict == "cookie"),
-               ("request", syns["real_request"][sent], verdict == "queued"))
+               ("cookie", syns["real_cookie"][sent], verdict == _V_COOKIE),
+               ("request", syns["real_request"][sent], verdict == _V_QUEUED))
     out = {}
     for name, real, model in classes:
         n = int(real.sum())
@@ -771,7 +786,7 @@ def listen_queue(path_or_segments, *, backlog, somaxconn: int = 4096, syncookies
         real.append(_real_summary(inp, wheel))
         for c, b in itertools.product(cookie_modes, backlogs):
             eff = min(b, int(somaxconn))
-            syns, conns, totals, ser = stream.replay(
+            syns, conns, totals, ser, agreement = stream.replay(
                 backlog=eff, syncookies=c, synack_retries=synack_retries, max_syn_backlog=msb,
                 abort_on_overflow=abort_on_overflow, accept=accept, full_gt=full_gt,
                 until=(inp.end if until == "end" else until), wheel=wheel)
@@ -784,7 +799,7 @@ def listen_queue(path_or_segments, *, backlog, somaxconn: int = 4096, syncookies
                         "give_up": give_up, "syn_queue_test": ">" if full_gt else ">=",
                         "hz": round(1.0 / wheel[0]) if wheel[0] else 0}
             scenarios.append(Scenario(inp.server, settings, totals, conns, syns, ser,
-                                      stream.bin_width, inp.t0_ns, agreement=_agreement(syns)))
+                                      stream.bin_width, inp.t0_ns, agreement=agreement))
     return WhatIf(scenarios, real)
 
 
@@ -885,24 +900,38 @@ def render_fit(found: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _syn_rows(scenario: "Scenario") -> List[dict]:
+    sy = scenario.syns
+    sent = np.flatnonzero(sy["verdict"] != "not_sent")
+    cols = [sy["frame"][sent].tolist(), np.round(sy["time"][sent], 9).tolist(),
+            sy["legitimate"][sent].tolist(), sy["answered"][sent].tolist(),
+            sy["cookie"][sent].tolist(), sy["cookie_isn"][sent].tolist(), sy["verdict"][sent].tolist()]
+    names = ("frame", "time", "legitimate", "answered", "cookie", "cookie_isn", "verdict")
+    return [dict(zip(names, row)) for row in zip(*cols)]
+
+
 def write_syns(result: WhatIf, path: str) -> None:
-    """Every scenario's SYNs as JSON lines (frame 0 = a retry the capture
-    does not hold)."""
+    """Every scenario's SYNs as JSON lines: server, syncookies, backlog, then
+    frame (0 = a retry the capture does not hold), time (s from the first
+    packet), legitimate, answered, cookie, cookie_isn (the SYN-ACK's sequence
+    number, null without a cookie), verdict."""
     import json
     from .output import atomic_output
     with atomic_output(path) as out:
         for s in result.scenarios:
+            head = json.dumps({"server": s.server, "syncookies": s.settings["syncookies"],
+                               "backlog": s.settings["backlog"]})[:-1] + ", "
             sy = s.syns
-            fixed = {"server": s.server, "syncookies": s.settings["syncookies"],
-                     "backlog": s.settings["backlog"]}
             sent = np.flatnonzero(sy["verdict"] != "not_sent")
-            for i in sent:
-                out.write(json.dumps({**fixed, "frame": int(sy["frame"][i]),
-                                      "time": round(float(sy["time"][i]), 9),
-                                      "legitimate": bool(sy["legitimate"][i]),
-                                      "answered": bool(sy["answered"][i]),
-                                      "cookie": bool(sy["cookie"][i]),
-                                      "verdict": sy["verdict"][i]}) + "\n")
+            rows = zip(sy["frame"][sent].tolist(), np.round(sy["time"][sent], 9).tolist(),
+                       sy["legitimate"][sent].tolist(), sy["answered"][sent].tolist(),
+                       sy["cookie"][sent].tolist(), sy["cookie_isn"][sent].tolist(),
+                       sy["verdict"][sent].tolist())
+            out.writelines(
+                f'{head}"frame": {f}, "time": {t!r}, "legitimate": {"true" if lg else "false"}, '
+                f'"answered": {"true" if a else "false"}, "cookie": {"true" if c else "false"}, '
+                f'"cookie_isn": {isn if c else "null"}, "verdict": "{v}"}}\n'
+                for f, t, lg, a, c, isn, v in rows)
 
 
 def plot(result: WhatIf, output: str, server: Optional[str] = None) -> None:

@@ -464,13 +464,6 @@ def _k_keepalive(sc, p):
     sc.state[:] = _ST["SF"]
 
 
-def _k_tfo(sc, p):
-    t = _handshake(sc, p)
-    t = _exchange(sc, p, t)
-    _close_orig(sc, p, t)
-    sc.state[:] = _ST["SF"]
-
-
 def _request(sc, p):
     """Handshake and a one-segment request; returns when the response starts,
     its segment size (full segments) and the time one takes on the wire."""
@@ -534,7 +527,10 @@ _SCRIPTS = {
     "fin_orig": _k_fin_orig, "fin_resp": _k_fin_resp, "refused": _k_refused,
     "unanswered": _k_unanswered, "rst_orig": _k_rst_orig, "rst_resp": _k_rst_resp,
     "close_wait": _k_close_wait, "half_open": _k_half_open,
-    "keepalive": _k_keepalive, "tfo_request": _k_tfo, "tfo_data": _k_tfo,
+    "keepalive": _k_keepalive,
+    # The TFO kinds differ from fin_orig only in their SYN options and data
+    # (params), not in their steps.
+    "tfo_request": _k_fin_orig, "tfo_data": _k_fin_orig,
     "retransmit": _k_retransmit, "reorder": _k_reorder, "flood": _k_flood,
 }
 assert tuple(_SCRIPTS) == KINDS
