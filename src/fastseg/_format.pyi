@@ -1,10 +1,10 @@
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
 
 def format_rows(
-    columns: List[Tuple[str, Union[npt.NDArray, bytes], int, Optional[npt.NDArray[np.bool_]]]],
+    columns: List[Tuple[str, Union[npt.NDArray[Any], bytes], int, Optional[npt.NDArray[np.bool_]]]],
     sep: bytes = ...,
     unset: bytes = ...,
     end: bytes = ...,
