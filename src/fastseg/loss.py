@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from . import _loss
+from . import _consts, _loss
 from ._consts import ANALYSIS_FLAGS
 
 __all__ = ["ANALYSIS_FLAGS", "SEGMENT_LOSS_COLUMNS", "LOSS_COLUMNS", "LOSS_NULLS",
@@ -89,8 +89,16 @@ class LossAnalyzer:
         dup = np.empty(n, dtype=np.uint32)
         if n:
             c = lambda name, dt: np.ascontiguousarray(segments[name], dtype=dt)  # noqa: E731
+            conn = c("conn", np.int64)
+            if "opt_status" in segments:
+                # tshark's dissector stops at options cut by the snapshot
+                # length, before its sequence analysis: such a segment
+                # neither gets nor changes any analysis
+                cut = segments["opt_status"] == _consts.OPTS_CUT
+                if cut.any():
+                    conn = np.where(cut, -1, conn)
             status = self._engine.process(
-                c("conn", np.int64), endpoint_keys(segments["src"], segments["sport"]),
+                conn, endpoint_keys(segments["src"], segments["sport"]),
                 c("ts_ns", np.int64), c("seq", np.uint32), c("ack", np.uint32),
                 c("flags", np.uint16), c("payload_len", np.uint32), c("window", np.uint16),
                 c("wscale", np.int16), _sack_bytes(segments), analysis, ack_rtt, bif, dup)
