@@ -16,7 +16,7 @@ CONNECTION_COLUMNS = [
     "orig_state", "resp_state", "syn_ts", "synack_ts", "ack_ts", "syn_synack",
     "synack_ack", "handshake_rtt", "orig_isn", "resp_isn", "orig_mss", "resp_mss",
     "orig_wscale", "resp_wscale", "sack_ok", "ts_ok", "ecn_ok", "syn_count",
-    "synack_count", "tfo_data", "closer", "close",
+    "synack_count", "tfo_data", "closer", "close", "missed_bytes",
 ]
 
 # How "absent" is stored in each nullable column (null in pandas/Arrow):
@@ -161,7 +161,7 @@ class Connections:
         """Write a Zeek conn.log (TSV with the ``#fields`` header that
         zeek-cut reads) to a text file object.  As Zeek does, duration and
         byte counts are unset (``-``) when the duration is 0; fields fastseg
-        does not have (service, local_*, missed_bytes, *_ip_bytes,
+        does not have (service, local_*, *_ip_bytes,
         tunnel_parents) are unset too."""
         import time as _time
 
@@ -187,7 +187,7 @@ class Connections:
                    f"{dur:.6f}" if has else "-",
                    str(int(c["orig_bytes"][i])) if has else "-",
                    str(int(c["resp_bytes"][i])) if has else "-",
-                   str(c["conn_state"][i]), "-", "-", "-", hist if hist else "-",
+                   str(c["conn_state"][i]), "-", "-", str(int(c["missed_bytes"][i])), hist if hist else "-",
                    str(int(c["orig_pkts"][i])), "-", str(int(c["resp_pkts"][i])), "-", "-"]
             out.write("\t".join(row) + "\n")
         out.write(f"#close\t{stamp}\n")

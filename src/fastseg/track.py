@@ -370,6 +370,7 @@ def _finish(k: dict) -> Connections:
         "tfo_data": k["tfo_data"],
         "closer": np.array(["", "orig", "resp"], dtype="U4")[k["closer"].astype(np.intp) + 1],
         "close": np.array(["", "fin", "rst"], dtype="U3")[k["close"].astype(np.intp)],
+        "missed_bytes": k["missed_bytes"],
         "_conn": k["_conn"], "ip_version": k["ip_version"], "flow_key": k["flow_key"],
         "ts_ns": k["first_ts"],
     }
