@@ -240,3 +240,70 @@ def test_rewritten_trace_checksums_are_ignored_and_reported(tmp_path):
         assert auto[key] == ignore[key], key
     assert auto["connections"]["by_state"] == {"SF": 4}
     assert auto["handshakes"]["completed"] == 4
+
+
+def test_threads_do_not_change_the_report_or_the_connections(tmp_path):
+    """Reading ahead on a second thread (-j 2) gives the report and the
+    connection rows of one thread, with batches small enough that many are
+    in flight."""
+    path = tmp_path / "t.pcap"
+    synth.generate(str(path), connections=3000, seed=21)
+    one = fastseg.analyze(str(path), threads=1, keep_connections=True, batch_packets=1000)
+    two = fastseg.analyze(str(path), threads=2, keep_connections=True, batch_packets=1000)
+    assert one.to_dict() == two.to_dict()
+    assert one.to_dict()["connections"]["total"] >= 3000
+    for name in ("uid", "conn_state", "history", "orig_bytes", "resp_bytes", "ack_ts"):
+        np.testing.assert_array_equal(one.connections[name], two.connections[name])
+
+
+def test_threads_raise_the_same_error_on_a_damaged_record(tmp_path):
+    """A record header damaged in the middle of a capture raises the same
+    CaptureError whether the reading runs on its own thread or not."""
+    import struct
+    path = tmp_path / "d.pcap"
+    synth.generate(str(path), connections=400, seed=2)
+    raw = bytearray(path.read_bytes())
+    pos, offsets = 24, []
+    while pos + 16 <= len(raw):
+        offsets.append(pos)
+        pos += 16 + struct.unpack_from("<I", raw, pos + 8)[0]
+    struct.pack_into("<II", raw, offsets[len(offsets) // 2] + 8, 0x7FFFFFF0, 0x7FFFFFF0)
+    path.write_bytes(bytes(raw))
+    errors = []
+    for threads in (1, 2):
+        with pytest.raises(fastseg.CaptureError) as info:
+            fastseg.analyze(str(path), threads=threads, batch_packets=100)
+        errors.append(str(info.value))
+    assert errors[0] == errors[1] and "byte offset" in errors[0]
+
+
+def test_reports_of_two_parts_merge_into_the_report_of_the_whole():
+    """Aggregates are mergeable: the analyses of two parts of a capture (no
+    connection spanning them) add up to the analysis of both read as one,
+    SYN floods, TIME-WAIT peaks, quantiles and the offload verdict included."""
+    from fastseg.analyze import _Analysis
+    flood = fastseg.read_segments(str(DATA / "syn_flood.pcap"))
+    loop = fastseg.read_segments(str(DATA / "lo_conv.pcap"))
+    whole = fastseg.analyze(fastseg.Segments.concat([flood, loop]),
+                            keep_connections=True).to_dict()
+    first, second = _Analysis(keep_connections=True), _Analysis(keep_connections=True)
+    first.add(flood)
+    second.add(loop)
+    merged = first.merge(second).finish([])
+    assert merged.to_dict() == whole
+    assert whole["syn_flood"] and whole["checksums"]["offload"]
+    assert list(merged.connections["_conn"]) == list(range(len(merged.connections)))
+
+
+def test_streamed_connections_come_in_first_seen_order(tmp_path):
+    """on_connections gets every connection once, in the order track() gives
+    them, across many small batches (a connection that stays open holds back
+    the ones that started after it, so this capture comes in a few chunks)."""
+    path = tmp_path / "s.pcap"
+    synth.generate(str(path), connections=1500, seed=4)
+    chunks = []
+    report = fastseg.analyze(str(path), on_connections=chunks.append, batch_packets=300)
+    assert report.connections is None and len(chunks) >= 2
+    streamed = np.concatenate([c["uid"] for c in chunks])
+    whole = fastseg.track(fastseg.read_segments(str(path)))
+    assert streamed.tolist() == whole["uid"].tolist()

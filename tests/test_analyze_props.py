@@ -2,10 +2,8 @@
 of connections (every outcome, retransmitted SYNs, floods, nothing at all, one
 packet) and every capture committed under tests/."""
 import json
-import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 

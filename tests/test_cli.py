@@ -446,3 +446,13 @@ def test_load_test_with_retransmitted_syns_is_summarised(tmp_path):
     assert run("conns", path).stdout.count("\n") == 60
     pytest.importorskip("matplotlib")
     assert run("plot", path, "-o", tmp_path / "load.png").returncode == 0
+
+
+def test_summary_json_is_the_same_for_every_thread_count(small_pcap):
+    outs = [run("summary", "--json", "-j", j, small_pcap).stdout for j in (1, 2, 3)]
+    assert outs[0] == outs[1] == outs[2] and json.loads(outs[0])["capture"]["packets"] > 0
+
+
+def test_bad_thread_count_is_one_line_exit_2(small_pcap):
+    proc = run("summary", "-j", "0", small_pcap)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1

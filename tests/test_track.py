@@ -772,3 +772,18 @@ def test_chosen_flow_key_collisions_change_nothing():
     got = fastseg.track(hostile)
     for name in ("conn_state", "history", "orig_pkts", "resp_bytes", "orig_p"):
         assert (got[name] == ref[name]).all(), name
+
+
+def test_rstos0_history_rule_matches_zeeks_pattern():
+    """The vectorised RSTOS0 history test equals Zeek's regular expression
+    ``^\\^?S[^HAFGIQ]*R.*$`` on random histories and the edge cases."""
+    import random
+    import re
+    pattern = re.compile(r"\^?S[^HAFGIQ]*R.*")
+    rng = random.Random(1)
+    alphabet = "^SsHhAaFfRrDdTtCcWwGgIiQq"
+    hs = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 23))) for _ in range(50000)]
+    hs += ["SR", "^SR", "S", "^S", "R", "SHR", "SaR", "^^SR", "SRH", "", "^", "Sr", "SdR"]
+    want = [pattern.fullmatch(h) is not None for h in hs]
+    for dtype in ("U23", "S23"):
+        assert T._rstos0_history(np.array(hs, dtype=dtype)).tolist() == want

@@ -29,6 +29,8 @@ cdef struct Endp:
     uint32_t fin_end          # sequence number just past this side's FIN
     uint32_t isn              # sequence number of this side's last SYN
     int64_t last_rel          # highest sequence end sent, relative to start_seq
+    int64_t last_seen_ts      # latest segment from this side (bad checksums too), -1 none
+    int64_t first_fin_ts      # earliest FIN from this side (bad checksums too), -1 none
     int64_t ack_rel           # highest ack the peer sent for this side's data
     uint32_t pkts
     uint32_t rxmit

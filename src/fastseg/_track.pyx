@@ -15,6 +15,8 @@ from libc.string cimport memcmp, memcpy, memset
 import numpy as np
 cimport numpy as cnp
 
+from fastseg._consts cimport ACK, CWR, ECE, FIN, RST, SYN
+
 from fastseg._track cimport (Conn, Endp, HIST_MAX, Z_INACTIVE, Z_SYN_SENT, Z_SYN_ACK_SENT,
                              Z_PARTIAL, Z_ESTABLISHED, Z_CLOSED, Z_RESET)
 
@@ -81,14 +83,6 @@ cdef extern from *:
 # bandwidth instead of memory latency.
 cdef enum:
     AHEAD = 8
-
-cdef enum:
-    F_FIN = 0x01
-    F_SYN = 0x02
-    F_RST = 0x04
-    F_ACK = 0x10
-    F_ECE = 0x40
-    F_CWR = 0x80
 
 # History "seen" bits (Connection::CheckHistory); the responder's are << 16.
 cdef enum:
@@ -351,6 +345,17 @@ cdef class Engine:
         free(self.done)
         free(self.table)
 
+    def min_live_id(self):
+        """The smallest id among live connections (next_id when none): every
+        connection with a smaller id has finished."""
+        cdef Py_ssize_t i
+        cdef int64_t m = self.next_id
+        with nogil:
+            for i in range(self.nrec):
+                if self.recs[i].live == 1 and self.recs[i].id < m:
+                    m = self.recs[i].id
+        return m
+
     def memory_bytes(self):
         """Bytes held by records, flow table and slot lists."""
         return (self.cap * sizeof(Conn) + (self.tmask + 1) * sizeof(int32_t)
@@ -500,16 +505,16 @@ cdef class Engine:
         # TCPSessionAdapter::IsReuse: only a SYN (or, on a half connection,
         # a SYN-ACK) can start a new connection on a live 4-tuple.
         cdef Endp* conn_orig = &c.ep[0]
-        if not (flags & F_SYN):
+        if not (flags & SYN):
             return False
-        if flags & F_ACK:
+        if flags & ACK:
             if c.ep[0].state != Z_INACTIVE:
                 return False
             conn_orig = &c.ep[1]
         if not (c.ep[0].did_close or c.ep[1].did_close):
             if seq == conn_orig.start_seq:
                 return False
-            if (not (flags & F_ACK) and conn_orig.state == Z_SYN_ACK_SENT
+            if (not (flags & ACK) and conn_orig.state == Z_SYN_ACK_SENT
                     and c.ep[1].state == Z_INACTIVE and seq == c.ep[1].start_seq):
                 return False
             return True
@@ -552,16 +557,18 @@ cdef class Engine:
         c.ep[0].trim = c.ep[1].trim = 1
         c.ep[0].mss = -1
         c.ep[1].mss = -1
+        c.ep[0].last_seen_ts = c.ep[1].last_seen_ts = -1
+        c.ep[0].first_fin_ts = c.ep[1].first_fin_ts = -1
         self.table[pos] = slot
         self.tused += 1
         self.live += 1
         # TCPAnalyzer::WantConnection: a connection that does not start with
         # a plain SYN is turned around when its source looks like the server.
         side[0] = 0
-        if not ((flags & F_SYN) and not (flags & F_ACK)):
+        if not ((flags & SYN) and not (flags & ACK)):
             if self.likely[sport]:
                 if self.likely[dport]:
-                    flip = (not (flags & F_SYN)) and sport < dport
+                    flip = (not (flags & SYN)) and sport < dport
                 else:
                     flip = True
         if flip:
@@ -586,17 +593,17 @@ cdef class Engine:
         if ackfin:
             self.rfc_apply(e, K_ACKFIN)
             self.rfc_apply(p, K_ACKFIN + N_KINDS)
-        if flags & F_RST:
+        if flags & RST:
             kind = K_RST
-        elif (flags & F_SYN) and (flags & F_ACK):
+        elif (flags & SYN) and (flags & ACK):
             kind = K_SYNACK
-        elif flags & F_SYN:
+        elif flags & SYN:
             kind = K_SYN
-        elif flags & F_FIN:
+        elif flags & FIN:
             kind = K_FIN
         elif plen > 0:
             kind = K_DATA
-        elif (flags & F_ACK) and not ackfin:
+        elif (flags & ACK) and not ackfin:
             kind = K_ACK
         if kind >= 0:
             self.rfc_apply(e, kind)
@@ -607,10 +614,10 @@ cdef class Engine:
                       int64_t tsval) noexcept nogil:
         cdef Endp* e = &c.ep[side]
         cdef Endp* p = &c.ep[1 - side]
-        cdef bint syn = (flags & F_SYN) != 0
-        cdef bint fin = (flags & F_FIN) != 0
-        cdef bint rst = (flags & F_RST) != 0
-        cdef bint ackf = (flags & F_ACK) != 0
+        cdef bint syn = (flags & SYN) != 0
+        cdef bint fin = (flags & FIN) != 0
+        cdef bint rst = (flags & RST) != 0
+        cdef bint ackf = (flags & ACK) != 0
         cdef int64_t seg_len = <int64_t>plen + syn + fin - (plen if rst else 0)
         cdef uint32_t seq_end = seq + <uint32_t>seg_len
         cdef uint32_t last_init
@@ -709,8 +716,8 @@ cdef class Engine:
 
         # Handshake measurements, matched by sequence numbers.
         if syn:
-            opts = (1 if sack_perm else 0) | (2 if tsval >= 0 else 0) | (4 if flags & F_ECE else 0) \
-                | (8 if flags & F_CWR else 0)
+            opts = (1 if sack_perm else 0) | (2 if tsval >= 0 else 0) | (4 if flags & ECE else 0) \
+                | (8 if flags & CWR else 0)
             e.isn = seq
             e.syn_seen = 1
             e.mss = mss
@@ -918,6 +925,12 @@ cdef class Engine:
                 return ST_NOMEM
         c = &self.recs[slot]
         conn_out[i] = c.id
+        # What the report reads of each side (CLOSE-WAIT, half-open,
+        # TIME-WAIT), from every segment the side sent, dropped or not.
+        if t > c.ep[side].last_seen_ts:
+            c.ep[side].last_seen_ts = t
+        if (fl & FIN) and (c.ep[side].first_fin_ts < 0 or t < c.ep[side].first_fin_ts):
+            c.ep[side].first_fin_ts = t
         if csum_bad[i]:
             # The receiver dropped it: history only (TCP_Endpoint::ChecksumError).
             scaled_letter(c, side, &c.ep[side].chk, 67)         # 'C'
@@ -1033,6 +1046,7 @@ cdef class Engine:
             "tfo_data": np.empty(n, np.int64), "closer": np.empty(n, np.int8),
             "close": np.empty(n, np.uint8), "history": np.zeros(n, "S%d" % HIST_MAX),
             "missed_bytes": np.empty(n, np.int64),
+            "last_seen": np.empty((n, 2), np.int64), "first_fin": np.empty((n, 2), np.int64),
         }
         cdef int64_t[::1] cid = cols["_conn"], first = cols["first_ts"], last = cols["last_ts"]
         cdef int64_t[::1] syn_ts = cols["syn_ts"], synack_ts = cols["synack_ts"], ack_ts = cols["ack_ts"]
@@ -1042,6 +1056,7 @@ cdef class Engine:
         cdef uint16_t[::1] op = cols["orig_p"], rp = cols["resp_p"]
         cdef uint8_t[::1] ipv = cols["ip_version"], close = cols["close"]
         cdef int64_t[:, ::1] pkts = cols["pkts"], nbytes = cols["bytes"], isn = cols["isn"]
+        cdef int64_t[:, ::1] seen = cols["last_seen"], ffin = cols["first_fin"]
         cdef uint8_t[:, ::1] zs = cols["zstate"], rfc = cols["rfc"], opts = cols["opts"]
         cdef int32_t[:, ::1] mssv = cols["mss"]
         cdef int16_t[:, ::1] wsv = cols["wscale"]
@@ -1075,6 +1090,8 @@ cdef class Engine:
                     mssv[k, j] = c.ep[j].mss
                     wsv[k, j] = c.ep[j].wscale
                     opts[k, j] = c.ep[j].opts | (16 if c.ep[j].syn_seen else 0)
+                    seen[k, j] = c.ep[j].last_seen_ts
+                    ffin[k, j] = c.ep[j].first_fin_ts
                 sc[k] = c.syn_count
                 sac[k] = c.synack_count
                 tfo[k] = c.tfo_data

@@ -11,15 +11,19 @@ JSON keys (``Report.to_dict()``) are a contract; see ``REPORT_KEYS``.
 from __future__ import annotations
 
 import math
+import os
+import queue
+import threading
 import warnings
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 
 from . import _consts
 from .segments import CaptureStats, Segments, format_addresses
 
-__all__ = ["analyze", "Report", "connections_of", "REPORT_KEYS"]
+__all__ = ["analyze", "Report", "connections_of", "default_threads", "read_ahead",
+           "REPORT_KEYS"]
 
 REPORT_KEYS = {
     "capture": ["packets", "tcp", "non_tcp", "malformed", "malformed_by_reason",
@@ -133,57 +137,6 @@ def _peak_concurrency(group: np.ndarray, start: np.ndarray, end: np.ndarray):
     return g[starts], peaks, t[first_max]
 
 
-# What the report keeps of each finished connection (and in which dtype), so
-# that a long capture costs about 170 bytes per connection, not a full row.
-_KEPT = {
-    "_conn": np.int64, "ip_version": np.uint8, "orig_h": None, "resp_h": None,
-    "orig_p": np.uint16, "resp_p": np.uint16, "ts": np.float64, "duration": np.float64,
-    "ack_ts": np.float64, "handshake_rtt": np.float64, "syn_synack": np.float64,
-    "synack_ack": np.float64, "conn_state": "S6", "orig_state": "S11", "resp_state": "S11",
-    "closer": "S4", "close": "S3", "history": "S1", "syn_count": np.int32,
-    "synack_count": np.int32, "orig_pkts": np.int64, "resp_pkts": np.int64,
-    "tfo_data": np.int32, "orig_mss": np.int32, "orig_wscale": np.int16,
-    "sack_ok": np.bool_, "ts_ok": np.bool_, "ecn_ok": np.bool_,
-}
-
-
-def _ascii(col: np.ndarray, width: int) -> np.ndarray:
-    """ASCII text of a unicode array as bytes ('S' dtype) of at most ``width``
-    characters: the low byte of each UCS-4 code unit, without per-item work."""
-    chars = col.dtype.itemsize // 4
-    n = len(col)
-    if chars == 0 or n == 0:
-        return np.zeros(n, dtype=f"S{width}")
-    units = np.ascontiguousarray(col).view(np.uint32).reshape(n, chars)[:, :width]
-    out = np.zeros((n, width), dtype=np.uint8)
-    out[:, :units.shape[1]] = units
-    return out.view(f"S{width}").reshape(n)
-
-
-class _ConnColumns(dict):
-    """The kept columns of many connections: ``cols[name]``, ``len()``."""
-
-    def __len__(self):
-        return len(self["_conn"])
-
-    @classmethod
-    def compact(cls, conns) -> "_ConnColumns":
-        out = cls()
-        for name, dt in _KEPT.items():
-            col = np.asarray(conns[name])
-            if col.dtype.kind == "U" and isinstance(dt, str):
-                out[name] = _ascii(col, int(dt[1:]))
-            else:
-                out[name] = col.copy() if dt is None else col.astype(dt)
-        return out
-
-    @classmethod
-    def concat(cls, parts) -> "_ConnColumns":
-        out = cls({k: np.concatenate([p[k] for p in parts]) for k in _KEPT})
-        order = np.argsort(out["_conn"], kind="stable")   # first-seen order, as track()
-        return cls({k: v[order] for k, v in out.items()})
-
-
 def _mix64(x: np.ndarray) -> np.ndarray:
     """A 64-bit finaliser (splitmix64) over uint64 arrays, for row keys."""
     x = np.asarray(x, dtype=np.uint64)
@@ -197,23 +150,6 @@ def _row_hash(rows: np.ndarray) -> np.ndarray:
     """A 64-bit key per 16-byte address row."""
     w = np.ascontiguousarray(rows).view(np.uint64).reshape(-1, 2)
     return _mix64(_mix64(w[:, 0]) ^ w[:, 1])
-
-
-class _Grow:
-    """Per-connection aggregates indexed by global connection number."""
-
-    def __init__(self, dtype, fill):
-        self.dtype, self.fill = dtype, fill
-        self.a = np.full(1024, fill, dtype=dtype)
-
-    def ensure(self, n: int) -> None:
-        if n > len(self.a):
-            size = len(self.a)
-            while size < n:
-                size *= 2
-            b = np.full(size, self.fill, dtype=self.dtype)
-            b[:len(self.a)] = self.a
-            self.a = b
 
 
 # -- the report -----------------------------------------------------------
@@ -249,12 +185,68 @@ class Report:
         return render_report(self._data)
 
 
+class _Chunks:
+    """Arrays appended batch by batch, concatenated once at the end."""
+
+    def __init__(self, **dtypes):
+        self._dtypes = dtypes
+        self._parts = {k: [] for k in dtypes}
+
+    def add(self, **cols) -> None:
+        for k, v in cols.items():
+            self._parts[k].append(np.asarray(v, dtype=self._dtypes[k]))
+
+    def extend(self, other: "_Chunks") -> None:
+        for k, parts in other._parts.items():
+            self._parts[k].extend(parts)
+
+    def get(self, name) -> np.ndarray:
+        parts = self._parts[name]
+        if not parts:
+            dt = self._dtypes[name]
+            return np.empty((0, 16) if name in ("addr", "orig_h", "resp_h", "dst", "src") else 0, dt)
+        if len(parts) > 1:
+            parts[:] = [np.concatenate(parts)]
+        return parts[0]
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (np.unique without return arrays takes a hash
+    path that is ~50x slower on random 64-bit keys)."""
+    v = np.sort(values)
+    if len(v):
+        v = v[np.concatenate([[True], v[1:] != v[:-1]])]
+    return v
+
+
+def _ns_seconds(a: np.ndarray, missing: float) -> np.ndarray:
+    """ns timestamps (-1 = none) as float seconds, ``missing`` for none."""
+    out = a / 1e9
+    out[a < 0] = missing
+    return out
+
+
+def _counts_into(acc: Dict, values: np.ndarray) -> None:
+    vals, cnt = np.unique(values, return_counts=True)
+    for v, c in zip(vals.tolist(), cnt.tolist()):
+        acc[v] = acc.get(v, 0) + c
+
+
 class _Analysis:
-    """Accumulates what the report needs, one batch of segments at a time."""
+    """Accumulates what the report needs, one batch at a time.
+
+    Segments are read once, by the tracker (plus the SYN rows, for floods and
+    SYN backoff); every finished connection is folded into exact counters the
+    moment the tracker emits it, keeping only a few numbers per connection
+    for the sections that need a global view (handshake times for quantiles,
+    64-bit keys for port reuse and pressure, TIME-WAIT holders, SYN times), so
+    memory follows the connections alive at once plus a few tens of bytes per
+    finished one."""
 
     def __init__(self, checksums="auto", idle_timeout=300.0, close_wait_threshold=60.0,
                  flood_window=1.0, flood_min_syns=50, flood_max_completed_ratio=0.5,
-                 tracker=None, keep_connections=False, max_connections=None):
+                 tracker=None, keep_connections=False, max_connections=None,
+                 on_connections=None):
         from .track import Tracker
         self.keep_connections = keep_connections
         self.checksums = checksums
@@ -269,13 +261,39 @@ class _Analysis:
         self.ip_bad = 0
         self.t_first = math.inf
         self.t_last = -math.inf
-        self.syn_parts: List[dict] = []
         self.cookie_requests = 0
-        # per connection, per canonical side (0/1)
-        self.last_ts = [_Grow(np.float64, -np.inf), _Grow(np.float64, -np.inf)]
-        self.fin_ts = [_Grow(np.float64, np.inf), _Grow(np.float64, np.inf)]
+        self.evicted_elsewhere = 0
         self.conn_parts: List = []
+        self._pending: List[dict] = []
+        self.on_connections = on_connections
+        if on_connections is not None:
+            self.keep_connections = True
+        # exact counters over finished connections
+        self.n = 0
+        self.ipv4 = self.ipv6 = 0
+        from .track import CONN_STATES
+        self.state_counts = np.zeros(len(CONN_STATES), np.int64)
+        self.count = dict.fromkeys(
+            ("completed", "refused", "unanswered", "syn_retransmits", "syn_with_data", "fin",
+             "rst", "by_orig", "by_resp", "close_wait_leaks", "close_wait_open_at_end",
+             "half_open", "held_by_orig", "held_by_resp", "sack", "timestamps", "ecn"), 0)
+        self.mss: Dict[int, int] = {}
+        self.wscale: Dict[int, int] = {}
+        # a few numbers per finished connection
+        self.times = _Chunks(rtt=np.float64, syn_synack=np.float64, synack_ack=np.float64)
+        self.cw_pending = _Chunks(fin_in=np.float64)
+        self.pairs = _Chunks(pair=np.uint64, key=np.uint64, conn=np.int64)
+        self.pressure_rows = _Chunks(key=np.uint64, orig_h=np.uint8, resp_h=np.uint8,
+                                     resp_p=np.uint16, ver=np.uint8, win=np.int64)
+        self.tuples = _Chunks(key=np.uint64)
+        self.tw = {who: _Chunks(addr=np.uint8, port=np.uint16, ver=np.uint8, t=np.float64)
+                   for who in ("server", "client")}
+        self.conn_flags = np.zeros(1024, np.uint8)   # by connection id: 1 completed, 2 SYN-ACK seen
+        # one record per SYN (floods, backoff)
+        self.syns = _Chunks(ts=np.float64, conn=np.int64, listener=np.uint64, source=np.uint64)
+        self.listeners = _Chunks(key=np.uint64, dst=np.uint8, dport=np.uint16, ver=np.uint8)
 
+    # -- per batch ----------------------------------------------------------
     def add(self, seg: Segments) -> None:
         self.stats += seg.stats
         n = len(seg)
@@ -283,54 +301,233 @@ class _Analysis:
             return
         self.csum += np.bincount(seg["checksum_status"], minlength=4)[:4]
         self.ip_bad += int(np.count_nonzero(seg["ip_checksum_status"] == _consts.CSUM_BAD))
-        ts = seg["ts_ns"].astype(np.float64) / 1e9
-        self.t_first = min(self.t_first, float(ts.min()))
-        self.t_last = max(self.t_last, float(ts.max()))
-        finished = self.tracker.update(seg)
-        if finished is not None and len(finished):
-            self.conn_parts.append(finished if self.keep_connections
-                                   else _ConnColumns.compact(finished))
-        conn = np.asarray(seg["conn"], dtype=np.int64)
+        ts_ns = seg["ts_ns"]
+        self.t_first = min(self.t_first, float(ts_ns.min()) / 1e9)
+        self.t_last = max(self.t_last, float(ts_ns.max()) / 1e9)
+        self._fold(self.tracker.update_columns(seg))
         flags = seg["flags"]
-        side = _side(seg["src"], seg["sport"], seg["dst"], seg["dport"])
-        top = int(conn.max()) + 1 if n else 0
-        for g in self.last_ts + self.fin_ts:
-            g.ensure(top)
-        for s in (0, 1):
-            m = side == s
-            np.maximum.at(self.last_ts[s].a, conn[m], ts[m])
-            f = m & ((flags & FIN) != 0)
-            np.minimum.at(self.fin_ts[s].a, conn[f], ts[f])
-        syn = ((flags & SYN) != 0) & ((flags & ACK) == 0)
-        if syn.any():
-            self.syn_parts.append({
-                "ts": ts[syn], "conn": conn[syn], "src": seg["src"][syn].copy(),
-                "dst": seg["dst"][syn].copy(), "dport": seg["dport"][syn].copy(),
-                "ver": seg["ip_version"][syn].copy()})
+        syn = np.flatnonzero(((flags & SYN) != 0) & ((flags & ACK) == 0))
+        if len(syn):
+            dst = np.ascontiguousarray(seg["dst"][syn])
+            dport = seg["dport"][syn]
+            listener = _mix64(_row_hash(dst) ^ dport.astype(np.uint64))
+            self.syns.add(ts=ts_ns[syn] / 1e9, conn=seg["conn"][syn], listener=listener,
+                          source=_row_hash(np.ascontiguousarray(seg["src"][syn])))
+            _, first = np.unique(listener, return_index=True)
+            self.listeners.add(key=listener[first], dst=dst[first], dport=dport[first],
+                               ver=seg["ip_version"][syn][first])
             self.cookie_requests += int(np.count_nonzero(seg["tfo_cookie_len"][syn] == 0))
 
-    def finish(self, files: List[str]) -> Report:
-        last = self.tracker.flush()
-        if last is not None and len(last):
-            self.conn_parts.append(last if self.keep_connections
-                                   else _ConnColumns.compact(last))
-        from .track import Connections, track
-        if not self.conn_parts:
-            self.conn_parts.append(track(Segments.empty()))
-            if not self.keep_connections:
-                self.conn_parts[0] = _ConnColumns.compact(self.conn_parts[0])
+    def _fold(self, k: dict) -> None:
+        """Fold a batch of finished connections (kernel columns) into the
+        report's aggregates."""
+        from .track import _conn_state, _finish, CONN_STATES
+        n = len(k["_conn"])
+        if n == 0:
+            return
         if self.keep_connections:
-            conns = Connections.concat(self.conn_parts)
-            conns = conns[np.argsort(conns["_conn"], kind="stable")]  # first-seen order, as track()
-        else:
-            conns = _ConnColumns.concat(self.conn_parts)
-        self.conn_parts = []
-        series = {"syn_ts": (np.concatenate([p["ts"] for p in self.syn_parts])
-                             if self.syn_parts else np.empty(0))}
-        return Report(self._build(conns, files), conns, series)
+            self._pending.append(k)
+            self._release(self.tracker.min_live_id())
+        zs, rfc, nbytes, opts = k["zstate"], k["rfc"], k["bytes"], k["opts"]
+        history = k["history"]
+        code = _conn_state(zs[:, 0], zs[:, 1], nbytes[:, 0], nbytes[:, 1], history, as_codes=True)
+        self.state_counts += np.bincount(code, minlength=len(CONN_STATES))
+        self.n += n
+        ver = k["ip_version"]
+        self.ipv4 += int(np.count_nonzero(ver == 4))
+        self.ipv6 += int(np.count_nonzero(ver == 6))
+        cnt = self.count
+        ack_ns, syn_ns, synack_ns = k["ack_ts"], k["hs_last_syn"], k["synack_ts"]
+        completed = ack_ns >= 0
+        refused = code == CONN_STATES.index("REJ")
+        syn_count, synack_count = k["syn_count"], k["synack_count"]
+        cnt["completed"] += int(np.count_nonzero(completed))
+        cnt["refused"] += int(np.count_nonzero(refused))
+        cnt["unanswered"] += int(np.count_nonzero(
+            (syn_count > 0) & (synack_count == 0) & ~refused & ~completed))
+        cnt["syn_retransmits"] += int(np.maximum(syn_count - 1, 0).sum())
+        cnt["syn_with_data"] += int(np.count_nonzero(k["tfo_data"] > 0))
+        # handshake times, seconds (track._finish's definitions)
+        rtt_ok = completed & (syn_ns >= 0)
+        ss_ok = (synack_ns >= 0) & (syn_ns >= 0)
+        sa_ok = completed & (k["hs_last_synack"] >= 0)
+        self.times.add(rtt=(ack_ns[rtt_ok] - syn_ns[rtt_ok]) / 1e9,
+                       syn_synack=(synack_ns[ss_ok] - syn_ns[ss_ok]) / 1e9,
+                       synack_ack=(ack_ns[sa_ok] - k["hs_last_synack"][sa_ok]) / 1e9)
+        # options
+        both = (opts[:, 0] & 16 != 0) & (opts[:, 1] & 16 != 0)
+        cnt["sack"] += int(np.count_nonzero(both & (opts[:, 0] & 1 != 0) & (opts[:, 1] & 1 != 0)))
+        cnt["timestamps"] += int(np.count_nonzero(both & (opts[:, 0] & 2 != 0) & (opts[:, 1] & 2 != 0)))
+        cnt["ecn"] += int(np.count_nonzero(both & (opts[:, 0] & 12 == 12) & (opts[:, 1] & 12 == 4)))
+        mss, wscale = k["mss"][:, 0], k["wscale"][:, 0]
+        _counts_into(self.mss, mss[mss >= 0])
+        _counts_into(self.wscale, wscale[wscale >= 0])
+        # flags by connection id, for the SYN-flood counts
+        ids = k["_conn"]
+        top = int(ids.max()) + 1
+        if top > len(self.conn_flags):
+            grown = np.zeros(max(top, 2 * len(self.conn_flags)), np.uint8)
+            grown[:len(self.conn_flags)] = self.conn_flags
+            self.conn_flags = grown
+        self.conn_flags[ids] = completed.astype(np.uint8) | ((synack_count > 0).astype(np.uint8) << 1)
+        self._fold_teardowns(k, completed, history)
 
-    # -- sections ---------------------------------------------------------
-    def _build(self, conns, files) -> dict:
+    def _fold_teardowns(self, k, completed, history) -> None:
+        from .track import CLOSE_WAIT, TIME_WAIT
+        cnt = self.count
+        close, closer, rfc = k["close"], k["closer"], k["rfc"]
+        cnt["fin"] += int(np.count_nonzero(close == 1))
+        cnt["rst"] += int(np.count_nonzero(close == 2))
+        cnt["by_orig"] += int(np.count_nonzero(closer == 0))
+        cnt["by_resp"] += int(np.count_nonzero(closer == 1))
+        orig_fin = _ns_seconds(k["first_fin"][:, 0], np.inf)
+        resp_fin = _ns_seconds(k["first_fin"][:, 1], np.inf)
+        orig_last = _ns_seconds(k["last_seen"][:, 0], -np.inf)
+        resp_last = _ns_seconds(k["last_seen"][:, 1], -np.inf)
+
+        # CLOSE-WAIT: an endpoint received a FIN and sent none for too long.
+        # Without the answering FIN the wait runs to the capture's end, which
+        # is at least the latest time seen so far: decided now when that is
+        # already long enough, else kept (one float) until the end.
+        thr = self.close_wait_threshold
+        both = np.isfinite(orig_fin) & np.isfinite(resp_fin)
+        with np.errstate(invalid="ignore"):
+            leak = both & ((resp_fin - orig_fin > thr) | (orig_fin - resp_fin > thr))
+        one = np.isfinite(orig_fin) ^ np.isfinite(resp_fin)
+        fin_in = np.where(np.isfinite(orig_fin), orig_fin, resp_fin)[one]
+        sure = self.t_last - fin_in > thr
+        cnt["close_wait_leaks"] += int(np.count_nonzero(leak)) + int(np.count_nonzero(sure))
+        self.cw_pending.add(fin_in=fin_in[~sure])
+        cnt["close_wait_open_at_end"] += int(np.count_nonzero(
+            (rfc[:, 0] == CLOSE_WAIT) | (rfc[:, 1] == CLOSE_WAIT)))
+
+        # half-open: established, never closed, and one side kept sending for
+        # at least a second after the other side's last segment
+        half_open = (completed & (close == 0) & (np.abs(orig_last - resp_last) >= 1.0)
+                     & (history != b"") & np.isfinite(orig_last) & np.isfinite(resp_last)
+                     & (np.minimum(k["pkts"][:, 0], k["pkts"][:, 1]) > 0))
+        cnt["half_open"] += int(np.count_nonzero(half_open))
+
+        # TIME-WAIT: held by the side that closed first; lasts 2*MSL from the
+        # last FIN (or the connection's end)
+        tw_orig = rfc[:, 0] == TIME_WAIT
+        tw_resp = rfc[:, 1] == TIME_WAIT
+        cnt["held_by_orig"] += int(np.count_nonzero(tw_orig))
+        cnt["held_by_resp"] += int(np.count_nonzero(tw_resp))
+        ts = k["first_ts"] / 1e9
+        end = ts + (k["last_ts"] - k["first_ts"]) / 1e9
+        fins = np.maximum(np.where(np.isfinite(orig_fin), orig_fin, -np.inf),
+                          np.where(np.isfinite(resp_fin), resp_fin, -np.inf))
+        tw_end = np.where(np.isfinite(fins), fins, end)
+        ver = k["ip_version"]
+        orig_h, resp_h = k["orig_h"], k["resp_h"]
+        orig_p, resp_p = k["orig_p"], k["resp_p"]
+        self.tw["server"].add(addr=resp_h[tw_resp], port=resp_p[tw_resp], ver=ver[tw_resp],
+                              t=tw_end[tw_resp])
+        self.tw["client"].add(addr=orig_h[tw_orig], port=orig_p[tw_orig], ver=ver[tw_orig],
+                              t=tw_end[tw_orig])
+
+        # ephemeral ports: distinct client ports toward one server address:port
+        # within one 2*MSL window, and reuse of whole 4-tuples (64-bit keys)
+        win = np.floor(ts / MSL2).astype(np.int64)
+        oh, rh = _row_hash(orig_h), _row_hash(resp_h)
+        dest = _mix64(_mix64(oh ^ rh * np.uint64(3)) ^ resp_p.astype(np.uint64))
+        key = _mix64(dest ^ win.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        pair = _mix64(key ^ (orig_p.astype(np.uint64) << np.uint64(1)))
+        upair, first = np.unique(pair, return_index=True)     # rows are in id order
+        self.pairs.add(pair=upair, key=key[first], conn=k["_conn"][first])
+        _, first = np.unique(key, return_index=True)
+        self.pressure_rows.add(key=key[first], orig_h=orig_h[first], resp_h=resp_h[first],
+                               resp_p=resp_p[first], ver=ver[first], win=win[first])
+        self.tuples.add(key=_distinct(_mix64(_mix64(dest ^ oh) ^ orig_p.astype(np.uint64))))
+
+    def _release(self, limit) -> None:
+        """Hand on, in first-seen order, the finished connections whose ids
+        are below ``limit`` (no live connection has a smaller id, so none
+        will come before them)."""
+        from .track import _finish
+        if not self._pending:
+            return
+        raw = self._pending[0] if len(self._pending) == 1 else {
+            name: np.concatenate([p[name] for p in self._pending]) for name in self._pending[0]}
+        ids = raw["_conn"]
+        order = np.argsort(ids, kind="stable")
+        ready = order[ids[order] < limit]
+        self._pending = []
+        if len(ready) < len(ids):
+            rest = np.sort(order[ids[order] >= limit])
+            self._pending.append({name: col[rest] for name, col in raw.items()})
+        if len(ready):
+            conns = _finish({name: col[ready] for name, col in raw.items()})
+            if self.on_connections is not None:
+                self.on_connections(conns)
+            else:
+                self.conn_parts.append(conns)
+
+    # -- scale-out ------------------------------------------------------------
+    def merge(self, other: "_Analysis") -> "_Analysis":
+        """Add the aggregates of ``other``, the analysis of a later part of the
+        same capture, into this one: after both have been flushed, the merged
+        report is the report of both parts read as one (connections that
+        span the boundary count once per part; stitching them is the
+        caller's job).  Connection ids of ``other`` are renumbered after this
+        part's."""
+        self._fold(self.tracker.flush_columns())
+        other._fold(other.tracker.flush_columns())
+        self._release(np.inf)
+        other._release(np.inf)
+        offset = int(self.tracker.next_id)
+        self.stats += other.stats
+        self.csum += other.csum
+        self.ip_bad += other.ip_bad
+        self.t_first = min(self.t_first, other.t_first)
+        self.t_last = max(self.t_last, other.t_last)
+        self.cookie_requests += other.cookie_requests
+        self.n += other.n
+        self.ipv4 += other.ipv4
+        self.ipv6 += other.ipv6
+        self.evicted_elsewhere += other.evicted_elsewhere + int(getattr(other.tracker, "evicted", 0))
+        self.state_counts += other.state_counts
+        for name, value in other.count.items():
+            self.count[name] += value
+        for mine, theirs in ((self.mss, other.mss), (self.wscale, other.wscale)):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+        other.pairs._parts["conn"] = [p + offset for p in other.pairs._parts["conn"]]
+        for mine, theirs in ((self.times, other.times), (self.cw_pending, other.cw_pending),
+                             (self.pairs, other.pairs), (self.pressure_rows, other.pressure_rows),
+                             (self.tuples, other.tuples), (self.tw["server"], other.tw["server"]),
+                             (self.tw["client"], other.tw["client"]),
+                             (self.listeners, other.listeners)):
+            mine.extend(theirs)
+        syns = other.syns
+        syns._parts["conn"] = [p + offset for p in syns._parts["conn"]]
+        self.syns.extend(syns)
+        flags = np.zeros(offset + len(other.conn_flags), np.uint8)
+        flags[:min(len(self.conn_flags), offset)] = self.conn_flags[:offset]
+        flags[offset:] = other.conn_flags
+        self.conn_flags = flags
+        for part in other.conn_parts:
+            part._cols["_conn"] = part._cols["_conn"] + offset
+        self.conn_parts += other.conn_parts
+        self.tracker.next_id = offset + int(other.tracker.next_id)
+        self.tracker.verdict.merge(other.tracker.verdict)
+        return self
+
+    # -- the end --------------------------------------------------------------
+    def finish(self, files: List[str]) -> Report:
+        self._fold(self.tracker.flush_columns())
+        self._release(np.inf)
+        conns = None
+        if self.keep_connections and self.on_connections is None:
+            from .track import Connections
+            conns = (Connections.concat(self.conn_parts) if self.conn_parts
+                     else Connections.empty())
+            self.conn_parts = []
+        series = {"syn_ts": self.syns.get("ts")}
+        return Report(self._build(files), conns, series)
+
+    def _build(self, files) -> dict:
         st = self.stats.to_dict()
         start = None if not math.isfinite(self.t_first) else self.t_first
         end = None if not math.isfinite(self.t_last) else self.t_last
@@ -351,73 +548,50 @@ class _Analysis:
             warnings.warn(
                 "TCP checksums are wrong almost everywhere and not in the offload pattern "
                 "(a rewritten or anonymised trace?): ignoring them", stacklevel=3)
-        report.update(self._connections(conns, end))
+        report.update(self._connections(end))
         return report
 
-    def _connections(self, conns, capture_end) -> dict:
-        n = 0 if conns is None else len(conns)
-        empty_pcts = _pcts(np.empty(0))
-        if n == 0:
-            return {
-                "connections": {"total": 0, "by_state": {}, "ipv4": 0, "ipv6": 0,
-                                "evicted": 0},
-                "handshakes": {"completed": 0, "refused": 0, "unanswered": 0,
-                               "syn_retransmits": 0, "syn_backoff": {}, "rtt": empty_pcts,
-                               "syn_synack": empty_pcts, "synack_ack": empty_pcts},
-                "teardowns": {"fin": 0, "rst": 0, "by_orig": 0, "by_resp": 0,
-                              "close_wait_leaks": 0, "close_wait_open_at_end": 0,
-                              "half_open": 0,
-                              "time_wait": {"held_by_orig": 0, "held_by_resp": 0,
-                                            "peak_per_server": [], "peak_per_client": []},
-                              "port_pressure": [], "port_reuse": 0},
-                "syn_flood": [],
-                "tfo": {"syn_with_data": 0, "cookie_requests": self.cookie_requests},
-                "options": {"mss": {}, "wscale": {}, "sack": 0, "timestamps": 0, "ecn": 0},
-            }
-        state = _strs(conns["conn_state"])
-        states, counts = np.unique(state, return_counts=True)
-        by_state = {str(s): int(c) for s, c in sorted(zip(states, counts), key=lambda x: -x[1])}
-        ver = np.asarray(conns["ip_version"]) if "ip_version" in conns else None
-        ack_ts = _secs(conns["ack_ts"])
-        completed = np.isfinite(ack_ts)
-        syn_count = np.asarray(conns["syn_count"]).astype(np.int64)
-        synack_count = np.asarray(conns["synack_count"]).astype(np.int64)
-        refused = state == "REJ"
-        unanswered = (syn_count > 0) & (synack_count == 0) & ~refused & ~completed
-        rtt = _floats(conns["handshake_rtt"])
+    def _connections(self, capture_end) -> dict:
+        cnt = self.count
+        if capture_end is not None:
+            pending = self.cw_pending.get("fin_in")
+            cnt["close_wait_leaks"] += int(np.count_nonzero(capture_end - pending
+                                                            > self.close_wait_threshold))
+            self.cw_pending = _Chunks(fin_in=np.float64)
+        from .track import CONN_STATES
+        by_state = dict(sorted(((name, int(c)) for name, c in zip(CONN_STATES, self.state_counts)
+                                if c), key=lambda x: (-x[1], x[0])))
+        ver_known = self.n > 0
         out = {
             "connections": {
-                "total": int(n), "by_state": by_state,
-                "evicted": int(getattr(self.tracker, "evicted", 0)),
-                "ipv4": int(np.count_nonzero(ver == 4)) if ver is not None else None,
-                "ipv6": int(np.count_nonzero(ver == 6)) if ver is not None else None,
+                "total": int(self.n), "by_state": {str(s): int(c) for s, c in by_state.items()},
+                "evicted": (int(getattr(self.tracker, "evicted", 0)) + self.evicted_elsewhere
+                            if self.n else 0),
+                "ipv4": self.ipv4 if ver_known else 0,
+                "ipv6": self.ipv6 if ver_known else 0,
             },
             "handshakes": {
-                "completed": int(np.count_nonzero(completed)),
-                "refused": int(np.count_nonzero(refused)),
-                "unanswered": int(np.count_nonzero(unanswered)),
-                "syn_retransmits": int(np.maximum(syn_count - 1, 0).sum()),
-                "syn_backoff": self._backoff(),
-                "rtt": _pcts(rtt),
-                "syn_synack": _pcts(_floats(conns["syn_synack"])),
-                "synack_ack": _pcts(_floats(conns["synack_ack"])),
+                "completed": cnt["completed"], "refused": cnt["refused"],
+                "unanswered": cnt["unanswered"], "syn_retransmits": cnt["syn_retransmits"],
+                "syn_backoff": self._backoff() if self.n else {},
+                "rtt": _pcts(self.times.get("rtt")),
+                "syn_synack": _pcts(self.times.get("syn_synack")),
+                "synack_ack": _pcts(self.times.get("synack_ack")),
             },
+            "teardowns": self._teardowns(),
+            "syn_flood": self._floods() if self.n else [],
+            "tfo": {"syn_with_data": cnt["syn_with_data"],
+                    "cookie_requests": int(self.cookie_requests)},
+            "options": self._options(),
         }
-        out["teardowns"] = self._teardowns(conns, capture_end)
-        out["syn_flood"] = self._floods(conns)
-        tfo_data = np.asarray(conns["tfo_data"]).astype(np.int64)
-        out["tfo"] = {"syn_with_data": int(np.count_nonzero(tfo_data > 0)),
-                      "cookie_requests": int(self.cookie_requests)}
-        out["options"] = self._options(conns)
         return out
 
     def _backoff(self) -> Dict[str, int]:
         """Intervals between successive SYNs of one connection, rounded to the
         nearest power of two seconds (Linux: 1 s, 2 s, 4 s ...)."""
-        if not self.syn_parts:
+        conn, ts = self.syns.get("conn"), self.syns.get("ts")
+        if not len(conn):
             return {}
-        conn = np.concatenate([p["conn"] for p in self.syn_parts])
-        ts = np.concatenate([p["ts"] for p in self.syn_parts])
         order = np.lexsort((ts, conn))
         conn, ts = conn[order], ts[order]
         same = conn[1:] == conn[:-1]
@@ -429,141 +603,74 @@ class _Analysis:
         vals, cnt = np.unique(exp, return_counts=True)
         return {f"{2.0 ** int(v):g}s": int(c) for v, c in zip(vals, cnt)}
 
-    def _teardowns(self, conns, capture_end) -> dict:
-        n = len(conns)
-        closer = _strs(conns["closer"])
-        close = _strs(conns["close"])
-        orig_state = _strs(conns["orig_state"])
-        resp_state = _strs(conns["resp_state"])
-        orig_h = _addr_rows(conns["orig_h"])
-        resp_h = _addr_rows(conns["resp_h"])
-        orig_p = np.asarray(conns["orig_p"]).astype(np.int64)
-        resp_p = np.asarray(conns["resp_p"]).astype(np.int64)
-        ver = np.asarray(conns["ip_version"]) if "ip_version" in conns else \
-            np.where((orig_h[:, :12] == np.array([0] * 10 + [255, 255], np.uint8)).all(1), 4, 6)
-        ts = _secs(conns["ts"])
-        dur = _floats(conns["duration"])
-        end = ts + np.nan_to_num(dur)
-        conn_id = np.asarray(conns["_conn"]).astype(np.int64) if "_conn" in conns \
-            else np.arange(n, dtype=np.int64)
-        orig_side = _side(orig_h, orig_p.astype(np.uint16), resp_h, resp_p.astype(np.uint16))
-        top = int(conn_id.max()) + 1 if n else 0
-        for g in self.last_ts + self.fin_ts:
-            g.ensure(top)
-        fin = [g.a[conn_id] for g in self.fin_ts]
-        last = [g.a[conn_id] for g in self.last_ts]
-        o = orig_side.astype(bool)
-        orig_fin = np.where(o, fin[1], fin[0])
-        resp_fin = np.where(o, fin[0], fin[1])
-        orig_last = np.where(o, last[1], last[0])
-        resp_last = np.where(o, last[0], last[1])
-        cap_end = capture_end if capture_end is not None else float(np.nanmax(end))
-
-        # CLOSE-WAIT: an endpoint received a FIN and sent none for too long
-        def cw(fin_in, fin_out):
-            waited = np.where(np.isfinite(fin_out), fin_out, cap_end) - fin_in
-            return np.isfinite(fin_in) & (waited > self.close_wait_threshold)
-        leak = cw(orig_fin, resp_fin) | cw(resp_fin, orig_fin)
-        open_cw = (orig_state == "CLOSE-WAIT") | (resp_state == "CLOSE-WAIT")
-
-        # half-open: established, never closed, and one side kept sending for
-        # at least a second after the other side's last segment
-        established = np.isfinite(_secs(conns["ack_ts"]))
-        not_closed = (close == "") | (close == "None")
-        silent = np.abs(orig_last - resp_last) >= 1.0
-        half_open = established & not_closed & silent & (
-            _strs(conns["history"]) != "") & np.isfinite(orig_last) & np.isfinite(resp_last)
-        # refine by segment counts from the tracker when available
-        if "orig_pkts" in conns:
-            pk = np.minimum(np.asarray(conns["orig_pkts"]), np.asarray(conns["resp_pkts"]))
-            half_open &= pk > 0
-
-        # TIME-WAIT: held by the side that closed first; lasts 2*MSL from the end
-        tw_orig = orig_state == "TIME-WAIT"
-        tw_resp = resp_state == "TIME-WAIT"
-        tw_end = np.where(np.isfinite(np.maximum(orig_fin, resp_fin)),
-                          np.maximum(np.where(np.isfinite(orig_fin), orig_fin, -np.inf),
-                                     np.where(np.isfinite(resp_fin), resp_fin, -np.inf)), end)
-        peak_server = self._peak_table(tw_resp, resp_h, resp_p, ver, tw_end, "server")
-        peak_client = self._peak_table(tw_orig, orig_h, None, ver, tw_end, "client")
-
-        # ephemeral-port pressure: distinct client ports toward one server
-        # address:port within one 2*MSL window (rows keyed by 64-bit hashes).
-        # Kept: the busiest rows using at least PORT_PRESSURE_MIN of the range,
-        # else only the busiest one, so that its maximum is still known.
+    def _teardowns(self) -> dict:
+        cnt = self.count
         pressure = []
-        win = np.floor(ts / MSL2).astype(np.int64)
-        dest = _mix64(_mix64(_row_hash(orig_h) ^ _row_hash(resp_h) * np.uint64(3))
-                      ^ resp_p.astype(np.uint64))
-        key = _mix64(dest ^ win.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
-        pair = _mix64(key ^ (orig_p.astype(np.uint64) << np.uint64(1)))
-        _, first_pair = np.unique(pair, return_index=True)
-        uk, first_key, cnt = np.unique(key[first_pair], return_index=True, return_counts=True)
-        busiest = np.lexsort((first_pair[first_key], -cnt))   # ties: first seen first
-        busy = int(np.count_nonzero(cnt >= PORT_PRESSURE_MIN * EPHEMERAL_RANGE))
-        for i in busiest[:max(1, min(busy, PORT_PRESSURE_ROWS))]:
-            r = first_pair[first_key[i]]
-            v = np.array([ver[r]])
-            pressure.append({
-                "client": str(format_addresses(orig_h[r:r + 1], v)[0]),
-                "server": str(format_addresses(resp_h[r:r + 1], v)[0]),
-                "port": int(resp_p[r]),
-                "window_start": float(win[r] * MSL2),
-                "ports": int(cnt[i]),
-                "fraction_of_range": round(float(cnt[i]) / EPHEMERAL_RANGE, 6),
-            })
-        tuple_key = _mix64(_mix64(dest ^ _row_hash(orig_h)) ^ orig_p.astype(np.uint64))
-        tcount = np.unique(tuple_key, return_counts=True)[1]
+        pair_key = self.pairs.get("key")
+        if len(pair_key):
+            # Kept: the busiest rows using at least PORT_PRESSURE_MIN of the
+            # range, else only the busiest one, so that its maximum is still
+            # known; ties go to the row seen first.
+            pair, pair_conn = self.pairs.get("pair"), self.pairs.get("conn")
+            order = np.lexsort((pair_conn, pair))
+            first_pair = order[np.concatenate([[True], pair[order][1:] != pair[order][:-1]])]
+            uk, first_key, cnt_k = np.unique(pair_key[first_pair], return_index=True,
+                                             return_counts=True)
+            busiest = np.lexsort((pair_conn[first_pair][first_key], -cnt_k))
+            busy = int(np.count_nonzero(cnt_k >= PORT_PRESSURE_MIN * EPHEMERAL_RANGE))
+            rows_key = self.pressure_rows.get("key")
+            rk, rfirst = np.unique(rows_key, return_index=True)
+            for i in busiest[:max(1, min(busy, PORT_PRESSURE_ROWS))]:
+                r = rfirst[np.searchsorted(rk, uk[i])]
+                v = self.pressure_rows.get("ver")[r:r + 1]
+                pressure.append({
+                    "client": str(format_addresses(self.pressure_rows.get("orig_h")[r:r + 1], v)[0]),
+                    "server": str(format_addresses(self.pressure_rows.get("resp_h")[r:r + 1], v)[0]),
+                    "port": int(self.pressure_rows.get("resp_p")[r]),
+                    "window_start": float(self.pressure_rows.get("win")[r] * MSL2),
+                    "ports": int(cnt_k[i]),
+                    "fraction_of_range": round(float(cnt_k[i]) / EPHEMERAL_RANGE, 6),
+                })
+        tuples = self.tuples.get("key")
         return {
-            "fin": int(np.count_nonzero(close == "fin")),
-            "rst": int(np.count_nonzero(close == "rst")),
-            "by_orig": int(np.count_nonzero(closer == "orig")),
-            "by_resp": int(np.count_nonzero(closer == "resp")),
-            "close_wait_leaks": int(np.count_nonzero(leak)),
-            "close_wait_open_at_end": int(np.count_nonzero(open_cw)),
-            "half_open": int(np.count_nonzero(half_open)),
+            "fin": cnt["fin"], "rst": cnt["rst"], "by_orig": cnt["by_orig"],
+            "by_resp": cnt["by_resp"], "close_wait_leaks": cnt["close_wait_leaks"],
+            "close_wait_open_at_end": cnt["close_wait_open_at_end"],
+            "half_open": cnt["half_open"],
             "time_wait": {
-                "held_by_orig": int(np.count_nonzero(tw_orig)),
-                "held_by_resp": int(np.count_nonzero(tw_resp)),
-                "peak_per_server": peak_server,
-                "peak_per_client": peak_client,
+                "held_by_orig": cnt["held_by_orig"], "held_by_resp": cnt["held_by_resp"],
+                "peak_per_server": self._peak_table(self.tw["server"], "server", True),
+                "peak_per_client": self._peak_table(self.tw["client"], "client", False),
             },
             "port_pressure": pressure,
-            "port_reuse": int((tcount - 1).sum()),
+            "port_reuse": int(self.n - len(_distinct(tuples))) if self.n else 0,
         }
 
-    def _peak_table(self, mask, addr, port, ver, start, who) -> List[dict]:
-        if not mask.any():
+    def _peak_table(self, rows: _Chunks, who: str, with_port: bool) -> List[dict]:
+        addr = rows.get("addr")
+        if not len(addr):
             return []
-        a = addr[mask]
-        cols = [a]
-        if port is not None:
-            cols.append(port[mask].astype(">u2").view(np.uint8).reshape(-1, 2))
+        cols = [addr]
+        if with_port:
+            cols.append(rows.get("port").astype(">u2").view(np.uint8).reshape(-1, 2))
         key = np.concatenate(cols, axis=1)
         kv = np.ascontiguousarray(key).view(np.dtype((np.void, key.shape[1]))).reshape(-1)
-        uk, gid = np.unique(kv, return_inverse=True)
-        t0 = start[mask]
+        uk, first, gid = np.unique(kv, return_index=True, return_inverse=True)
+        t0 = rows.get("t")
         groups, peaks, when = _peak_concurrency(gid.reshape(-1), t0, t0 + MSL2)
-        order = np.argsort(-peaks)[:10]
         out = []
-        vv = ver[mask]
-        first = {}
-        for i, g in enumerate(gid.reshape(-1)):
-            if g not in first:
-                first[g] = i
-            if len(first) == len(uk):
-                break
-        for i in order:
+        vv = rows.get("ver")
+        for i in np.argsort(-peaks)[:10]:
             g = groups[i]
             row = np.frombuffer(bytes(uk[g]), np.uint8)
             text = str(format_addresses(row[:16].reshape(1, 16), np.array([vv[first[g]]]))[0])
             item = {who: text, "peak": int(peaks[i]), "at": float(when[i])}
-            if port is not None:
+            if with_port:
                 item["port"] = int(row[16]) << 8 | int(row[17])
             out.append(item)
         return out
 
-    def _floods(self, conns) -> List[dict]:
+    def _floods(self) -> List[dict]:
         """SYN-flood suspects per server address:port.
 
         A stray SYN is one whose connection never completed its handshake
@@ -576,34 +683,31 @@ class _Analysis:
         Overlapping suspect windows merge into one entry that runs from the
         first stray of its first window to the last stray of its last, with
         counts exact over that span."""
-        if not self.syn_parts:
+        ts = self.syns.get("ts")
+        if not len(ts):
             return []
         k = max(int(self.flood_min_syns), 1)
-        ts = np.concatenate([p["ts"] for p in self.syn_parts])
-        dst = np.concatenate([p["dst"] for p in self.syn_parts])
-        src = np.concatenate([p["src"] for p in self.syn_parts])
-        dport = np.concatenate([p["dport"] for p in self.syn_parts])
-        ver = np.concatenate([p["ver"] for p in self.syn_parts])
-        conn = np.concatenate([p["conn"] for p in self.syn_parts])
-        key = np.concatenate([dst, dport.astype(">u2").view(np.uint8).reshape(-1, 2)], axis=1)
-        kv = np.ascontiguousarray(key).view(np.dtype((np.void, 18))).reshape(-1)
-        uk, gid, total = np.unique(kv, return_inverse=True, return_counts=True)
+        listener = self.syns.get("listener")
+        uk, gid, total = np.unique(listener, return_inverse=True, return_counts=True)
         gid = gid.reshape(-1)
         cand = np.flatnonzero(total >= k)
         if len(cand) == 0:
             return []
-        conn_ids = np.asarray(conns["_conn"]).astype(np.int64)
-        size = int(max(conn_ids.max() if len(conn_ids) else 0, conn.max())) + 1
-        done = np.zeros(size, bool)
-        done[conn_ids] = np.isfinite(_secs(conns["ack_ts"]))
-        synack = np.zeros(size, bool)
-        synack[conn_ids] = np.asarray(conns["synack_count"]) > 0
+        conn = self.syns.get("conn")
+        src = self.syns.get("source")
+        flags = self.conn_flags
+        if len(flags) <= conn.max():
+            flags = np.concatenate([flags, np.zeros(int(conn.max()) + 1 - len(flags), np.uint8)])
+        done = (flags & 1).astype(bool)
+        synack = (flags & 2).astype(bool)
         first_syn = np.ones(len(conn), bool)
         order = np.lexsort((ts, conn))
         first_syn[order[1:]] = conn[order[1:]] != conn[order[:-1]]
         completed = first_syn & done[conn]
         stray = ~done[conn]
         unanswered = first_syn & synack[conn] & ~done[conn]
+        lk = self.listeners.get("key")
+        lkeys, lfirst = np.unique(lk, return_index=True)
         out = []
         w = self.flood_window
         for g in cand:
@@ -628,48 +732,84 @@ class _Analysis:
             new = np.concatenate([[True], starts[1:] > reach[:-1]])
             first = np.flatnonzero(new)
             last = np.concatenate([first[1:] - 1, [len(bad) - 1]])
-            row = np.frombuffer(bytes(uk[g]), np.uint8)
-            server = str(format_addresses(row[:16].reshape(1, 16), np.array([ver[idx[0]]]))[0])
+            r = lfirst[np.searchsorted(lkeys, uk[g])]
+            server = str(format_addresses(self.listeners.get("dst")[r:r + 1],
+                                          self.listeners.get("ver")[r:r + 1])[0])
+            port = int(self.listeners.get("dport")[r])
             for a, b in zip(first, last):
                 s0 = t[strays[np.searchsorted(strays, lo[bad[a]], side="left")]]
                 e0 = t[strays[np.searchsorted(strays, bad[b], side="right") - 1]]
                 inside = idx[(t >= s0) & (t <= e0)]
                 out.append({
-                    "server": server, "port": int(row[16]) << 8 | int(row[17]),
+                    "server": server, "port": port,
                     "start": float(s0), "end": float(e0), "syns": int(len(inside)),
                     "completed": int(completed[inside].sum()),
-                    "sources": int(len(np.unique(np.ascontiguousarray(src[inside]).view(
-                        np.dtype((np.void, 16)))))),
+                    "sources": int(len(_distinct(src[inside]))),
                     "synacks_unanswered": int(unanswered[inside].sum()),
                 })
         out.sort(key=lambda f: (f["start"], f["server"], f["port"]))
         return out
 
-    def _options(self, conns) -> dict:
-        def counts(col, limit=8):
-            v = np.asarray(col).astype(np.int64)
-            v = v[v >= 0]
-            vals, cnt = np.unique(v, return_counts=True)
-            order = np.argsort(-cnt)[:limit]
-            return {str(int(vals[i])): int(cnt[i]) for i in order}
+    def _options(self) -> dict:
+        def top(counts, limit=8):
+            items = sorted(counts.items())          # np.unique order, then by count
+            order = np.argsort(-np.array([c for _, c in items], dtype=np.int64))[:limit]
+            return {str(int(items[i][0])): int(items[i][1]) for i in order}
+        cnt = self.count
+        return {"mss": top(self.mss), "wscale": top(self.wscale), "sack": cnt["sack"],
+                "timestamps": cnt["timestamps"], "ecn": cnt["ecn"]}
 
-        def n_true(name):
-            return int(np.count_nonzero(np.asarray(conns[name]).astype(bool))) \
-                if name in conns else 0
-        return {
-            "mss": counts(conns["orig_mss"]),
-            "wscale": counts(conns["orig_wscale"]),
-            "sack": n_true("sack_ok"),
-            "timestamps": n_true("ts_ok"),
-            "ecn": n_true("ecn_ok"),
-        }
+
+def read_ahead(batches: Iterator, depth: int = 2) -> Iterator:
+    """The items of ``batches``, produced on a second thread up to ``depth``
+    ahead: reading and parsing batch k+1 (GIL-free kernels) overlaps the
+    tracking of batch k.  Order and content are those of ``batches``; an
+    exception the producer meets is raised here after the items before it."""
+    items: "queue.Queue" = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in batches:
+                while not stop.is_set():
+                    try:
+                        items.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put((done, None))
+        except BaseException as exc:     # handed to the consumer
+            items.put((done, exc))
+
+    worker = threading.Thread(target=produce, name="fastseg-read", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = items.get()
+            if item is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def default_threads() -> int:
+    """Threads used when none are asked for: the machine's cores."""
+    return max(1, os.cpu_count() or 1)
 
 
 def analyze(path_or_segments, *, checksums: str = "auto",
             idle_timeout: float = 300.0, close_wait_threshold: float = 60.0,
             flood_window: float = 1.0, flood_min_syns: int = 50,
             progress: bool = False, keep_connections: bool = False,
-            max_connections: int = None, **reader_kwargs) -> Report:
+            max_connections: int = None, threads: Optional[int] = None,
+            on_connections=None, **reader_kwargs) -> Report:
     """Analyse a capture file (streamed batch by batch), a list of files read
     as one capture in order (e.g. rotated ``tcpdump -C`` output), or a
     Segments table.
@@ -686,22 +826,36 @@ def analyze(path_or_segments, *, checksums: str = "auto",
     ``connections.evicted``).
     SYN floods are looked for per server address:port in windows of
     ``flood_window`` seconds holding at least ``flood_min_syns`` SYNs.
+    ``on_connections``: a callable that receives the connections as
+    Connections tables in first-seen order, batch by batch, as soon as no
+    earlier connection is still alive (memory then stays bounded by the
+    connections alive at once); ``Report.connections`` is then None.
+    ``threads`` (default: the machine's cores): with two or more, reading and
+    parsing run on their own thread ahead of tracking; the report is the same
+    whatever the number.
     """
+    threads = default_threads() if threads is None else int(threads)
+    if threads < 1:
+        raise ValueError("threads must be at least 1")
     acc = _Analysis(checksums=checksums, idle_timeout=idle_timeout,
                     close_wait_threshold=close_wait_threshold, flood_window=flood_window,
                     flood_min_syns=flood_min_syns, keep_connections=keep_connections,
-                    max_connections=max_connections)
+                    max_connections=max_connections, on_connections=on_connections)
     if isinstance(path_or_segments, Segments):
         acc.add(path_or_segments)
         return acc.finish([])
     from .parse import open as open_capture
+    # Small batches: the report keeps no segments, so a batch only has to be
+    # large enough to amortise the per-batch calls.
+    reader_kwargs.setdefault("batch_packets", 65536)
     paths = ([str(p) for p in path_or_segments]
              if isinstance(path_or_segments, (list, tuple)) else [str(path_or_segments)])
     from .progress import Progress
     for path in paths:
         with open_capture(path, **reader_kwargs) as cap:
             bar = Progress(progress, getattr(cap.reader, "size", None), path)
-            for seg in cap.batches():
+            batches = cap.batches()
+            for seg in (read_ahead(batches) if threads > 1 else batches):
                 acc.add(seg)
                 bar.update(getattr(cap.reader, "raw_bytes_read", 0))
             bar.close()
@@ -709,7 +863,8 @@ def analyze(path_or_segments, *, checksums: str = "auto",
 
 
 def connections_of(path: str, *, checksums: str = "auto", idle_timeout: float = 300.0,
-                   max_connections: int = None):
+                   max_connections: int = None, threads: Optional[int] = None):
     """Every connection of a capture (streamed), as one Connections table."""
     return analyze(path, checksums=checksums, idle_timeout=idle_timeout,
-                   keep_connections=True, max_connections=max_connections).connections
+                   keep_connections=True, max_connections=max_connections,
+                   threads=threads).connections

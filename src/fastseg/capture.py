@@ -185,9 +185,12 @@ class _Inflate(io.RawIOBase):
     _IN = 1 << 12
     _GZIP_OUT = 1 << 20
 
-    def __init__(self, raw, kind):
+    def __init__(self, raw, zstd=None):
+        """``raw``: the compressed bytes; ``zstd``: a ``zstandard.ZstdDecompressor``
+        for zstd input, ``None`` for gzip."""
         self._raw = raw
-        self._kind = kind
+        self._zstd = zstd
+        self._kind = "gzip" if zstd is None else "zstd"
         self._tail = b""            # input read but not yet fed
         self._out = memoryview(b"")
         self._done = False
@@ -198,11 +201,10 @@ class _Inflate(io.RawIOBase):
         return True
 
     def _new_member(self):
-        if self._kind == "gzip":
-            self._dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        if self._zstd is None:
+            self._dec = zlib.decompressobj(16 + zlib.MAX_WBITS)     # gzip framing
         else:
-            import zstandard
-            self._dec = zstandard.ZstdDecompressor().decompressobj()
+            self._dec = self._zstd.decompressobj()
         self._started = False
 
     def _step(self):
@@ -421,14 +423,16 @@ class CaptureReader:
         if head[:2] == _GZIP_MAGIC or head == _ZSTD_MAGIC:
             raw = _Prefixed(head, fileobj)
             self.compression = "gzip" if head[:2] == _GZIP_MAGIC else "zstd"
+            zstd = None
             if self.compression == "zstd":
                 try:
-                    import zstandard  # noqa: F401
+                    import zstandard
                 except ImportError:
                     raise CaptureError(self.path, 0, "zstd-compressed capture: install the "
                                        "`zstandard` package (pip install zstandard) to read it") from None
+                zstd = zstandard.ZstdDecompressor()
             self._raw = raw
-            return _StreamSource(_Inflate(raw, self.compression), self._batch_bytes, closers)
+            return _StreamSource(_Inflate(raw, zstd), self._batch_bytes, closers)
         if regular and use_mmap and owned:
             src = _MappedSource(fileobj)
             if owned:

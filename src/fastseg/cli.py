@@ -75,7 +75,8 @@ def _cmd_summary(args) -> int:
 
     _check_inputs(args.files)
     report = analyze(args.files, checksums=args.checksums, idle_timeout=args.idle_timeout,
-                     max_connections=args.max_connections, progress=_progress_enabled(args))
+                     max_connections=args.max_connections, progress=_progress_enabled(args),
+                     threads=args.threads)
     _say_not_decoded(report["capture"])
     if args.json:
         sys.stdout.write(report.to_json() + "\n")
@@ -103,6 +104,7 @@ def _table_output(args, allowed) -> bool:
 
 def _cmd_segments(args) -> int:
     from . import parse
+    from .analyze import default_threads, read_ahead
     from .output import TableWriter, atomic_output
     from .segments import CaptureStats
 
@@ -112,7 +114,10 @@ def _cmd_segments(args) -> int:
         writer = TableWriter(fh, args.format)
         for path in args.files:
             with parse.open(path) as cap:
-                for seg in cap.batches():
+                batches = cap.batches()
+                if (args.threads or default_threads()) > 1:
+                    batches = read_ahead(batches)
+                for seg in batches:
                     writer.write(seg)
                 stats += cap.stats
         writer.close()
@@ -122,20 +127,30 @@ def _cmd_segments(args) -> int:
 
 def _cmd_conns(args) -> int:
     from .analyze import analyze
+    from .connections import Connections
     from .output import TableWriter, atomic_output
 
     binary = _table_output(args, CONN_FORMATS)
-    report = analyze(args.files, checksums=args.checksums, idle_timeout=args.idle_timeout,
-                     keep_connections=True, max_connections=args.max_connections)
-    conns = report.connections
-    _say_not_decoded(report["capture"])
     with atomic_output(args.output, binary=binary) as fh:
+        # Rows are written as the tracker finishes them, in first-seen order.
         if args.format == "zeek":
-            conns.to_zeek(fh)
+            Connections.empty().to_zeek(fh, footer=False)
+
+            def write(conns):
+                conns.to_zeek(fh, header=False, footer=False)
         else:
             writer = TableWriter(fh, args.format)
-            writer.write(conns)
+            write = writer.write
+        report = analyze(args.files, checksums=args.checksums, idle_timeout=args.idle_timeout,
+                         max_connections=args.max_connections, threads=args.threads,
+                         on_connections=write)
+        if args.format == "zeek":
+            Connections.empty().to_zeek(fh, header=False)
+        else:
+            if writer.rows == 0:
+                writer.write(Connections.empty())
             writer.close()
+    _say_not_decoded(report["capture"])
     return 0
 
 
@@ -202,6 +217,16 @@ def _cmd_plot(args) -> int:
     _check_output(args.output)
     plot_capture(args.file, args.output)
     return 0
+
+
+def _threads(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid thread count {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("thread count must be at least 1")
+    return n
 
 
 def _cmd_whatif(args) -> int:
@@ -287,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p, tracking=False):
         p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+        p.add_argument("-j", "--threads", type=_threads, default=None, metavar="N",
+                       help="threads (default: the machine's cores); the output is the "
+                            "same whatever N")
         if tracking:
             p.add_argument("--checksums", choices=("auto", "verify", "ignore"), default="auto",
                            help="how bad checksums affect tracking (default: auto, which "

@@ -5,9 +5,10 @@ from typing import Dict, List
 
 import numpy as np
 
+from . import _format
 from .segments import format_addresses
 
-__all__ = ["Connections", "CONNECTION_COLUMNS", "CONN_NULLS"]
+__all__ = ["Connections", "CONNECTION_COLUMNS", "CONNECTION_DTYPES", "CONN_NULLS"]
 
 # Public columns in output order (SPEC section 5).
 CONNECTION_COLUMNS = [
@@ -18,6 +19,24 @@ CONNECTION_COLUMNS = [
     "orig_wscale", "resp_wscale", "sack_ok", "ts_ok", "ecn_ok", "syn_count",
     "synack_count", "tfo_data", "closer", "close", "missed_bytes",
 ]
+
+# The dtype of every column (public, then hidden); text widths are those of
+# an empty table (a filled one is as wide as its longest value); addresses
+# are (n, 16) rows.
+CONNECTION_DTYPES = {
+    "uid": "U18", "ts": np.float64, "duration": np.float64,
+    "orig_h": (np.uint8, 16), "orig_p": np.uint16, "resp_h": (np.uint8, 16), "resp_p": np.uint16,
+    "orig_pkts": np.int64, "resp_pkts": np.int64, "orig_bytes": np.int64, "resp_bytes": np.int64,
+    "conn_state": "U6", "history": "U23", "orig_state": "U12", "resp_state": "U12",
+    "syn_ts": np.float64, "synack_ts": np.float64, "ack_ts": np.float64,
+    "syn_synack": np.float64, "synack_ack": np.float64, "handshake_rtt": np.float64,
+    "orig_isn": np.int64, "resp_isn": np.int64, "orig_mss": np.int32, "resp_mss": np.int32,
+    "orig_wscale": np.int16, "resp_wscale": np.int16,
+    "sack_ok": np.bool_, "ts_ok": np.bool_, "ecn_ok": np.bool_,
+    "syn_count": np.int64, "synack_count": np.int64, "tfo_data": np.int64,
+    "closer": "U4", "close": "U3", "missed_bytes": np.int64,
+    "_conn": np.int64, "ip_version": np.uint8, "flow_key": np.uint64, "ts_ns": np.int64,
+}
 
 # How "absent" is stored in each nullable column (null in pandas/Arrow):
 # NaN for the float seconds columns, -1 for integers, "" for text.
@@ -30,6 +49,15 @@ CONN_NULLS = {
 
 _ADDRESS_COLUMNS = ("orig_h", "resp_h")
 _CATEGORICAL = ("conn_state", "orig_state", "resp_state", "closer", "close")
+# Rows formatted per call of the text kernel: bounds the text held at once.
+_FORMAT_CHUNK = 65536
+
+
+def _ascii_bytes(col) -> np.ndarray:
+    """An ASCII text column as fixed-width bytes ('S' dtype), converted by
+    numpy in one pass (no Python per item)."""
+    col = np.asarray(col)
+    return col if col.dtype.kind == "S" else col.astype("S")
 
 
 class Connections:
@@ -55,12 +83,18 @@ class Connections:
                 raise ValueError(f"column {name!r} has {len(col)} rows, expected {n}")
 
     @classmethod
+    def empty(cls) -> "Connections":
+        """A table with every column and no rows."""
+        return cls({name: np.empty((0, dt[1]) if isinstance(dt, tuple) else 0,
+                                   dtype=dt[0] if isinstance(dt, tuple) else dt)
+                    for name, dt in CONNECTION_DTYPES.items()})
+
+    @classmethod
     def concat(cls, parts: List["Connections"]) -> "Connections":
         """Stack tables row-wise."""
         parts = [p for p in parts if p is not None]
         if not parts:
-            from .track import _empty_connections
-            return _empty_connections()
+            return cls.empty()
         names = list(parts[0]._cols)
         return cls({n: np.concatenate([p._cols[n] for p in parts]) for n in names})
 
@@ -157,12 +191,13 @@ class Connections:
                 data[name] = col
         return pd.DataFrame(data, copy=False)
 
-    def to_zeek(self, out) -> None:
+    def to_zeek(self, out, header: bool = True, footer: bool = True) -> None:
         """Write a Zeek conn.log (TSV with the ``#fields`` header that
         zeek-cut reads) to a text file object.  As Zeek does, duration and
         byte counts are unset (``-``) when the duration is 0; fields fastseg
         does not have (service, local_*, *_ip_bytes,
-        tunnel_parents) are unset too."""
+        tunnel_parents) are unset too.  ``header``/``footer`` off write the
+        rows alone, so a log can be written in chunks."""
         import time as _time
 
         fields = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
@@ -173,24 +208,34 @@ class Connections:
                  "count", "string", "bool", "bool", "count", "string", "count", "count", "count", "count",
                  "set[string]"]
         stamp = _time.strftime("%Y-%m-%d-%H-%M-%S", _time.gmtime())
-        out.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n"
-                  f"#path\tconn\n#open\t{stamp}\n#fields\t" + "\t".join(fields) + "\n#types\t"
-                  + "\t".join(types) + "\n")
+        if header:
+            out.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n"
+                      f"#path\tconn\n#open\t{stamp}\n#fields\t" + "\t".join(fields) + "\n#types\t"
+                      + "\t".join(types) + "\n")
         c = self._cols
-        orig, resp = self.orig_text(), self.resp_text()
-        for i in range(len(self)):
-            dur = float(c["duration"][i])
-            has = dur > 0
-            hist = str(c["history"][i])
-            row = [f"{c['ts'][i]:.6f}", str(c["uid"][i]), orig[i], str(int(c["orig_p"][i])), resp[i],
-                   str(int(c["resp_p"][i])), "tcp", "-",
-                   f"{dur:.6f}" if has else "-",
-                   str(int(c["orig_bytes"][i])) if has else "-",
-                   str(int(c["resp_bytes"][i])) if has else "-",
-                   str(c["conn_state"][i]), "-", "-", str(int(c["missed_bytes"][i])), hist if hist else "-",
-                   str(int(c["orig_pkts"][i])), "-", str(int(c["resp_pkts"][i])), "-", "-"]
-            out.write("\t".join(row) + "\n")
-        out.write(f"#close\t{stamp}\n")
+        has = np.asarray(c["duration"], dtype=np.float64) > 0
+        unset = ~has
+        empty_history = np.asarray(c["history"]) == ""
+        dash = ("const", b"-", 0, None)
+        for lo in range(0, len(self), _FORMAT_CHUNK):
+            part = slice(lo, lo + _FORMAT_CHUNK)
+            rows = self[part]
+            cols = [("float", c["ts"][part], 6, None), ("bytes", _ascii_bytes(c["uid"][part]), 0, None),
+                    ("bytes", _ascii_bytes(rows.orig_text()), 0, None),
+                    ("int", c["orig_p"][part], 0, None),
+                    ("bytes", _ascii_bytes(rows.resp_text()), 0, None),
+                    ("int", c["resp_p"][part], 0, None), ("const", b"tcp", 0, None), dash,
+                    ("float", c["duration"][part], 6, unset[part]),
+                    ("int", c["orig_bytes"][part], 0, unset[part]),
+                    ("int", c["resp_bytes"][part], 0, unset[part]),
+                    ("bytes", _ascii_bytes(c["conn_state"][part]), 0, None), dash, dash,
+                    ("int", c["missed_bytes"][part], 0, None),
+                    ("bytes", _ascii_bytes(c["history"][part]), 0, empty_history[part]),
+                    ("int", c["orig_pkts"][part], 0, None), dash,
+                    ("int", c["resp_pkts"][part], 0, None), dash, dash]
+            out.write(_format.format_rows(cols).decode("ascii"))
+        if footer:
+            out.write(f"#close\t{_time.strftime('%Y-%m-%d-%H-%M-%S', _time.gmtime())}\n")
 
     def to_arrow(self):
         """A pyarrow Table: addresses as strings, nulls as nulls, states

@@ -6,7 +6,6 @@ place only when complete, so a failed run never leaves a partial output.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import math
 import os
@@ -118,6 +117,67 @@ def text_columns(table) -> Dict[str, List]:
     return out
 
 
+def _text_fields(table, json_strings: bool):
+    """Per public column: (name, format_rows column).  Values come out as
+    Python's csv/json modules write them (ints, shortest float repr, True/False
+    or true/false, None as unset); ``json_strings`` quotes text."""
+    from ._consts import CHECKSUM_STATUS_NAMES
+    out = []
+    for name in table.columns:
+        col = np.asarray(table[name])
+        mask = table.null_mask(name) if hasattr(table, "null_mask") else None
+        string = False
+        if col.ndim == 2 and col.shape[1] == 16:
+            values, string = format_addresses(col, table["ip_version"]).astype("S"), True
+        elif name in ("checksum_status", "ip_checksum_status"):
+            values = np.array(CHECKSUM_STATUS_NAMES, dtype="S")[col]
+            string = True
+        elif col.dtype.kind == "b":
+            values = np.where(col, b"true" if json_strings else b"True",
+                              b"false" if json_strings else b"False")
+        elif col.dtype.kind == "f":
+            nan = np.isnan(col)
+            mask = nan if mask is None else (mask | nan)
+            values = np.round(col, 6).astype("S32")    # as text_columns: to the microsecond
+        elif col.dtype.kind == "u" and col.dtype.itemsize == 8:
+            values = col.astype("S20")
+        elif col.dtype.kind in "iu":
+            out.append((name, ("int", col, 0, mask)))
+            continue
+        else:
+            values, string = col.astype("S"), True
+        if string and json_strings:
+            values = np.char.add(np.char.add(b'"', values), b'"')
+        out.append((name, ("bytes", values, 0, mask)))
+    return out
+
+
+def format_table(table, fmt: str, header: bool = False, write=None):
+    """A table's rows as jsonl or csv text, formatted by the C row kernel
+    (the same text the json and csv modules write).  Returned as str, or
+    handed to ``write`` (a callable taking bytes) chunk by chunk."""
+    from . import _format
+    out = []
+    emit = write if write is not None else out.append
+    if header and fmt == "csv":
+        emit((",".join(table.columns) + "\n").encode())
+    if len(table):
+        fields = _text_fields(table, fmt == "jsonl")
+        if fmt == "csv":
+            _format.format_rows([c for _, c in fields], sep=b",", unset=b"", write=emit)
+        else:
+            cols = []
+            for i, (name, col) in enumerate(fields):
+                key = ("{" if i == 0 else ",").encode() + json.dumps(name).encode() + b":"
+                cols.append(("const", key, 0, None))
+                cols.append(col)
+            cols.append(("const", b"}", 0, None))
+            _format.format_rows(cols, sep=b"", unset=b"null", write=emit)
+    if write is None:
+        return b"".join(bytes(p) for p in out).decode("ascii")
+    return None
+
+
 class TableWriter:
     """Writes a sequence of tables (batches) in one format to one output."""
 
@@ -141,21 +201,16 @@ class TableWriter:
             self._parquet.write_table(arrow)
             self.rows += len(table)
             return
-        cols = text_columns(table)
-        names = list(cols)
         n = len(table)
-        if self.fmt == "jsonl":
-            dumps = json.dumps
-            lines = [dumps(dict(zip(names, row)), separators=(",", ":"))
-                     for row in zip(*(cols[c] for c in names))] if n else []
-            if lines:
-                self.fh.write("\n".join(lines) + "\n")
+        header = self.fmt == "csv" and self._csv is None
+        self._csv = True
+        raw = getattr(self.fh, "buffer", None)
+        if raw is not None:
+            # The text is ASCII: straight to the byte stream, no re-encoding.
+            self.fh.flush()
+            format_table(table, self.fmt, header=header, write=raw.write)
         else:
-            if self._csv is None:
-                self._csv = csv.writer(self.fh, lineterminator="\n")
-                self._csv.writerow(names)
-            self._csv.writerows(["" if v is None else v for v in row]
-                                for row in zip(*(cols[c] for c in names)))
+            self.fh.write(format_table(table, self.fmt, header=header))
         self.rows += n
 
     def close(self) -> None:

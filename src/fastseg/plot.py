@@ -18,7 +18,7 @@ def plot_capture(path: str, output: str, *, report=None) -> None:
         raise ValueError("plotting needs matplotlib: pip install 'fastseg[plot]'") from exc
     from .output import atomic_output
 
-    report = report if report is not None else analyze(path)
+    report = report if report is not None else analyze(path, keep_connections=True)
     conns = report.connections
     d = report.to_dict()
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))

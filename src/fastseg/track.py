@@ -49,7 +49,6 @@ partition).
 from __future__ import annotations
 
 import os
-import re
 from typing import Iterable, Optional
 
 import numpy as np
@@ -142,8 +141,6 @@ DEFAULT_LIKELY_SERVER_PORTS = frozenset(
                             5060, 5061, 5222, 5432, 5672, 5900, 6379, 6443, 6667, 8000, 8008,
                             8080, 8443, 8888, 9042, 9092, 9200, 11211, 27017])
 
-_RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
-
 
 def transition(states, events) -> np.ndarray:
     """One vectorised step of the RFC 9293 observer machine:
@@ -217,6 +214,19 @@ class Tracker:
                                      np.ascontiguousarray(TRANSITIONS))
 
     @property
+    def next_id(self) -> int:
+        """The id the next new connection gets (ids count from 0)."""
+        return self._engine.next_id
+
+    @next_id.setter
+    def next_id(self, value: int) -> None:
+        self._engine.next_id = int(value)
+
+    def min_live_id(self) -> int:
+        """Every connection with a smaller id has finished."""
+        return self._engine.min_live_id()
+
+    @property
     def live(self) -> int:
         """Connections currently held."""
         return self._engine.live
@@ -236,6 +246,16 @@ class Tracker:
     def update(self, segments: Segments) -> Connections:
         """Track one batch (in capture order); returns the connections that
         finished.  Sets ``segments["conn"]`` (connection index)."""
+        return _finish(self.update_columns(segments))
+
+    def flush(self) -> Connections:
+        """Finish and return every connection still held."""
+        return _finish(self.flush_columns())
+
+    def update_columns(self, segments: Segments) -> dict:
+        """As ``update``, but the finished connections come as the kernel's
+        columns (ns timestamps, per-side (n, 2) arrays, ``history`` as bytes),
+        which the report folds without building the public table."""
         seg = segments
         n = len(seg)
         for name in ("src", "dst"):
@@ -268,13 +288,13 @@ class Tracker:
             if status != 0:
                 raise MemoryError("connection tracker: out of memory")
             self.evicted += int(evicted)
-        return _finish(self._engine.take_done())
+        return self._engine.take_done()
 
-    def flush(self) -> Connections:
-        """Finish and return every connection still held."""
+    def flush_columns(self) -> dict:
+        """As ``flush``, as kernel columns (see ``update_columns``)."""
         if self._engine.finish_all() != 0:
             raise MemoryError("connection tracker: out of memory")
-        return _finish(self._engine.take_done())
+        return self._engine.take_done()
 
 
 def track(segments: Segments, **options) -> Connections:
@@ -298,8 +318,33 @@ def _uids(flow_key: np.ndarray, first_ts: np.ndarray) -> np.ndarray:
     return out.view("S18").reshape(-1).astype("U18")
 
 
-def _conn_state(os_, rs, ob, rb, history) -> np.ndarray:
-    """Zeek's conn_state() (base/protocols/conn/main.zeek), vectorised."""
+CONN_STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH",
+               "SHR", "OTH")
+_CONN_STATE_ORDER = ("REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH", "S2", "SHR",
+                     "S3", "S0", "S1")
+
+
+def _rstos0_history(history: np.ndarray) -> np.ndarray:
+    """``^\\^?S[^HAFGIQ]*R.*$`` over a column of histories, vectorised: after
+    an optional '^', an 'S', and then an 'R' before any of H A F G I Q."""
+    h = np.ascontiguousarray(history.astype("S") if history.dtype.kind != "S" else history)
+    n, width = len(h), h.dtype.itemsize
+    if n == 0 or width < 2:
+        return np.zeros(n, dtype=bool)
+    c = h.view(np.uint8).reshape(n, width)
+    start = (c[:, 0] == ord("^")).astype(np.intp)
+    rows = np.arange(n)
+    ok = c[rows, np.minimum(start, width - 1)] == ord("S")
+    after = np.arange(width)[None, :] > start[:, None]
+    r = (c == ord("R")) & after
+    stop = np.isin(c, np.frombuffer(b"HAFGIQ", np.uint8)) & after
+    first = np.argmax(r | stop, axis=1)
+    return ok & r[rows, first]
+
+
+def _conn_state(os_, rs, ob, rb, history, as_codes=False) -> np.ndarray:
+    """Zeek's conn_state() (base/protocols/conn/main.zeek), vectorised: names,
+    or indices into ``CONN_STATES`` with ``as_codes``."""
     o_inact = (os_ == Z_INACTIVE) | (os_ == Z_PARTIAL)
     r_inact = (rs == Z_INACTIVE) | (rs == Z_PARTIAL)
     r_reset = rs == Z_RESET
@@ -307,8 +352,8 @@ def _conn_state(os_, rs, ob, rb, history) -> np.ndarray:
     rej = r_reset & ((os_ == Z_SYN_SENT) | (os_ == Z_SYN_ACK_SENT) | (o_reset & (ob == 0) & (rb == 0)))
     rstos0 = np.zeros(len(os_), dtype=bool)
     cand = np.flatnonzero(~r_reset & o_reset & r_inact)
-    for i in cand:
-        rstos0[i] = _RSTOS0.fullmatch(history[i]) is not None
+    if len(cand):
+        rstos0[cand] = _rstos0_history(np.asarray(history)[cand])
     conds = [
         rej, r_reset & o_inact, r_reset,
         o_reset & r_inact & rstos0, o_reset & r_inact, o_reset,
@@ -318,14 +363,10 @@ def _conn_state(os_, rs, ob, rb, history) -> np.ndarray:
         (os_ == Z_SYN_SENT) & (rs == Z_INACTIVE),
         (os_ == Z_ESTABLISHED) & (rs == Z_ESTABLISHED),
     ]
-    names = ["REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH", "S2", "SHR", "S3",
-             "S0", "S1"]
-    return np.select(conds, names, default="OTH").astype("U6")
-
-
-def _empty_connections() -> Connections:
-    return _finish(_track.Engine(0, 1, 1, 1, 1, np.zeros(65536, np.uint8),
-                                 np.ascontiguousarray(TRANSITIONS)).take_done())
+    # Codes index CONN_STATES; np.select over small ints, then one take.
+    codes = np.select(conds, [CONN_STATES.index(n) for n in _CONN_STATE_ORDER],
+                      default=CONN_STATES.index("OTH")).astype(np.int8)
+    return codes if as_codes else np.array(CONN_STATES, dtype="U6")[codes]
 
 
 def _seconds_between(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
@@ -376,5 +417,5 @@ def _finish(k: dict) -> Connections:
     }
     assert list(cols)[:len(CONNECTION_COLUMNS)] == CONNECTION_COLUMNS
     if n == 0:
-        cols["conn_state"] = cols["conn_state"].astype("U6")
+        return Connections.empty()
     return Connections(cols)
