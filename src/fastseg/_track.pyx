@@ -611,7 +611,7 @@ cdef class Engine:
 
     cdef void segment(self, Conn* c, int side, int64_t t, uint16_t flags, uint32_t seq, uint32_t ack,
                       uint32_t plen, uint16_t window, int32_t mss, int16_t wscale, uint8_t sack_perm,
-                      int64_t tsval) noexcept nogil:
+                      int64_t tsval, bint cut) noexcept nogil:
         cdef Endp* e = &c.ep[side]
         cdef Endp* p = &c.ep[1 - side]
         cdef bint syn = (flags & SYN) != 0
@@ -853,7 +853,10 @@ cdef class Engine:
         # the segment that closes or resets is judged by the new states).
         if ackf and rel_ack > 0:
             ack_received(c, 1 - side, rel_ack)
-        if plen > 0 and not rst and rel64 + syn >= 0:
+        # A payload not captured in full never reaches the reassembler
+        # (TCP_Endpoint::DataSent, truncated_tcp_payload): acks beyond it
+        # then reveal a gap.
+        if plen > 0 and not rst and not cut and rel64 + syn >= 0:
             data_sent(e, rel64 + syn, rel64 + syn + plen)
 
         self.rfc_step(c, side, flags, plen, ackfin)
@@ -863,8 +866,11 @@ cdef class Engine:
                 const uint32_t[::1] ack, const uint16_t[::1] flags, const uint32_t[::1] payload_len,
                 const uint16_t[::1] window, const int32_t[::1] mss, const int16_t[::1] wscale,
                 const uint8_t[::1] sack_perm, const int64_t[::1] tsval, const uint8_t[::1] ip_version,
-                const uint64_t[::1] flow_key, const uint8_t[::1] csum_bad, int64_t[::1] conn_out):
-        """Track every segment in order; returns a status code."""
+                const uint64_t[::1] flow_key, const uint8_t[::1] csum_bad, const uint8_t[::1] cut,
+                int64_t[::1] conn_out):
+        """Track every segment in order; returns a status code.  ``csum_bad``
+        marks segments the receiver dropped, ``cut`` those whose payload was
+        not captured in full."""
         cdef Py_ssize_t n = ts_ns.shape[0], i
         cdef int status
         cdef int32_t ahead_slot
@@ -886,7 +892,7 @@ cdef class Engine:
                         FS_PREFETCH(rec + 320)
                 status = self.one(i, ts_ns, src, dst, sport, dport, seq, ack, flags, payload_len,
                                   window, mss, wscale, sack_perm, tsval, ip_version, flow_key,
-                                  csum_bad, conn_out)
+                                  csum_bad, cut, conn_out)
                 if status != ST_OK:
                     break
         return status
@@ -898,7 +904,7 @@ cdef class Engine:
                         const int32_t[::1] mss, const int16_t[::1] wscale, const uint8_t[::1] sack_perm,
                         const int64_t[::1] tsval, const uint8_t[::1] ip_version,
                         const uint64_t[::1] flow_key, const uint8_t[::1] csum_bad,
-                        int64_t[::1] conn_out) noexcept nogil:
+                        const uint8_t[::1] cut, int64_t[::1] conn_out) noexcept nogil:
         cdef int64_t t = ts_ns[i]
         cdef uint64_t fk = flow_key[i], pos
         cdef const uint8_t* s = &src[i, 0]
@@ -936,7 +942,7 @@ cdef class Engine:
             scaled_letter(c, side, &c.ep[side].chk, 67)         # 'C'
             return ST_OK
         self.segment(c, side, t, fl, seq[i], ack[i], payload_len[i], window[i], mss[i], wscale[i],
-                     sack_perm[i], tsval[i])
+                     sack_perm[i], tsval[i], cut[i])
         return ST_OK
 
     # -- retiring connections -------------------------------------------

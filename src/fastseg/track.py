@@ -270,7 +270,7 @@ class Tracker:
                 c("ack", np.uint32), c("flags", np.uint16), c("payload_len", np.uint32),
                 c("window", np.uint16), c("mss", np.int32), c("wscale", np.int16),
                 c("sack_perm", np.uint8), c("tsval", np.int64), c("ip_version", np.uint8),
-                c("flow_key", np.uint64), self.verdict.dropped(seg), conn)
+                c("flow_key", np.uint64), self.verdict.dropped(seg), _payload_cut(seg), conn)
             if status != 0:
                 raise MemoryError("connection tracker: out of memory")
         segments["conn"] = conn
@@ -295,6 +295,17 @@ class Tracker:
         if self._engine.finish_all() != 0:
             raise MemoryError("connection tracker: out of memory")
         return self._engine.take_done()
+
+
+def _payload_cut(seg: Segments) -> np.ndarray:
+    """1 where a segment's payload was not captured in full (snap length)."""
+    n = len(seg)
+    if not n or "_l3_caplen" not in seg or "_l4_off" not in seg or "_l3_off" not in seg:
+        return np.zeros(n, dtype=np.uint8)
+    headers = (np.asarray(seg["_l4_off"], np.int64) - np.asarray(seg["_l3_off"], np.int64)
+               + np.asarray(seg["hdr_len"], np.int64))
+    captured = np.asarray(seg["_l3_caplen"], np.int64) - headers
+    return np.ascontiguousarray(captured < np.asarray(seg["payload_len"], np.int64), dtype=np.uint8)
 
 
 def track(segments: Segments, **options) -> Connections:
