@@ -298,14 +298,16 @@ class Tracker:
 
 
 def _payload_cut(seg: Segments) -> np.ndarray:
-    """1 where a segment's payload was not captured in full (snap length)."""
+    """1 where a segment's payload was not captured in full (snap length);
+    rows without a captured length (0: built by hand, not parsed) count as whole."""
     n = len(seg)
     if not n or "_l3_caplen" not in seg or "_l4_off" not in seg or "_l3_off" not in seg:
         return np.zeros(n, dtype=np.uint8)
     headers = (np.asarray(seg["_l4_off"], np.int64) - np.asarray(seg["_l3_off"], np.int64)
                + np.asarray(seg["hdr_len"], np.int64))
-    captured = np.asarray(seg["_l3_caplen"], np.int64) - headers
-    return np.ascontiguousarray(captured < np.asarray(seg["payload_len"], np.int64), dtype=np.uint8)
+    caplen = np.asarray(seg["_l3_caplen"], np.int64)
+    cut = (caplen > 0) & (caplen - headers < np.asarray(seg["payload_len"], np.int64))
+    return np.ascontiguousarray(cut, dtype=np.uint8)
 
 
 def track(segments: Segments, **options) -> Connections:
