@@ -18,7 +18,20 @@ base/protocols/conn/main.zeek):
   for a new (relative) sequence number; D/A/I/Q once per direction; C
   (bad checksum), T (retransmission), W (zero window) at the 1st, 10th,
   100th... event; ``^`` when roles flip (first packet not a plain SYN
-  coming from a likely server port, or SYN and SYN-ACK seen in reverse);
+  coming from a likely server port, SYN and SYN-ACK seen in reverse, or a
+  connection that began with a SYN-ACK carrying its first ACK or data:
+  ``TCP_Endpoint::CheckHistory`` turns it around and its history "H"
+  becomes "^h");
+* content gaps (``TCP_Reassembler``: ``DataSent``, ``AckReceived``,
+  ``Undelivered``, ``Gap``) from sequence ranges alone: per direction the
+  delivered edge, the data buffered above a hole and the highest ack
+  applied; an ack beyond what was delivered skips the hole, counted as G/g
+  (1st, 10th, 100th...) and in ``missed_bytes`` while both sides are
+  established or cleanly closing.  Acks stop at the FIN, an ack of 1 or 2
+  on a partial connection is no gap, a direction with more than 16384
+  bytes above a hole and nothing acked is given up
+  (``tcp_max_above_hole_without_any_acks``), and a payload not captured in
+  full (snap length) is never delivered, so acks over it are gaps;
 * bytes come from sequence space (``TCP_Endpoint::Size``);
 * timers: an unanswered attempt expires ``attempt_delay`` (5 s) after its
   first SYN, a closed or reset connection ``close_delay`` (5 s) after its
@@ -30,8 +43,12 @@ base/protocols/conn/main.zeek):
 * a segment with a bad checksum is counted in history (C/c) and nothing
   else, unless its sender is diagnosed as offloading checksums.
 
-Not ported: content gaps (G, needs reassembly) and Zeek's variable removal
-delay of half-closed connections (``tcp_session_timer`` re-checks).
+Not ported: Zeek's variable removal delay of half-closed connections
+(``tcp_session_timer`` re-checks); several holes buffered at once are kept
+as one range (their hull), so such a direction may show fewer gaps than
+Zeek's block list; anything that application analyzers and scripts decide
+(``skip_further_processing``, DPD, ``likely_server_ports`` beyond the
+default set, timer budgets such as ``max_timer_expires``).
 
 Handshake measurements are matched by sequence numbers: ``synack_ts`` is
 the first SYN-ACK acknowledging the last SYN's ISN, ``ack_ts`` the first
