@@ -890,6 +890,8 @@ cdef class Engine:
                         FS_PREFETCH(rec + 192)
                         FS_PREFETCH(rec + 256)
                         FS_PREFETCH(rec + 320)
+                        FS_PREFETCH(rec + 384)
+                        FS_PREFETCH(rec + sizeof(Conn) - 1)
                 status = self.one(i, ts_ns, src, dst, sport, dport, seq, ack, flags, payload_len,
                                   window, mss, wscale, sack_perm, tsval, ip_version, flow_key,
                                   csum_bad, cut, conn_out)
