@@ -46,7 +46,9 @@ base/protocols/conn/main.zeek):
 Not ported: Zeek's variable removal delay of half-closed connections
 (``tcp_session_timer`` re-checks); several holes buffered at once are kept
 as one range (their hull), so such a direction may show fewer gaps than
-Zeek's block list; anything that application analyzers and scripts decide
+Zeek's block list; the reassembler's 10 MiB limit without further acks
+(``tcp_excessive_data_without_further_acks``); anything that application
+analyzers and scripts decide
 (``skip_further_processing``, DPD, ``likely_server_ports`` beyond the
 default set, timer budgets such as ``max_timer_expires``).
 
