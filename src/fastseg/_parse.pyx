@@ -362,6 +362,11 @@ cdef inline int parse_packet(const uint8_t* pkt, uint32_t caplen, uint32_t wirel
             if ip_cap < ihl:
                 return short_of(ihl, ip_cap, ip_wire, OUT_BAD_IP_HEADER)
             total = ld_be16(ip + 2)
+            if total == 0:
+                # TCP segmentation offload leaves the total length zero: the
+                # captured bytes are the datagram (as Zeek's IP analyzer takes
+                # them when it ignores checksums).
+                total = ip_cap
             # Bytes past the total length (Ethernet padding) are ignored.
             if total < ihl or total > ip_wire:
                 return OUT_BAD_IP_LENGTH
