@@ -13,6 +13,7 @@ from .track import track, Tracker, transition, TRANSITIONS, Connections
 from . import syncookies, synth, whatif
 from .syncookies import siphash24
 from .analyze import analyze, Report
+from .loss import ANALYSIS_FLAGS
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,6 @@ __all__ = [
     "internet_checksum", "verify_checksums", "tcp_checksums", "fix_checksums",
     "track", "Tracker", "transition", "TRANSITIONS", "Connections",
     "syncookies", "siphash24", "synth", "whatif",
-    "analyze", "Report",
+    "analyze", "Report", "ANALYSIS_FLAGS",
     "__version__",
 ]

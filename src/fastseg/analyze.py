@@ -20,6 +20,7 @@ from typing import Dict, Iterator, List, Optional
 import numpy as np
 
 from . import _consts
+from .loss import ANALYSIS_FLAGS, LOSS_COLUMNS, LOSS_REPORT_KEYS, loss_report
 from .segments import CaptureStats, Segments, format_addresses
 
 __all__ = ["analyze", "Report", "connections_of", "default_threads", "read_ahead",
@@ -28,7 +29,8 @@ __all__ = ["analyze", "Report", "connections_of", "default_threads", "read_ahead
 
 REPORT_KEYS = {
     "capture": ["packets", "tcp", "non_tcp", "malformed", "malformed_by_reason",
-                "non_tcp_by_reason", "link_types_not_decoded", "start", "end", "duration"],
+                "non_tcp_by_reason", "tcp_options", "link_types_not_decoded", "start", "end",
+                "duration"],
     "checksums": ["ok", "bad", "unverified", "ip_bad", "offload", "untrusted"],
     "connections": ["total", "by_state", "ipv4", "ipv6", "evicted"],
     "handshakes": ["completed", "refused", "unanswered", "syn_retransmits",
@@ -39,6 +41,7 @@ REPORT_KEYS = {
     "syn_flood": None,
     "tfo": ["syn_with_data", "cookie_requests"],
     "options": ["mss", "wscale", "sack", "timestamps", "ecn"],
+    "loss": LOSS_REPORT_KEYS,
 }
 
 MSL2 = 60.0                  # Linux TIME-WAIT length (TCP_TIMEWAIT_LEN)
@@ -275,6 +278,24 @@ class _Chunks:
         return parts[0]
 
 
+# What the loss section keeps of each finished connection.
+_LOSS_KEPT = {
+    **{name: (np.float64 if name.endswith(("_time", "_min", "_avg", "_max")) or name == "ttfb"
+              else np.int64) for name in LOSS_COLUMNS},
+    "resp_h": np.uint8, "resp_p": np.uint16, "ip_version": np.uint8,
+    "orig_pkts": np.int64, "resp_pkts": np.int64, "orig_bytes": np.int64, "resp_bytes": np.int64,
+}
+
+
+class _Columns(dict):
+    """Columns by name with ``len()`` the number of rows."""
+
+    def __len__(self):
+        for col in self.values():
+            return len(col)
+        return 0
+
+
 def _distinct(values: np.ndarray) -> np.ndarray:
     """Sorted distinct values (np.unique without return arrays takes a hash
     path that is ~50x slower on random 64-bit keys)."""
@@ -360,6 +381,9 @@ class _Analysis:
         # one record per SYN (floods, backoff)
         self.syns = _Chunks(ts=np.float64, conn=np.int64, listener=np.uint64, source=np.uint64)
         self.listeners = _Chunks(key=np.uint64, dst=np.uint8, dport=np.uint16, ver=np.uint8)
+        # the loss columns of each finished connection, and retransmission times
+        self.loss_rows = _Chunks(**_LOSS_KEPT)
+        self.retrans = _Chunks(ts=np.float64)
 
     # -- per batch ----------------------------------------------------------
     def add(self, seg: Segments) -> None:
@@ -375,6 +399,10 @@ class _Analysis:
         self._fold(self.tracker.update_columns(seg))
         if not self.aggregates:
             return
+        if "analysis" in seg:
+            retrans = (seg["analysis"] & ANALYSIS_FLAGS["retransmission"]) != 0
+            if retrans.any():
+                self.retrans.add(ts=ts_ns[retrans] / 1e9)
         flags = seg["flags"]
         syn = np.flatnonzero(((flags & SYN) != 0) & ((flags & ACK) == 0))
         if len(syn):
@@ -443,6 +471,11 @@ class _Analysis:
             self.conn_flags = grown
         self.conn_flags[ids] = completed.astype(np.uint8) | ((synack_count > 0).astype(np.uint8) << 1)
         self._fold_teardowns(k, completed, history)
+        if "ttfb" in k:
+            self.loss_rows.add(**{name: k[name] for name in LOSS_COLUMNS},
+                               resp_h=k["resp_h"], resp_p=k["resp_p"], ip_version=ver,
+                               orig_pkts=k["pkts"][:, 0], resp_pkts=k["pkts"][:, 1],
+                               orig_bytes=nbytes[:, 0], resp_bytes=nbytes[:, 1])
 
     def _fold_teardowns(self, k, completed, history) -> None:
         from .track import CLOSE_WAIT, TIME_WAIT
@@ -572,7 +605,8 @@ class _Analysis:
                              (self.pairs, other.pairs), (self.pressure_rows, other.pressure_rows),
                              (self.tuples, other.tuples), (self.tw["server"], other.tw["server"]),
                              (self.tw["client"], other.tw["client"]),
-                             (self.listeners, other.listeners)):
+                             (self.listeners, other.listeners),
+                             (self.loss_rows, other.loss_rows), (self.retrans, other.retrans)):
             mine.extend(theirs)
         syns = other.syns
         syns._parts["conn"] = [p + offset for p in syns._parts["conn"]]
@@ -598,12 +632,13 @@ class _Analysis:
             conns = (Connections.concat(self.conn_parts) if self.conn_parts
                      else Connections.empty())
             self.conn_parts = []
-        series = {"syn_ts": self.syns.get("ts")}
+        series = {"syn_ts": self.syns.get("ts"), "retrans_ts": self.retrans.get("ts")}
         return Report(self._build(files), conns, series)
 
     def _build(self, files) -> dict:
         report = self._accounting(files)
         report.update(self._connections(report["capture"]["end"]))
+        report["loss"] = loss_report(_Columns({k: self.loss_rows.get(k) for k in _LOSS_KEPT}))
         return report
 
     def _accounting(self, files) -> dict:

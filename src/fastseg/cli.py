@@ -102,6 +102,15 @@ def _table_output(args, allowed) -> bool:
     return binary
 
 
+def _segment_tracker(args):
+    """A Tracker for ``segments --analysis`` (one per file), else None."""
+    if not args.analysis:
+        return None
+    from .track import Tracker
+    return Tracker(checksums=args.checksums, idle_timeout=args.idle_timeout,
+                   max_connections=args.max_connections)
+
+
 def _cmd_segments(args) -> int:
     from . import parse
     from .analyze import default_threads, read_ahead
@@ -113,11 +122,14 @@ def _cmd_segments(args) -> int:
     with atomic_output(args.output, binary=binary) as fh:
         writer = TableWriter(fh, args.format)
         for path in args.files:
+            tracker = _segment_tracker(args)
             with parse.open(path) as cap:
                 batches = cap.batches()
                 if (args.threads or default_threads()) > 1:
                     batches = read_ahead(batches)
                 for seg in batches:
+                    if tracker is not None:
+                        tracker.update(seg)    # adds conn and the tcp.analysis columns
                     writer.write(seg)
                 stats += cap.stats
         writer.close()
@@ -346,7 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="capture files (pcap or pcapng, optionally .gz/.zst), their rows "
                         "one file after another; - reads standard input")
     table_output(p, SEGMENT_FORMATS)
-    common(p)
+    p.add_argument("--analysis", action="store_true",
+                   help="track connections and add conn and Wireshark's tcp.analysis per "
+                        "segment: analysis (the flag names set), ack_rtt, bytes_in_flight, "
+                        "dup_ack_num")
+    common(p, tracking=True)
     p.set_defaults(func=_cmd_segments)
 
     p = command("conns", "one row per connection (Zeek conn.log columns and more)")

@@ -7,6 +7,7 @@ import numpy as np
 
 from . import _format
 from ._format import address_bytes
+from .loss import LOSS_COLUMNS
 from .segments import format_addresses
 
 __all__ = ["Connections", "CONNECTION_COLUMNS", "CONNECTION_DTYPES", "CONN_NULLS"]
@@ -18,8 +19,13 @@ CONNECTION_COLUMNS = [
     "orig_state", "resp_state", "syn_ts", "synack_ts", "ack_ts", "syn_synack",
     "synack_ack", "handshake_rtt", "orig_isn", "resp_isn", "orig_mss", "resp_mss",
     "orig_wscale", "resp_wscale", "sack_ok", "ts_ok", "ecn_ok", "syn_count",
-    "synack_count", "tfo_data", "closer", "close",
+    "synack_count", "tfo_data", "closer", "close", "missed_bytes",
 ]
+# Then, when tracked with loss analysis (the default), fastseg.loss.LOSS_COLUMNS:
+# per side (orig_/resp_) retrans_pkts, retrans_bytes, fast_retrans,
+# spurious_retrans, out_of_order, lost_segments, dup_acks, zero_windows,
+# keepalives, rtt_samples, max_in_flight, first_flight_bytes,
+# first_flight_segs, zero_window_time, rtt_min, rtt_avg, rtt_max; and ttfb.
 
 # The dtype of every column (public, then hidden); text widths are those of
 # an empty table (a filled one is as wide as its longest value); addresses
@@ -35,7 +41,9 @@ CONNECTION_DTYPES = {
     "orig_wscale": np.int16, "resp_wscale": np.int16,
     "sack_ok": np.bool_, "ts_ok": np.bool_, "ecn_ok": np.bool_,
     "syn_count": np.int64, "synack_count": np.int64, "tfo_data": np.int64,
-    "closer": "U4", "close": "U3",
+    "closer": "U4", "close": "U3", "missed_bytes": np.int64,
+    **{name: (np.float64 if name.endswith(("_time", "_min", "_avg", "_max")) or name == "ttfb"
+              else np.int64) for name in LOSS_COLUMNS},
     "_conn": np.int64, "ip_version": np.uint8, "flow_key": np.uint64, "ts_ns": np.int64,
 }
 
@@ -46,6 +54,9 @@ CONN_NULLS = {
     "synack_ack": "nan", "handshake_rtt": "nan",
     "orig_isn": -1, "resp_isn": -1, "orig_mss": -1, "resp_mss": -1,
     "orig_wscale": -1, "resp_wscale": -1, "closer": "", "close": "",
+    # loss columns (fastseg.loss.LOSS_COLUMNS): no RTT sample / no data both ways
+    **{f"{side}_rtt_{k}": "nan" for side in ("orig", "resp") for k in ("min", "avg", "max")},
+    "ttfb": "nan",
 }
 
 _ADDRESS_COLUMNS = ("orig_h", "resp_h")
@@ -96,7 +107,9 @@ class Connections:
         parts = [p for p in parts if p is not None]
         if not parts:
             return cls.empty()
-        names = list(parts[0]._cols)
+        # empty parts may lack optional columns (the loss analysis'): skip them
+        parts = [p for p in parts if len(p)] or parts[:1]
+        names = [n for n in parts[0]._cols if all(n in p._cols for p in parts)]
         return cls({n: np.concatenate([p._cols[n] for p in parts]) for n in names})
 
     def __len__(self) -> int:
@@ -196,7 +209,7 @@ class Connections:
         """Write a Zeek conn.log (TSV with the ``#fields`` header that
         zeek-cut reads) to a text file object.  As Zeek does, duration and
         byte counts are unset (``-``) when the duration is 0; fields fastseg
-        does not have (service, local_*, missed_bytes, *_ip_bytes,
+        does not have (service, local_*, *_ip_bytes,
         tunnel_parents) are unset too.  ``header``/``footer`` off write the
         rows alone, so a log can be written in chunks."""
         import time as _time
@@ -228,7 +241,8 @@ class Connections:
                     ("float", c["duration"][part], 6, unset[part]),
                     ("int", c["orig_bytes"][part], 0, unset[part]),
                     ("int", c["resp_bytes"][part], 0, unset[part]),
-                    ("bytes", _ascii_bytes(c["conn_state"][part]), 0, None), dash, dash, dash,
+                    ("bytes", _ascii_bytes(c["conn_state"][part]), 0, None), dash, dash,
+                    ("int", c["missed_bytes"][part], 0, None),
                     ("bytes", _ascii_bytes(c["history"][part]), 0, empty_history[part]),
                     ("int", c["orig_pkts"][part], 0, None), dash,
                     ("int", c["resp_pkts"][part], 0, None), dash, dash]

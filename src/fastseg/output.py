@@ -109,6 +109,9 @@ def text_columns(table) -> Dict[str, List]:
             values = [None if (v is None or (isinstance(v, float) and math.isnan(v))) else v
                       for v in values]
         out[name] = values
+    if "analysis" in out:
+        from .loss import flag_names
+        out["analysis"] = [",".join(n) for n in flag_names(table["analysis"])]
     if "checksum_status" in out:
         from ._consts import CHECKSUM_STATUS_NAMES
         out["checksum_status"] = [CHECKSUM_STATUS_NAMES[v] for v in out["checksum_status"]]
@@ -116,6 +119,21 @@ def text_columns(table) -> Dict[str, List]:
         from ._consts import CHECKSUM_STATUS_NAMES
         out["ip_checksum_status"] = [CHECKSUM_STATUS_NAMES[v] for v in out["ip_checksum_status"]]
     return out
+
+
+def _analysis_text(col: np.ndarray, json_list: bool) -> np.ndarray:
+    """The tcp.analysis names of each bitmask, comma-separated as tshark
+    prints them: a JSON string, or a CSV field (quoted when it has a comma)."""
+    from .loss import flag_names
+    uniq, inv = np.unique(col, return_inverse=True)
+    texts = []
+    for names in flag_names(uniq):
+        text = ",".join(names)
+        if json_list:
+            texts.append(json.dumps(text))
+        else:
+            texts.append(text if len(names) < 2 else '"' + text + '"')
+    return np.array([t.encode() for t in texts] or [b""], dtype="S")[inv.reshape(-1)]
 
 
 def _text_fields(table, json_strings: bool):
@@ -133,6 +151,8 @@ def _text_fields(table, json_strings: bool):
         elif name in ("checksum_status", "ip_checksum_status"):
             values = np.array(CHECKSUM_STATUS_NAMES, dtype="S")[col]
             string = True
+        elif name == "analysis":
+            values = _analysis_text(col, json_strings)
         elif col.dtype.kind == "b":
             values = np.where(col, b"true" if json_strings else b"True",
                               b"false" if json_strings else b"False")

@@ -7,9 +7,10 @@ from .analyze import MSL2, _secs, _strs, analyze
 
 
 def plot_capture(path: str, output: str, *, report=None) -> None:
-    """Write a PNG with four panels: handshake RTT histogram (log x),
-    connection states, SYN rate vs completed handshakes over time, and
-    concurrent TIME-WAIT over time."""
+    """Write a PNG with six panels: handshake RTT histogram (log x),
+    connection states, SYN rate vs completed handshakes over time,
+    concurrent TIME-WAIT over time, retransmissions over time and the path
+    RTT from data ACKs."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -21,7 +22,7 @@ def plot_capture(path: str, output: str, *, report=None) -> None:
     report = report if report is not None else analyze(path, keep_connections=True)
     conns = report.connections
     d = report.to_dict()
-    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
+    fig, axes = plt.subplots(3, 2, figsize=(13, 12.5))
     fig.suptitle(f"fastseg: {path}")
 
     ax = axes[0][0]
@@ -75,6 +76,35 @@ def plot_capture(path: str, output: str, *, report=None) -> None:
             ax.step(t[order] - t.min(), level, where="post", color="#8d69b8")
     ax.set_title("Concurrent TIME-WAIT (2*MSL = 60 s)")
     ax.set_xlabel("seconds")
+    ax = axes[2][0]
+    rts = np.asarray(report.series.get("retrans_ts", np.empty(0)), dtype=float)
+    cap = d["capture"]
+    if len(rts) and cap.get("start") is not None:
+        t0, t1 = cap["start"], max(cap["end"], cap["start"] + 1e-3)
+        width = max((t1 - t0) / 200, 1e-3)
+        bins = np.arange(t0, t1 + width, width)
+        counts, _ = np.histogram(rts, bins=bins)
+        ax.plot(bins[:-1] - t0, counts / width, color="#c03d3e")
+    ax.set_title(f"Retransmissions (tcp.analysis.retransmission), n={len(rts)}")
+    ax.set_xlabel("seconds from the first packet")
+    ax.set_ylabel("segments/s")
+
+    ax = axes[2][1]
+    path_rtt = np.empty(0)
+    if conns is not None and "orig_rtt_min" in conns:
+        o = np.asarray(conns["orig_rtt_min"], dtype=float)
+        r = np.asarray(conns["resp_rtt_min"], dtype=float)
+        path_rtt = np.nan_to_num(o) + np.nan_to_num(r)
+        path_rtt = path_rtt[~(np.isnan(o) & np.isnan(r)) & (path_rtt > 0)]
+    if len(path_rtt):
+        lo_, hi_ = np.log10(path_rtt.min()), np.log10(path_rtt.max())
+        bins = np.logspace(lo_ - 0.05, max(hi_, lo_) + 0.05, 50)
+        ax.hist(path_rtt * 1e3, bins=bins * 1e3, color="#e08a2c")
+        ax.set_xscale("log")
+    ax.set_title(f"Path RTT from data ACKs, n={len(path_rtt)}")
+    ax.set_xlabel("ms")
+    ax.set_ylabel("connections")
+
     fig.tight_layout()
     with atomic_output(output, binary=True) as fh:
         fig.savefig(fh, format="png", dpi=90)

@@ -53,6 +53,9 @@ def render_report(d: dict) -> str:
              ("non-tcp", cap["non_tcp"]), ("malformed", cap["malformed"])]
     for k, v in cap.get("malformed_by_reason", {}).items():
         pairs.append((f"  malformed: {k}", v))
+    for k, v in cap.get("tcp_options", {}).items():
+        if v:
+            pairs.append((f"  tcp, options {k}", v))
     for k, v in cap.get("non_tcp_by_reason", {}).items():
         pairs.append((f"  non-tcp: {k}", v))
     if cap.get("start") is not None:
@@ -138,4 +141,47 @@ def render_report(d: dict) -> str:
              ("SACK negotiated", o["sack"]), ("timestamps negotiated", o["timestamps"]),
              ("ECN negotiated", o["ecn"])]
     _kv("Options", pairs, out)
+    if "loss" in d:
+        _render_loss(d["loss"], out)
     return "\n".join(out)
+
+
+def _pct(rate: float) -> str:
+    return f"{100 * rate:.3g}%"
+
+
+def _ms(x) -> str:
+    return "-" if x is None else f"{x * 1e3:.2f}"
+
+
+def _render_loss(lo: dict, out: List[str]) -> None:
+    zw = lo["zero_window"]
+    pairs = [("connections with retransmissions", lo["connections_with_retransmissions"]),
+             ("retransmitted segments", f"{lo['retrans_pkts']} of {lo['packets']} packets "
+                                        f"({_pct(lo['retrans_rate'])}), {lo['retrans_bytes']} bytes"
+                                        if lo["retrans_pkts"] else "none"),
+             ("  fast / spurious", f"{lo['fast_retrans']} / {lo['spurious_retrans']}"),
+             ("out of order", lo["out_of_order"]), ("duplicate ACKs", lo["dup_acks"]),
+             ("lost before the capture point", lo["lost_segments"]),
+             ("zero-window stalls", f"{zw['connections']} connections (originator "
+                                    f"{zw['by_orig']}, responder {zw['by_resp']}), {zw['segments']} "
+                                    f"segments, {zw['time']:.3f} s (longest {zw['max_time']:.3f} s)"),
+             ("keep-alive-only connections", lo["keepalive_only"])]
+    _kv("Loss and stalls (Wireshark's tcp.analysis)", pairs, out)
+    if lo["per_server"]:
+        _table("Retransmissions per server (worst first)",
+               ["server", "port", "conns", "packets", "retrans", "rate"],
+               [(r["server"], r["port"], r["connections"], r["packets"], r["retrans_pkts"],
+                 _pct(r["retrans_rate"])) for r in lo["per_server"]], out)
+    r = lo["rtt"]
+    rows = [("all", "", r["samples"], _ms(r["p50"]), _ms(r["p90"]), _ms(r["max"]))]
+    rows += [(s["server"], s["port"], s["samples"], _ms(s["p50"]), _ms(s["p90"]), _ms(s["max"]))
+             for s in r["per_server"]]
+    _table("Path RTT from data ACKs (ms)", ["server", "port", "conns", "p50", "p90", "max"],
+           rows, out)
+    ff = lo["first_flight"]
+    _table("First flight (data before any ACK of data)", ["side", "conns", "p50 bytes",
+                                                          "max bytes", "p50 segs", "max segs"],
+           [(side, ff[side]["bytes"]["samples"], ff[side]["bytes"]["p50"] or "-",
+             ff[side]["bytes"]["max"] or "-", ff[side]["segments"]["p50"] or "-",
+             ff[side]["segments"]["max"] or "-") for side in ("orig", "resp")], out)

@@ -25,7 +25,7 @@ SEGMENT_DTYPES: Dict[str, object] = {
     "dport": np.uint16,
     "seq": np.uint32,
     "ack": np.uint32,
-    "flags": np.uint16,            # FIN SYN RST PSH ACK URG ECE CWR NS = bits 0..8
+    "flags": np.uint16,            # FIN SYN RST PSH ACK URG ECE CWR NS = bits 0..8, reserved 9..11
     "hdr_len": np.uint8,           # TCP header bytes
     "payload_len": np.uint32,      # from the IP length, not the captured length
     "window": np.uint16,           # raw, unscaled
@@ -43,6 +43,11 @@ SEGMENT_DTYPES: Dict[str, object] = {
     "checksum_status": np.uint8,   # 0 ok, 1 bad, 2 unverified
     "ip_checksum_status": np.uint8,  # IPv4 header: 0 ok, 1 bad, 2 unverified, 3 n/a (IPv6)
     "fragment": np.bool_,          # first fragment of a fragmented IP packet
+    "opt_status": np.uint8,        # options: 0 ok, 1 cut by the snapshot length, 2 bad length
+    "opt_other": np.uint8,         # options with no column of their own: OPT_* bits of _consts
+    "tunnel": np.uint8,            # outermost IP tunnel: TUN_* of fastseg._consts, 0 = none
+    "tunnel_id": np.uint32,        # direction-free id of that tunnel's endpoints (and VNI); 0 = none
+    "encap": np.uint32,            # every encapsulation crossed: ENC_* bits of fastseg._consts
     "flow_key": np.uint64,         # direction-free 4-tuple hash, stable everywhere
 }
 
@@ -65,13 +70,21 @@ NULL_SENTINELS = {
     "ip_id": _consts.IP_ID_ABSENT, "mss": _consts.MSS_ABSENT, "wscale": _consts.WSCALE_ABSENT,
     "tsval": _consts.TS_ABSENT, "tsecr": _consts.TS_ABSENT, "tfo_cookie_len": _consts.TFO_ABSENT,
 }
+# The same for the loss-analysis columns a tracked table may carry.
+_NULLS = {**NULL_SENTINELS, "bytes_in_flight": -1}
 
 _STATUS_CATEGORIES = list(_consts.CHECKSUM_STATUS_NAMES)
 _ADDRESS_COLUMNS = ("src", "dst")
 
 
+# Columns that are zero for plain traffic: allocated zero-filled (untouched
+# pages cost nothing) and written by the parser only where they are not.
+ZEROED_COLUMNS = ("opt_status", "opt_other", "tunnel", "tunnel_id", "encap")
+
+
 def empty_columns(n: int, hidden: bool = True) -> Dict[str, np.ndarray]:
-    """Uninitialised arrays for ``n`` rows of every column."""
+    """Arrays for ``n`` rows of every column: uninitialised, except the
+    ZEROED_COLUMNS, which are zero."""
     specs = dict(SEGMENT_DTYPES)
     if hidden:
         specs.update(HIDDEN_DTYPES)
@@ -79,6 +92,8 @@ def empty_columns(n: int, hidden: bool = True) -> Dict[str, np.ndarray]:
     for name, dt in specs.items():
         if isinstance(dt, tuple):
             out[name] = np.empty((n, dt[1]), dtype=dt[0])
+        elif name in ZEROED_COLUMNS:
+            out[name] = np.zeros(n, dtype=dt)
         else:
             out[name] = np.empty(n, dtype=dt)
     if "_csum_unfilled" in out:
@@ -113,22 +128,27 @@ class CaptureStats:
     ``packets == tcp + non_tcp + malformed`` always; ``counts`` holds one
     count per outcome code of ``fastseg._consts.Outcome``; ``not_decoded``
     maps each link type the parser does not decode to its packets (they are
-    counted as ``unsupported_link_type``).
+    counted as ``unsupported_link_type``).  Segments whose options the
+    snapshot length cut or whose option lengths are bad are ``tcp``, counted
+    again in ``options`` (one count per ``OptStatus``).
     """
 
-    def __init__(self, counts=None, not_decoded=None):
+    def __init__(self, counts=None, not_decoded=None, options=None):
         self.counts = (np.zeros(_consts.N_OUTCOMES, dtype=np.int64) if counts is None
                        else np.asarray(counts, dtype=np.int64).copy())
         self.not_decoded: Dict[int, int] = dict(not_decoded or {})
+        self.options = (np.zeros(len(_consts.OPT_STATUS_NAMES), dtype=np.int64) if options is None
+                        else np.asarray(options, dtype=np.int64).copy())
 
     def __iadd__(self, other: "CaptureStats"):
         self.counts += other.counts
+        self.options += other.options
         for linktype, n in other.not_decoded.items():
             self.not_decoded[linktype] = self.not_decoded.get(linktype, 0) + n
         return self
 
     def __add__(self, other: "CaptureStats") -> "CaptureStats":
-        out = CaptureStats(self.counts, self.not_decoded)
+        out = CaptureStats(self.counts, self.not_decoded, self.options)
         out += other
         return out
 
@@ -172,6 +192,8 @@ class CaptureStats:
             "malformed": self.malformed,
             "non_tcp_by_reason": self.non_tcp_by_reason,
             "malformed_by_reason": self.malformed_by_reason,
+            "tcp_options": {"cut": int(self.options[_consts.OPTS_CUT]),
+                            "bad": int(self.options[_consts.OPTS_BAD])},
             "link_types_not_decoded": self.link_types_not_decoded,
         }
 
@@ -261,9 +283,9 @@ class Segments:
 
     def null_mask(self, name: str) -> Optional[np.ndarray]:
         """True where the column holds its absent-value sentinel."""
-        if name not in NULL_SENTINELS:
+        if name not in _NULLS:
             return None
-        return self._cols[name] == NULL_SENTINELS[name]
+        return self._cols[name] == _NULLS[name]
 
     @staticmethod
     def concat(parts: List["Segments"], keep_bytes: bool = True) -> "Segments":
@@ -320,8 +342,11 @@ class Segments:
                 data[name] = pd.Series(format_addresses(col, self._cols["ip_version"]), dtype=text)
             elif name in ("checksum_status", "ip_checksum_status"):
                 data[name] = pd.Categorical.from_codes(col.astype(np.int8), _STATUS_CATEGORIES)
-            elif name in NULL_SENTINELS:
-                data[name] = pd.arrays.IntegerArray(col, col == NULL_SENTINELS[name])
+            elif name in _NULLS:
+                data[name] = pd.arrays.IntegerArray(col, col == _NULLS[name])
+            elif name == "analysis":
+                from .loss import flag_names
+                data[name] = flag_names(col)
             else:
                 data[name] = col
         return pd.DataFrame(data, copy=False)
@@ -339,8 +364,13 @@ class Segments:
             elif name in ("checksum_status", "ip_checksum_status"):
                 arr = pa.DictionaryArray.from_arrays(
                     pa.array(col.astype(np.int8)), pa.array(_STATUS_CATEGORIES))
-            elif name in NULL_SENTINELS:
-                arr = pa.array(col, mask=col == NULL_SENTINELS[name])
+            elif name in _NULLS:
+                arr = pa.array(col, mask=col == _NULLS[name])
+            elif name == "analysis":
+                from .loss import flag_names
+                arr = pa.array(flag_names(col), type=pa.list_(pa.string()))
+            elif name == "ack_rtt":
+                arr = pa.array(col, from_pandas=True)      # NaN: no RTT -> null
             else:
                 arr = pa.array(col)
             arrays.append(arr)

@@ -18,7 +18,20 @@ base/protocols/conn/main.zeek):
   for a new (relative) sequence number; D/A/I/Q once per direction; C
   (bad checksum), T (retransmission), W (zero window) at the 1st, 10th,
   100th... event; ``^`` when roles flip (first packet not a plain SYN
-  coming from a likely server port, or SYN and SYN-ACK seen in reverse);
+  coming from a likely server port, SYN and SYN-ACK seen in reverse, or a
+  connection that began with a SYN-ACK carrying its first ACK or data:
+  ``TCP_Endpoint::CheckHistory`` turns it around and its history "H"
+  becomes "^h");
+* content gaps (``TCP_Reassembler``: ``DataSent``, ``AckReceived``,
+  ``Undelivered``, ``Gap``) from sequence ranges alone: per direction the
+  delivered edge, the data buffered above a hole and the highest ack
+  applied; an ack beyond what was delivered skips the hole, counted as G/g
+  (1st, 10th, 100th...) and in ``missed_bytes`` while both sides are
+  established or cleanly closing.  Acks stop at the FIN, an ack of 1 or 2
+  on a partial connection is no gap, a direction with more than 16384
+  bytes above a hole and nothing acked is given up
+  (``tcp_max_above_hole_without_any_acks``), and a payload not captured in
+  full (snap length) is never delivered, so acks over it are gaps;
 * bytes come from sequence space (``TCP_Endpoint::Size``);
 * timers: an unanswered attempt expires ``attempt_delay`` (5 s) after its
   first SYN, a closed or reset connection ``close_delay`` (5 s) after its
@@ -30,8 +43,14 @@ base/protocols/conn/main.zeek):
 * a segment with a bad checksum is counted in history (C/c) and nothing
   else, unless its sender is diagnosed as offloading checksums.
 
-Not ported: content gaps (G, needs reassembly) and Zeek's variable removal
-delay of half-closed connections (``tcp_session_timer`` re-checks).
+Not ported: Zeek's variable removal delay of half-closed connections
+(``tcp_session_timer`` re-checks); several holes buffered at once are kept
+as one range (their hull), so such a direction may show fewer gaps than
+Zeek's block list; the reassembler's 10 MiB limit without further acks
+(``tcp_excessive_data_without_further_acks``); anything that application
+analyzers and scripts decide
+(``skip_further_processing``, DPD, ``likely_server_ports`` beyond the
+default set, timer budgets such as ``max_timer_expires``).
 
 Handshake measurements are matched by sequence numbers: ``synack_ts`` is
 the first SYN-ACK acknowledging the last SYN's ISN, ``ack_ts`` the first
@@ -56,6 +75,7 @@ import numpy as np
 from . import _track
 from .checksum import ChecksumVerdict
 from .connections import CONNECTION_COLUMNS, Connections
+from .loss import LOSS_COLUMNS, LossAnalyzer
 from .segments import Segments
 
 __all__ = ["track", "Tracker", "transition", "TRANSITIONS", "Connections",
@@ -176,7 +196,12 @@ class Tracker:
     keying the flow table; random per process by default),
     ``max_connections`` (a memory budget: when more connections are alive
     after a batch, the least recently active are finished early, oldest
-    first, and counted in ``evicted``; about 400 bytes each are held).
+    first, and counted in ``evicted``; about 400 bytes each are held),
+    ``loss`` (default on: Wireshark's tcp.analysis per segment, the
+    ``analysis``/``ack_rtt``/``bytes_in_flight``/``dup_ack_num`` columns,
+    and the per-side loss columns of ``fastseg.loss.LOSS_COLUMNS`` per
+    connection; about 500 bytes more per connection in progress, plus 24
+    per unacknowledged segment).
 
     Checksums: ``"verify"`` keeps every bad-checksum segment out of the
     state machine; ``"ignore"`` trusts every segment; ``"auto"`` (default)
@@ -193,10 +218,11 @@ class Tracker:
                  close_delay: float = 5.0, checksums: str = "auto",
                  offload_hosts: Optional[Iterable] = None, offload_fraction: float = 0.9,
                  likely_server_ports: Optional[Iterable[int]] = None, secret=None,
-                 max_connections: Optional[int] = None):
+                 max_connections: Optional[int] = None, loss: bool = True):
         if max_connections is not None and int(max_connections) < 1:
             raise ValueError("max_connections must be at least 1")
         self.max_connections = None if max_connections is None else int(max_connections)
+        self._loss = LossAnalyzer() if loss else None
         self.evicted = 0
         self.verdict = ChecksumVerdict(checksums, offload_hosts=offload_hosts,
                                        min_share=offload_fraction)
@@ -270,10 +296,12 @@ class Tracker:
                 c("ack", np.uint32), c("flags", np.uint16), c("payload_len", np.uint32),
                 c("window", np.uint16), c("mss", np.int32), c("wscale", np.int16),
                 c("sack_perm", np.uint8), c("tsval", np.int64), c("ip_version", np.uint8),
-                c("flow_key", np.uint64), self.verdict.dropped(seg), conn)
+                c("flow_key", np.uint64), self.verdict.dropped(seg), _payload_cut(seg), conn)
             if status != 0:
                 raise MemoryError("connection tracker: out of memory")
         segments["conn"] = conn
+        if self._loss is not None:
+            self._loss.process(segments)
         # Expired connections are found by a scan of every live record, so
         # scan at most once per second of capture time.  When a connection
         # is emitted does not change what is emitted: a later segment of an
@@ -288,13 +316,32 @@ class Tracker:
             if status != 0:
                 raise MemoryError("connection tracker: out of memory")
             self.evicted += int(evicted)
-        return self._engine.take_done()
+        return self._with_loss(self._engine.take_done())
 
     def flush_columns(self) -> dict:
         """As ``flush``, as kernel columns (see ``update_columns``)."""
         if self._engine.finish_all() != 0:
             raise MemoryError("connection tracker: out of memory")
-        return self._engine.take_done()
+        return self._with_loss(self._engine.take_done())
+
+    def _with_loss(self, k: dict) -> dict:
+        """Kernel columns of finished connections plus their loss columns."""
+        if self._loss is not None:
+            k.update(self._loss.finish(k))
+        return k
+
+
+def _payload_cut(seg: Segments) -> np.ndarray:
+    """1 where a segment's payload was not captured in full (snap length);
+    rows without a captured length (0: built by hand, not parsed) count as whole."""
+    n = len(seg)
+    if not n or "_l3_caplen" not in seg or "_l4_off" not in seg or "_l3_off" not in seg:
+        return np.zeros(n, dtype=np.uint8)
+    headers = (np.asarray(seg["_l4_off"], np.int64) - np.asarray(seg["_l3_off"], np.int64)
+               + np.asarray(seg["hdr_len"], np.int64))
+    caplen = np.asarray(seg["_l3_caplen"], np.int64)
+    cut = (caplen > 0) & (caplen - headers < np.asarray(seg["payload_len"], np.int64))
+    return np.ascontiguousarray(cut, dtype=np.uint8)
 
 
 def track(segments: Segments, **options) -> Connections:
@@ -411,6 +458,8 @@ def _finish(k: dict) -> Connections:
         "tfo_data": k["tfo_data"],
         "closer": np.array(["", "orig", "resp"], dtype="U4")[k["closer"].astype(np.intp) + 1],
         "close": np.array(["", "fin", "rst"], dtype="U3")[k["close"].astype(np.intp)],
+        "missed_bytes": k["missed_bytes"],
+        **{name: k[name] for name in LOSS_COLUMNS if name in k},
         "_conn": k["_conn"], "ip_version": k["ip_version"], "flow_key": k["flow_key"],
         "ts_ns": k["first_ts"],
     }

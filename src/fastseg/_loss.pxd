@@ -1,0 +1,100 @@
+# Loss, retransmission and stall analysis of one connection, segment by
+# segment, as Wireshark's tcp_analyze_sequence_number does it
+# (epan/dissectors/packet-tcp.c, 4.0): one LossState per connection (about
+# 500 bytes, plus 24 per unacknowledged segment) holds both endpoints.  A
+# tracker calls loss_init once per connection, loss_segment for each of its segments in capture order,
+# loss_gather when the connection ends, then loss_free.
+from libc.stdint cimport int8_t, int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+
+cdef enum:
+    # Most unacknowledged segments kept per endpoint (Wireshark keeps up to
+    # 10000 in a list).  The ring starts inside the state (LOSS_INLINE
+    # entries) and moves to the heap, doubling on demand;
+    # when it is full its two oldest entries are merged (bytes in flight
+    # stay exact, the RTT of an ACK that ends exactly at the merged
+    # boundary is lost).
+    LOSS_RING = 512
+    LOSS_INLINE = 4            # entries held inside the state before the heap
+
+# Per-side counters written by loss_gather, in this order.
+cdef enum:  # LossCount
+    LC_RETRANS_PKTS = 0
+    LC_RETRANS_BYTES
+    LC_FAST_RETRANS
+    LC_SPURIOUS_RETRANS
+    LC_OUT_OF_ORDER
+    LC_LOST_SEGMENTS
+    LC_DUP_ACKS
+    LC_ZERO_WINDOWS
+    LC_KEEPALIVES
+    LC_RTT_SAMPLES
+    LC_MAX_IN_FLIGHT
+    LC_FIRST_FLIGHT_BYTES
+    LC_FIRST_FLIGHT_SEGS
+    LC_N
+
+# Per-side seconds written by loss_gather (NaN when there is no sample).
+cdef enum:  # LossSeconds
+    LS_ZERO_WINDOW_TIME = 0
+    LS_RTT_MIN
+    LS_RTT_AVG
+    LS_RTT_MAX
+    LS_N
+
+cdef struct Unacked:
+    uint32_t seq
+    uint32_t nextseq
+    int64_t ts
+    uint8_t data               # carries payload (its ACK is an RTT sample)
+
+cdef struct LossSide:
+    # Wireshark's tcp_flow_t / tcp_analyze_seq_info for this endpoint's data
+    uint32_t base_seq
+    uint32_t nextseq           # 0 = unknown, as in Wireshark
+    uint32_t maxseqtobeacked
+    uint32_t lastack           # last ack number this endpoint sent
+    uint32_t window            # last window it advertised, scaled
+    uint32_t dupacknum
+    uint32_t lastsegmentflags  # analysis flags of its previous segment
+    int64_t nextseq_ts
+    int64_t lastack_ts
+    int8_t win_scale           # -1 unknown, -2 not used, else the shift
+    uint8_t base_seq_set
+    uint8_t valid_bif
+    uint8_t has_sack           # its last segment carried a SACK block
+    uint32_t sack_bytes        # bytes in the blocks Wireshark keeps of it
+    uint16_t n_unacked
+    uint16_t ring_cap
+    Unacked* ring              # unacknowledged segments, oldest first: on the heap,
+    Unacked inline_ring[LOSS_INLINE]   # or here while ring is NULL
+    # per-connection summary
+    uint64_t count[LC_N]
+    int64_t zero_window_ns
+    int64_t zero_window_since  # -1 when the window is open
+    int64_t first_data_ts      # -1 until this side sends data
+    uint32_t data_base         # first data sequence number (SYN + 1)
+    uint8_t data_base_set
+    uint8_t first_flight_open
+    double rtt_min
+    double rtt_max
+    double rtt_sum
+    int64_t last_ts
+
+cdef struct LossState:
+    LossSide side[2]
+    int64_t syn_ts             # most recent SYN (Wireshark's ts_mru_syn); -1 none
+    int64_t irtt_ns            # first SYN-to-ACK time (ts_first_rtt); 0 unknown
+
+cdef struct LossOut:
+    uint32_t analysis          # AnalysisFlag bits
+    double ack_rtt             # seconds; NaN when this segment acks no segment
+    int64_t bytes_in_flight    # -1 when not computed
+    uint32_t dup_ack_num       # 0 unless a duplicate ACK
+
+cdef void loss_init(LossState* st) noexcept nogil
+cdef void loss_free(LossState* st) noexcept nogil
+cdef void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t seq, uint32_t ack,
+                       uint16_t flags, uint32_t seglen, uint16_t raw_window,
+                       int16_t wscale_opt, int64_t sack_bytes, LossOut* out) noexcept nogil
+cdef void loss_gather(const LossState* st, uint64_t* counts, double* seconds,
+                      double* ttfb) noexcept nogil
