@@ -181,13 +181,26 @@ def _pcts(values: np.ndarray) -> dict:
 
 
 def _servers(conns, n):
+    """Distinct servers (``"address|port"``, in text order) and each row's
+    index into them.  Rows are told apart by their bytes; only the distinct
+    servers are formatted."""
     from .segments import format_addresses
-    ver = np.asarray(conns["ip_version"]) if "ip_version" in conns else np.full(n, 6, np.uint8)
-    hosts = format_addresses(np.asarray(conns["resp_h"]), ver)
-    ports = np.asarray(conns["resp_p"]).astype(np.int64)
-    keys = np.char.add(np.char.add(hosts.astype("U45"), "|"), ports.astype("U5"))
-    uk, inv = np.unique(keys, return_inverse=True)
-    return uk, inv
+    ver = (np.asarray(conns["ip_version"]).astype(np.uint8) if "ip_version" in conns
+           else np.full(n, 6, np.uint8))
+    addr = np.ascontiguousarray(conns["resp_h"], dtype=np.uint8).reshape(n, 16)
+    port = np.asarray(conns["resp_p"]).astype(np.uint16)
+    rows = np.empty((n, 19), np.uint8)
+    rows[:, :16] = addr
+    rows[:, 16:18] = port.astype(">u2").view(np.uint8).reshape(n, 2)
+    rows[:, 18] = ver
+    _, first, inv = np.unique(rows.view(np.dtype((np.void, 19))).reshape(-1),
+                              return_index=True, return_inverse=True)
+    hosts = format_addresses(addr[first], ver[first])
+    labels = np.array([f"{h}|{int(p)}" for h, p in zip(hosts, port[first])])
+    order = np.argsort(labels, kind="stable")
+    rank = np.empty(len(order), np.intp)
+    rank[order] = np.arange(len(order))
+    return labels[order], rank[inv.reshape(-1)]
 
 
 def loss_report(conns, top: int = 10) -> dict:
