@@ -20,7 +20,7 @@ from typing import Dict, Iterator, List, Optional
 import numpy as np
 
 from . import _consts
-from .loss import ANALYSIS_FLAGS, LOSS_COLUMNS, LOSS_REPORT_KEYS, loss_report
+from .loss import ANALYSIS_FLAGS, LOSS_REPORT_KEYS, loss_report
 from .segments import CaptureStats, Segments, format_addresses
 
 __all__ = ["analyze", "Report", "connections_of", "default_threads", "read_ahead",
@@ -278,12 +278,19 @@ class _Chunks:
         return parts[0]
 
 
-# What the loss section keeps of each finished connection.
+# What the loss section keeps of each finished connection: the columns
+# loss_report reads, counts in 32 bits (bytes and times in 64), copied out
+# of the tracker's blocks so those are freed batch by batch.
 _LOSS_KEPT = {
-    **{name: (np.float64 if name.endswith(("_time", "_min", "_avg", "_max")) or name == "ttfb"
-              else np.int64) for name in LOSS_COLUMNS},
+    **{f"{side}_{name}": np.uint32 for side in ("orig", "resp")
+       for name in ("retrans_pkts", "fast_retrans", "spurious_retrans", "out_of_order",
+                    "lost_segments", "dup_acks", "zero_windows", "keepalives",
+                    "first_flight_segs", "pkts")},
+    **{f"{side}_{name}": np.int64 for side in ("orig", "resp")
+       for name in ("retrans_bytes", "first_flight_bytes", "bytes")},
+    **{f"{side}_{name}": np.float64 for side in ("orig", "resp")
+       for name in ("rtt_min", "zero_window_time")},
     "resp_h": np.uint8, "resp_p": np.uint16, "ip_version": np.uint8,
-    "orig_pkts": np.int64, "resp_pkts": np.int64, "orig_bytes": np.int64, "resp_bytes": np.int64,
 }
 
 
@@ -472,10 +479,10 @@ class _Analysis:
         self.conn_flags[ids] = completed.astype(np.uint8) | ((synack_count > 0).astype(np.uint8) << 1)
         self._fold_teardowns(k, completed, history)
         if "ttfb" in k:
-            self.loss_rows.add(**{name: k[name] for name in LOSS_COLUMNS},
-                               resp_h=k["resp_h"], resp_p=k["resp_p"], ip_version=ver,
-                               orig_pkts=k["pkts"][:, 0], resp_pkts=k["pkts"][:, 1],
-                               orig_bytes=nbytes[:, 0], resp_bytes=nbytes[:, 1])
+            cols = dict(k, ip_version=ver, orig_pkts=k["pkts"][:, 0], resp_pkts=k["pkts"][:, 1],
+                        orig_bytes=nbytes[:, 0], resp_bytes=nbytes[:, 1])
+            self.loss_rows.add(**{name: np.array(cols[name], dtype=dt)
+                                  for name, dt in _LOSS_KEPT.items()})
 
     def _fold_teardowns(self, k, completed, history) -> None:
         from .track import CLOSE_WAIT, TIME_WAIT
