@@ -2,6 +2,7 @@
 and mypy --strict accepts them."""
 import ast
 import importlib
+import shutil
 import subprocess
 import sys
 import types
@@ -9,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "fastseg"
-COMPILED = sorted(p.stem for p in SRC.glob("_*.pyx"))
+import fastseg
+
+# The package as imported: the source tree, or an installed wheel (which
+# ships the stubs but not the .pyx sources).
+SRC = Path(fastseg.__file__).resolve().parent
+COMPILED = sorted({p.name.split(".")[0] for p in SRC.glob("_*.*")
+                   if p.suffix in (".pyx", ".so", ".pyd")})
 
 
 def stub_names(path):
@@ -36,10 +42,19 @@ def test_every_public_name_of_a_compiled_module_is_in_its_stub(name):
     assert public <= stub_names(stub), sorted(public - stub_names(stub))
 
 
-def test_stubs_pass_mypy_strict():
+def test_stubs_pass_mypy_strict(tmp_path):
     pytest.importorskip("mypy", reason="mypy not installed (pip install mypy)")
-    stubs = [str(p.relative_to(SRC.parent)) for p in sorted(SRC.glob("*.pyi"))]
+    # A copy of the package's Python files and stubs: mypy checks the stubs
+    # the same way from a source tree and from site-packages.
+    pkg = tmp_path / "fastseg"
+    pkg.mkdir()
+    for p in SRC.iterdir():
+        if p.suffix in (".py", ".pyi") or p.name == "py.typed":
+            shutil.copy(p, pkg / p.name)
+        elif p.is_dir() and (p / "__init__.py").exists():
+            shutil.copytree(p, pkg / p.name, ignore=shutil.ignore_patterns("__pycache__"))
+    stubs = [str(p.relative_to(tmp_path)) for p in sorted(pkg.glob("*.pyi"))]
     proc = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent",
-                           "--no-incremental", *stubs], cwd=SRC.parent,
+                           "--no-incremental", *stubs], cwd=tmp_path,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
