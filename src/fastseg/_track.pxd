@@ -6,16 +6,6 @@
 # Results leave the tracker as struct-of-arrays numpy columns.
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
-# Zeek's endpoint states (TCP_Endpoint.h), in Zeek's order.
-cdef enum ZState:
-    Z_INACTIVE = 0
-    Z_SYN_SENT = 1
-    Z_SYN_ACK_SENT = 2
-    Z_PARTIAL = 3
-    Z_ESTABLISHED = 4
-    Z_CLOSED = 5
-    Z_RESET = 6
-
 # Longest history string kept; longer histories are cut (a trailing '+' is
 # never added: the string is simply truncated).
 cdef enum:
@@ -38,7 +28,7 @@ cdef struct Endp:
     uint32_t chk
     int32_t mss
     int8_t wscale
-    uint8_t state             # ZState
+    uint8_t state             # _consts.ZeekState
     uint8_t prev_state
     uint8_t rfc               # RFC 9293 state as an observer infers it
     uint8_t did_close

@@ -15,10 +15,10 @@ from libc.string cimport memcmp, memcpy, memset
 import numpy as np
 cimport numpy as cnp
 
-from fastseg._consts cimport ACK, CWR, ECE, FIN, RST, SYN
+from fastseg._consts cimport (ACK, CWR, ECE, FIN, RST, SYN, Z_INACTIVE, Z_SYN_SENT,
+                              Z_SYN_ACK_SENT, Z_PARTIAL, Z_ESTABLISHED, Z_CLOSED, Z_RESET)
 
-from fastseg._track cimport (Conn, Endp, HIST_MAX, Z_INACTIVE, Z_SYN_SENT, Z_SYN_ACK_SENT,
-                             Z_PARTIAL, Z_ESTABLISHED, Z_CLOSED, Z_RESET)
+from fastseg._track cimport Conn, Endp, HIST_MAX
 
 cnp.import_array()
 

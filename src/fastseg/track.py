@@ -72,7 +72,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from . import _track
+from . import _consts, _track
 from .checksum import ChecksumVerdict
 from .connections import CONNECTION_COLUMNS, Connections
 from .loss import LOSS_COLUMNS, LossAnalyzer
@@ -95,8 +95,11 @@ EVENTS = tuple("SEND-" + k for k in KINDS) + tuple("RECV-" + k for k in KINDS)
 (SEND_SYN, SEND_SYNACK, SEND_FIN, SEND_ACKFIN, SEND_RST, SEND_DATA, SEND_ACK,
  RECV_SYN, RECV_SYNACK, RECV_FIN, RECV_ACKFIN, RECV_RST, RECV_DATA, RECV_ACK) = range(14)
 
-ZEEK_STATES = ("INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED", "RESET")
-Z_INACTIVE, Z_SYN_SENT, Z_SYN_ACK_SENT, Z_PARTIAL, Z_ESTABLISHED, Z_CLOSED, Z_RESET = range(7)
+ZEEK_STATES = _consts.ZEEK_STATE_NAMES
+Z_INACTIVE, Z_SYN_SENT, Z_SYN_ACK_SENT, Z_PARTIAL, Z_ESTABLISHED, Z_CLOSED, Z_RESET = (
+    int(_consts.Z_INACTIVE), int(_consts.Z_SYN_SENT), int(_consts.Z_SYN_ACK_SENT),
+    int(_consts.Z_PARTIAL), int(_consts.Z_ESTABLISHED), int(_consts.Z_CLOSED),
+    int(_consts.Z_RESET))
 
 
 def _build_transitions() -> np.ndarray:
