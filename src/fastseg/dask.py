@@ -81,26 +81,32 @@ def _track_opts(opts: dict) -> dict:
 
 
 def _scan(path: str, opts: dict):
-    """Read and track one partition.  Returns the segments (tracked: column
-    ``conn``), the ids and keys of the connections still open at its end,
-    each key's first and last time, and the partition's checksum tally."""
-    from .parse import read_segments
+    """Read and track one partition, batch by batch.  Returns its batches
+    (tracked: column ``conn``; columns only, no packet bytes), the ids and
+    keys of the connections still open at its end, each key's first and
+    last time, and the partition's checksum tally."""
+    from .parse import open as open_capture
+    from .segments import Segments
     from .track import Tracker
 
-    seg = read_segments(path)
     tracker = Tracker(**_track_opts(opts))
-    tracker.update_columns(seg)
+    batches = []
+    with open_capture(path, batch_packets=262144) as cap:
+        for seg in cap.batches():
+            seg = Segments({k: v for k, v in seg._cols.items() if k not in _FRAGMENT_DROP},
+                           None, seg.stats)
+            tracker.update_columns(seg)
+            batches.append(seg)
     still = tracker.flush_columns()
-    keys = seg["flow_key"]
-    ts = seg["ts_ns"]
-    order = np.lexsort((ts, keys))
+    keys = np.concatenate([b["flow_key"] for b in batches]) if batches else np.zeros(0, np.uint64)
+    ts = np.concatenate([b["ts_ns"] for b in batches]) if batches else np.zeros(0, np.int64)
+    order = np.argsort(keys, kind="stable")
     uk, first_at = np.unique(keys[order], return_index=True)
-    last_at = np.r_[first_at[1:], len(order)] - 1
-    key_first = ts[order][first_at] if len(uk) else np.zeros(0, np.int64)
-    key_last = np.maximum.reduceat(ts[order], first_at) if len(uk) else np.zeros(0, np.int64)
-    del last_at
+    ts_by_key = ts[order]
+    key_first = np.minimum.reduceat(ts_by_key, first_at) if len(uk) else np.zeros(0, np.int64)
+    key_last = np.maximum.reduceat(ts_by_key, first_at) if len(uk) else np.zeros(0, np.int64)
     return {
-        "seg": seg,
+        "batches": batches,
         "open_ids": np.asarray(still["_conn"], np.int64),
         "open_keys": np.asarray(still["flow_key"], np.uint64),
         "keys": uk, "key_first": key_first, "key_last": key_last,
@@ -167,18 +173,19 @@ def plan(paths_or_glob, **opts) -> dict:
                                     opts.get("idle_timeout", 300.0))
     rows = []
     for s, d, c in zip(scans, dirty, carried):
-        frag = _fragment_mask(s, d, c)
-        conn = s["seg"]["conn"]
+        frag = np.concatenate([_fragment_mask(s, b, d, c) for b in s["batches"]] or [[]]
+                              ).astype(bool)
+        conn = np.concatenate([b["conn"] for b in s["batches"]] or [[]]).astype(np.int64)
         rows.append({"segments": len(conn), "fragments": int(frag.sum()),
                      "connections": int(len(np.unique(conn))),
                      "crossing": int(len(np.unique(conn[frag])))})
     return {"paths": paths, "partitions": rows}
 
 
-def _fragment_mask(scan: dict, dirty: np.ndarray, carried: np.ndarray) -> np.ndarray:
-    """The segments of ``dirty`` keys, and of the connections open at the
-    partition's end whose key is ``carried`` on."""
-    seg = scan["seg"]
+def _fragment_mask(scan: dict, seg, dirty: np.ndarray, carried: np.ndarray) -> np.ndarray:
+    """The segments of ``seg`` (a batch of the partition) of ``dirty`` keys,
+    and of the connections open at the partition's end whose key is
+    ``carried`` on."""
     keys = seg["flow_key"]
     ids = scan["open_ids"][np.isin(scan["open_keys"], carried)]
     mask = np.isin(seg["conn"], ids)
@@ -190,22 +197,33 @@ def _fragment_mask(scan: dict, dirty: np.ndarray, carried: np.ndarray) -> np.nda
 _FRAGMENT_DROP = ("_l3_off", "_l4_off", "_l3_caplen", "conn")
 
 
-def _split(scan: dict, dirty: np.ndarray, carried: np.ndarray, part: int, offload: np.ndarray, opts: dict,
-           nbuckets: int, keep: bool):
+def _split(scan: dict, dirty: np.ndarray, carried: np.ndarray, part: int, offload: np.ndarray,
+           opts: dict, nbuckets: int, keep: bool):
     """Phase two of a partition: fold its final connections into an
     _Analysis and cut its fragments into ``nbuckets`` by flow_key."""
-    seg = scan["seg"]
-    frag = _fragment_mask(scan, dirty, carried)
     acc = _new_analysis(opts, offload, keep)
-    clean = seg[~frag]
-    acc.add(clean)          # clean.stats: the whole partition's accounting
+    pieces = []
+    pos = 0
+    for seg in scan["batches"]:
+        frag = _fragment_mask(scan, seg, dirty, carried)
+        # a new table (the tracker rewrites its "conn"); stats: the whole batch's
+        acc.add(seg[~frag] if frag.any() else seg[:])
+        idx = np.flatnonzero(frag)
+        if len(idx):
+            cols = {k: v[idx] for k, v in seg._cols.items() if k != "conn"}
+            cols["_part"] = np.full(len(idx), part, np.int32)
+            cols["_pos"] = idx.astype(np.int64) + pos
+            pieces.append(cols)
+        pos += len(seg)
     acc = _finished(acc)
-    idx = np.flatnonzero(frag)
-    cols = {k: v[idx] for k, v in seg._cols.items() if k not in _FRAGMENT_DROP}
-    cols["_part"] = np.full(len(idx), part, np.int32)
-    cols["_pos"] = idx.astype(np.int64)
-    bucket = (cols["flow_key"] % np.uint64(nbuckets)).astype(np.int64)
-    buckets = [{k: v[bucket == b] for k, v in cols.items()} for b in range(nbuckets)]
+    cols = ({k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]} if pieces else None)
+    buckets = []
+    for b in range(nbuckets):
+        if cols is None:
+            buckets.append({"flow_key": np.zeros(0, np.uint64)})
+            continue
+        mine = (cols["flow_key"] % np.uint64(nbuckets)) == b
+        buckets.append({k: v[mine] for k, v in cols.items()})
     return acc, buckets
 
 
