@@ -200,7 +200,9 @@ def write_corpus(directory):
 
 
 # -- inputs of fuzz_packets.py -------------------------------------------------
-PACKET_LINKTYPES = (ETH, RAW, NULL, SLL, SLL2, 12, 14, 108, 105, 0xFFFF)
+# PPP, FDDI, PPP in HDLC framing, PPPoE, Cisco HDLC and NFLOG reach the
+# decapsulation paths (tunnels are reached through ETH and RAW).
+PACKET_LINKTYPES = (ETH, RAW, NULL, SLL, SLL2, 12, 14, 108, 105, 0xFFFF, 9, 10, 50, 51, 104, 239)
 
 
 def split_packets(data):

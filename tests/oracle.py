@@ -3,32 +3,38 @@ capture contains.
 
 ``tshark_tcp_fields(path)`` returns one numpy column per Segments column
 (names as in ``fastseg.segments.SEGMENT_DTYPES``), one row per frame whose
-first transport header is a TCP header that was captured whole, in frame
-order.  Absent values use fastseg's sentinels (-1 / False / 0).  Addresses are
-returned as text (``src``, ``dst``), the form fastseg's ``src_text()`` gives.
+innermost transport header is a TCP header whose fixed 20 bytes were
+captured, in frame order.  Absent values use fastseg's sentinels (-1 / False
+/ 0).  Addresses are returned as text (``src``, ``dst``), the form fastseg's
+``src_text()`` gives.
 
 Which frames are segments (the rule the parser must follow too):
-- the frame's first IP header carries TCP (ICMP errors that quote a TCP
-  header are not segments; tshark would show the quoted header);
-- the whole TCP header (data offset x 4 bytes, >= 20) was captured; a header
-  cut by the snapshot length or by a tiny first IP fragment is not a segment;
+- the frame's innermost IP header (after any encapsulation tshark decodes:
+  VLAN, MPLS, PPPoE, GRE, VXLAN, Teredo, ...) carries TCP (ICMP errors that
+  quote a TCP header are not segments; tshark would show the quoted header);
+- the fixed 20-byte TCP header was captured and its data offset (>= 20
+  bytes) fits in the IP payload; options cut by the snapshot length or with
+  a bad length are decoded as far as they go, and the segment kept;
 - later IP fragments are not segments (tshark, with defragmentation off,
-  does not dissect them as TCP either);
-- a TCP option whose length runs past the header (tshark's expert
-  ``tcp.option.len.invalid``) makes the packet malformed, not a segment;
+  does not dissect them as TCP either), nor is a first fragment too short
+  for the whole TCP header;
 - an IP total/payload length larger than the frame on the wire (not a
-  snapshot-length cut: the bytes never existed) makes it malformed too.
+  snapshot-length cut: the bytes never existed) makes it malformed.
 
 tshark quirks handled here:
 - a frame without a timestamp (pcapng SPB) gets ts_ns -1;
 - nanosecond timestamps: ``frame.time_epoch`` printed with 9 decimals and
   parsed as text (a float64 would lose the nanoseconds);
-- ``tcp.flags`` is 12 bits in tshark (3 reserved bits above NS): masked to 9;
-- ``-E occurrence=f`` so that a second IP/TCP layer never leaks in;
+- ``tcp.flags`` is 12 bits in tshark (3 reserved bits above NS), as in fastseg;
+- ``-E occurrence=l``: the innermost IP/TCP layer's fields (the frame's
+  protocol list says which IP version that is);
 - Wireshark checksum statuses (0 bad, 1 good, 2 unverified) mapped to
   fastseg's (0 ok, 1 bad, 2 unverified, 3 not applicable);
 - ``tcp.len`` is missing for a first fragment (tshark does not know the
   segment's end): computed from the IP length and the TCP header position;
+- options: ``tcp.option.len.invalid`` / ``tcp.suboption_malformed`` mark a
+  bad option length (``opt_status`` 2), a header longer than the captured
+  bytes a cut (1);
 - reassembly and defragmentation are off so every frame stands alone.
 """
 from __future__ import annotations
@@ -50,6 +56,9 @@ TSHARK_PREFS = [
     "-o", "tcp.desegment_tcp_streams:FALSE",
     "-o", "tcp.analyze_sequence_numbers:FALSE",
     "-o", "tcp.relative_sequence_numbers:FALSE",
+    # The Ethernet pseudowire of encap_mpls_pw.pcap, as an operator tells
+    # Wireshark (Decode As): its heuristic takes the control word for MACs.
+    "-d", "mpls.label==16,pwethcw",
 ]
 
 # tshark field -> short name used below.
@@ -76,6 +85,8 @@ FIELDS = [
     ("tcp.options.timestamp.tsval", "tsval"), ("tcp.options.timestamp.tsecr", "tsecr"),
     ("tcp.options.tfo.cookie", "tfo_cookie"), ("tcp.options.tfo.request", "tfo_request"),
     ("tcp.checksum.status", "tcp_csum_status"),
+    ("tcp.option.len.invalid", "opt_invalid"),
+    ("tcp.suboption_malformed", "subopt_malformed"),
 ]
 
 # Wireshark proto_checksum_enum_e -> fastseg ChecksumStatus
@@ -87,8 +98,12 @@ ORACLE_COLUMNS = [
     "frame", "ts_ns", "ip_version", "src", "dst", "sport", "dport", "seq", "ack",
     "flags", "hdr_len", "payload_len", "window", "checksum", "urgent", "ttl", "ip_id",
     "mss", "wscale", "sack_perm", "sack_blocks", "tsval", "tsecr", "tfo_cookie_len",
-    "checksum_status", "ip_checksum_status", "fragment",
+    "checksum_status", "ip_checksum_status", "fragment", "opt_status", "tunnel",
 ]
+
+# The tshark protocol names of IP-level tunnels, in fastseg's TunnelKind
+# order (fastseg._consts.TUNNEL_NAMES); "ip" is IP-in-IP.
+_TUNNEL_PROTOCOLS = {"gre": 2, "vxlan": 3, "geneve": 4, "teredo": 5, "gtp": 6, "ayiya": 7}
 
 
 def tshark_path() -> str:
@@ -121,8 +136,9 @@ def _int(text: str, default: int = -1) -> int:
 
 @functools.lru_cache(maxsize=None)
 def _tcp_positions(path: str) -> Dict[int, tuple]:
-    """frame -> (offset of the first IP header, offset of the first TCP
-    header) from tshark's PDML, for frames that have a TCP layer."""
+    """frame -> (offset of the innermost IP header before the first TCP
+    header, offset of that TCP header) from tshark's PDML, for frames that
+    have a TCP layer."""
     xml = _run(["-r", path, "-n"] + TSHARK_PREFS + ["-Y", "tcp", "-T", "pdml"])
     out = {}
     for packet in ET.fromstring(xml).iter("packet"):
@@ -133,7 +149,7 @@ def _tcp_positions(path: str) -> Dict[int, tuple]:
                 for field in proto.findall("field"):
                     if field.get("name") == "num":
                         frame = int(field.get("show"))
-            elif name in ("ip", "ipv6") and l3 is None:
+            elif name in ("ip", "ipv6") and l4 is None:
                 l3 = int(proto.get("pos"))
             elif name == "tcp" and l4 is None:
                 l4 = int(proto.get("pos"))
@@ -145,8 +161,8 @@ def _tcp_positions(path: str) -> Dict[int, tuple]:
 @functools.lru_cache(maxsize=None)
 def _tcp_rows(path: str) -> tuple:
     args = ["-r", path, "-n"] + TSHARK_PREFS + [
-        "-Y", "tcp and not icmp and not icmpv6 and not tcp.option.len.invalid",
-        "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f"]
+        "-Y", "tcp and not icmp and not icmpv6",
+        "-T", "fields", "-E", "separator=/t", "-E", "occurrence=l"]
     for field, _ in FIELDS:
         args += ["-e", field]
     rows = []
@@ -163,21 +179,34 @@ def _segment(r: dict, pos: Dict[int, tuple]):
     """One oracle row from one tshark row, or None when the frame is not a
     segment (see the module docstring)."""
     frame = int(r["frame"])
-    # The first IP layer decides, and it must carry TCP directly (after
-    # IPv6 extension headers): tunnels and ICMP quotes are not segments.
+    # The innermost IP layer decides, and it must carry TCP directly (after
+    # IPv6 extension headers): ICMP quotes are not segments.
     protos = r["protocols"].split(":")
-    first = next((i for i, p in enumerate(protos) if p in ("ip", "ipv6")), None)
-    if first is None:
+    if "tcp" not in protos:
         return None
+    ips = [i for i, p in enumerate(protos[:protos.index("tcp")]) if p in ("ip", "ipv6")]
+    if not ips:
+        return None
+    first = ips[-1]
     v6 = protos[first] == "ipv6"
     after = [p for p in protos[first + 1:] if not p.startswith("ipv6.")]
     if not after or after[0] != "tcp":
         return None
-    if r["hdr_len"] == "" or frame not in pos:
+    tunnel = 0
+    for p in protos[ips[0] + 1:first]:
+        if p in _TUNNEL_PROTOCOLS:
+            tunnel = _TUNNEL_PROTOCOLS[p]
+            break
+    else:
+        if len(ips) > 1:
+            tunnel = 1
+    if r["hdr_len"] == "" or r["checksum"] == "" or frame not in pos:
+        # No fixed header dissected (tshark's FabricPath assumes an FCS
+        # that eats the last 4 bytes of the frame).
         return None
     hdr_len = int(r["hdr_len"])
     l3, l4 = pos[frame]
-    if hdr_len < 20 or l4 + hdr_len > int(r["caplen"]):
+    if hdr_len < 20 or l4 + 20 > int(r["caplen"]):
         return None
     if v6:
         fragment = r["ip6_frag_offset"] != "" and (
@@ -193,6 +222,14 @@ def _segment(r: dict, pos: Dict[int, tuple]):
         l3_end = l3 + int(r["ip_len"])
     if l3_end > int(r["wirelen"]):
         return None     # the IP length claims more bytes than the frame had
+    if l4 + hdr_len > l3_end:
+        return None     # tshark's "bogus TCP header length"
+    if r["opt_invalid"] != "" or r["subopt_malformed"] != "":
+        opt_status = 2
+    elif l4 + hdr_len > int(r["caplen"]):
+        opt_status = 1
+    else:
+        opt_status = 0
     if r["tcp_len"] != "":
         payload_len = int(r["tcp_len"])
     else:
@@ -213,7 +250,7 @@ def _segment(r: dict, pos: Dict[int, tuple]):
         "dport": int(r["dport"]),
         "seq": int(r["seq"]),
         "ack": int(r["ack"]),
-        "flags": int(r["flags"], 16) & 0x1FF,
+        "flags": int(r["flags"], 16),
         "hdr_len": hdr_len,
         "payload_len": payload_len,
         "window": int(r["window"]),
@@ -232,6 +269,8 @@ def _segment(r: dict, pos: Dict[int, tuple]):
         "checksum_status": 2 if fragment else _WS_STATUS.get(r["tcp_csum_status"], 2),
         "ip_checksum_status": 3 if v6 else _WS_STATUS.get(r["ip_csum_status"], 2),
         "fragment": fragment,
+        "opt_status": opt_status,
+        "tunnel": tunnel,
     }
 
 
@@ -243,7 +282,8 @@ _DTYPES = {
     "ip_id": np.int32, "mss": np.int32, "wscale": np.int16, "sack_perm": np.bool_,
     "sack_blocks": np.uint8, "tsval": np.int64, "tsecr": np.int64,
     "tfo_cookie_len": np.int16, "checksum_status": np.uint8,
-    "ip_checksum_status": np.uint8, "fragment": np.bool_,
+    "ip_checksum_status": np.uint8, "fragment": np.bool_, "opt_status": np.uint8,
+    "tunnel": np.uint8,
 }
 
 

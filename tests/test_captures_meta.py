@@ -36,7 +36,7 @@ FILES = {
     "lo_raw12.pcap": ("pcap", "rawip", 116, 112),
     "lo_null.pcap": ("pcap", "null", 116, 112),
     "lo_loop.pcap": ("pcap", "loop", 116, 112),
-    "lo_snap80.pcap": ("pcap", "ether", 116, 80),
+    "lo_snap80.pcap": ("pcap", "ether", 116, 112),
     "veth_eth.pcap": ("pcap", "ether", 104, 92),
     "veth_eth_ns.pcap": ("nsecpcap", "ether", 104, 92),
     "veth_flipped.pcap": ("pcap", "ether", 104, 92),
@@ -46,9 +46,23 @@ FILES = {
     "any_sll.pcap": ("pcap", "linux-sll", 104, 92),
     "any_sll2.pcap": ("pcap", "linux-sll2", 104, 92),
     "multi_if.pcapng": ("pcapng", "per-packet", 208, 184),
-    "synth_frag.pcap": ("pcap", "ether", 17, 7),
-    "synth_malformed.pcap": ("pcap", "ether", 13, 1),
+    "synth_frag.pcap": ("pcap", "ether", 17, 9),
+    "synth_malformed.pcap": ("pcap", "ether", 13, 4),
+    "synth_options.pcap": ("pcap", "ether", 17, 17),
+    "snap60_overlay.pcap": ("pcap", "ether", 62, 38),
+    "snap110_vxlan.pcap": ("pcap", "ether", 66, 38),
+    "encap_vxlan.pcap": ("pcap", "ether", 66, 54),
+    "encap_two_tunnels.pcap": ("pcap", "ether", 128, 108),
 }
+# Re-wrapped copies of veth_eth.pcap (tests/data/make_encap.py): Ethernet
+# ones keep its 104 frames; the others drop its 2 ARP frames.
+for _kind in ("ayiya", "erspan", "fabricpath", "geneve", "gre", "gre_teb", "gtp", "ipip4",
+              "ipip6", "llc_snap", "mpls", "mpls_pw", "pbb", "pppoe", "pppoe_qinq", "pptp",
+              "teredo"):
+    FILES[f"encap_{_kind}.pcap"] = ("pcap", "ether", 104, 92)
+for _kind, _encap in (("c_hdlc", "chdlc"), ("fddi", "fddi-swapped"), ("nflog", "nflog"),
+                      ("ppp", "ppp"), ("ppp_hdlc", "ppp")):
+    FILES[f"encap_{_kind}.pcap"] = ("pcap", _encap, 102, 92)
 
 # The link-layer type in the file header (pcap) or first IDB (pcapng).
 LINKTYPES = {
@@ -284,8 +298,21 @@ def test_snaplen_capture_is_cut_at_80_bytes(tshark):
     assert max(caplens) == 80
     seg = tshark_tcp_fields(DATA / "lo_snap80.pcap")
     assert np.count_nonzero(seg["checksum_status"] == 2) > 0     # payload cut
-    # 14 + 40 + 32 > 80: only IPv6 headers without options (the RST) fit.
-    assert np.all(seg["hdr_len"][seg["ip_version"] == 6] == 20)
+    # 14 + 40 + 32 > 80: IPv6 headers with options are cut in their options.
+    v6 = seg["ip_version"] == 6
+    assert np.all(seg["opt_status"][v6 & (seg["hdr_len"] > 26)] == 1)
+    assert np.count_nonzero(seg["opt_status"] == 1) == 32
+
+
+@pytest.mark.parametrize("name,snaplen", [("snap60_overlay.pcap", 60), ("snap110_vxlan.pcap", 110)])
+def test_headers_only_captures_cut_options(tshark, name, snaplen):
+    caplens = [int(r[0]) for r in tshark_frames(DATA / name, "frame.cap_len")]
+    assert snaplen - 4 <= max(caplens) <= snaplen
+    seg = tshark_tcp_fields(DATA / name)
+    # The SYNs' timestamps are cut (the noopts SYN's lone MSS fits).
+    syn = (seg["flags"] & 2) > 0
+    assert np.count_nonzero(seg["opt_status"][syn] == 1) >= 5
+    assert np.all(seg["opt_status"][seg["hdr_len"] == 20] == 0)
 
 
 def test_sack_capture_has_sack_blocks(tshark):
@@ -296,17 +323,21 @@ def test_sack_capture_has_sack_blocks(tshark):
 
 def test_synthetic_fragments(tshark):
     seg = tshark_tcp_fields(DATA / "synth_frag.pcap")
-    assert seg["frame"].tolist() == [4, 5, 10, 11, 13, 14, 17]
-    assert seg["fragment"].tolist() == [False, True, False, True, False, False, False]
-    assert seg["checksum_status"].tolist() == [0, 2, 0, 2, 0, 0, 0]
-    assert seg["payload_len"].tolist() == [0, 1460, 0, 1180, 0, 3, 0]
-    assert seg["ip_version"].tolist() == [4, 4, 6, 6, 4, 4, 4]
-    assert seg["flags"][-2] == 0x1F8 and seg["urgent"][-2] == 3
+    assert seg["frame"].tolist() == [4, 5, 10, 11, 13, 14, 15, 16, 17]
+    assert seg["fragment"].tolist() == [False, True, False, True, False, False, False, False,
+                                        False]
+    assert seg["checksum_status"].tolist() == [0, 2, 0, 2, 0, 0, 0, 0, 0]
+    assert seg["payload_len"].tolist() == [0, 1460, 0, 1180, 0, 3, 0, 0, 0]
+    assert seg["ip_version"].tolist() == [4, 4, 6, 6, 4, 4, 4, 4, 4]
+    assert seg["tunnel"].tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 0]
+    assert seg["flags"][-4] == 0x1F8 and seg["urgent"][-4] == 3
     assert seg["flags"][-1] == 0x10 and seg["urgent"][-1] == 0x1234
 
 
-def test_synthetic_malformed_has_one_valid_segment(tshark):
-    assert tshark_tcp_fields(DATA / "synth_malformed.pcap")["frame"].tolist() == [12]
+def test_synthetic_malformed_keeps_the_segments_with_damaged_options(tshark):
+    seg = tshark_tcp_fields(DATA / "synth_malformed.pcap")
+    assert seg["frame"].tolist() == [1, 2, 3, 12]
+    assert seg["opt_status"].tolist() == [2, 2, 2, 0]
     caplens = [int(r[0]) for r in tshark_frames(DATA / "synth_malformed.pcap", "frame.cap_len")]
     assert caplens[8] == 10 and caplens[12] == 0
 

@@ -20,11 +20,16 @@ ETHERNET_PCAPS = ["lo_conv.pcap", "lo_conv_ns.pcap", "lo_snap80.pcap", "veth_eth
                   "veth_flipped.pcap", "veth_vlan.pcap", "veth_sack.pcap", "synth_frag.pcap"]
 
 
-def tcp_options(opts: bytes) -> dict:
+def tcp_options(opts: bytes, declared: int) -> dict:
+    """Options of a header that declares ``declared`` option bytes, of which
+    ``opts`` were captured: decoded as far as they go."""
     out = {"mss": -1, "wscale": -1, "sack_perm": False, "sack_blocks": 0,
-           "tsval": -1, "tsecr": -1, "tfo_cookie_len": -1}
+           "tsval": -1, "tsecr": -1, "tfo_cookie_len": -1, "opt_status": 0}
     i = 0
-    while i < len(opts):
+    while i < declared:
+        if i >= len(opts) or (opts[i] > 1 and i + 1 >= len(opts)):
+            out["opt_status"] = 1
+            break
         kind = opts[i]
         if kind == 0:
             break
@@ -32,7 +37,15 @@ def tcp_options(opts: bytes) -> dict:
             i += 1
             continue
         length = opts[i + 1]
+        if length < 2 or i + length > declared:
+            out["opt_status"] = 2
+            break
         body = opts[i + 2:i + length]
+        if len(body) < length - 2:
+            if kind == 8 and len(body) >= 4:
+                out["tsval"] = struct.unpack("!I", body[:4])[0]
+            out["opt_status"] = 1
+            break
         if kind == 2:
             out["mss"] = struct.unpack("!H", body)[0]
         elif kind == 3:
@@ -50,7 +63,7 @@ def tcp_options(opts: bytes) -> dict:
 
 
 def reference_segments(path):
-    """One dict per TCP segment of an Ethernet pcap (whole TCP header
+    """One dict per TCP segment of an Ethernet pcap (fixed TCP header
     captured, not a later fragment)."""
     cap = pcapconv.read_pcap(path)
     assert cap.linktype == 1
@@ -61,7 +74,11 @@ def reference_segments(path):
         while etype in (0x8100, 0x88A8):
             etype = struct.unpack_from("!H", d, off + 2)[0]
             off += 4
-        l3 = off
+        l3, tunnel = off, 0
+        # IP-in-IP (protocol 4, RFC 2003) leads to the inner header.
+        while etype == 0x0800 and d[l3 + 9] == 4 or etype == 0x86DD and d[l3 + 6] == 4:
+            l3 += (d[l3] & 0x0F) * 4 if etype == 0x0800 else 40
+            etype, tunnel = 0x0800, 1
         if etype == 0x0800:
             ihl = (d[l3] & 0x0F) * 4
             total, ip_id, frag = struct.unpack_from("!HHH", d, l3 + 2)
@@ -95,7 +112,7 @@ def reference_segments(path):
         if l4 + 20 > len(d):
             continue
         hdr_len = (d[l4 + 12] >> 4) * 4
-        if hdr_len < 20 or l4 + hdr_len > len(d):
+        if hdr_len < 20 or l4 + hdr_len > l3_end:
             continue
         sport, dport, seq, ack, offflags, window, checksum, urgent = struct.unpack_from(
             "!HHIIHHHH", d, l4)
@@ -104,12 +121,12 @@ def reference_segments(path):
         text = (lambda a: str(ipaddress.ip_address(bytes(a))))
         row = {"frame": frame, "ts_ns": rec.ts_ns, "ip_version": version,
                "src": text(src), "dst": text(dst), "sport": sport, "dport": dport,
-               "seq": seq, "ack": ack, "flags": offflags & 0x1FF, "hdr_len": hdr_len,
+               "seq": seq, "ack": ack, "flags": offflags & 0xFFF, "hdr_len": hdr_len,
                "payload_len": l3_end - l4 - hdr_len, "window": window,
                "checksum": checksum, "urgent": urgent, "ttl": ttl, "ip_id": ip_id,
                "checksum_status": status, "ip_checksum_status": ip_status,
-               "fragment": fragment}
-        row.update(tcp_options(d[l4 + 20:l4 + hdr_len]))
+               "fragment": fragment, "tunnel": tunnel}
+        row.update(tcp_options(d[l4 + 20:l4 + hdr_len], hdr_len - 20))
         rows.append(row)
     return rows
 

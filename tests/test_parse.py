@@ -316,15 +316,25 @@ def test_tcp_option_kinds(options, expect):
         assert seg[name][0] == value, name
 
 
-@pytest.mark.parametrize("options", [
-    b"\x02",                     # kind without length byte at the end of the header
-    b"\x02\x01\0\0",             # length < 2
-    b"\x02\x00\0\0",             # length 0
-    b"\x01\x01\x08\x0a\0\0\0\0",  # TS length runs past the header
+@pytest.mark.parametrize("options,mss", [
+    (b"\x02", -1),                     # kind without length byte at the end of the header
+    (b"\x02\x01\0\0", -1),             # length < 2
+    (b"\x02\x00\0\0", -1),             # length 0
+    (b"\x01\x01\x08\x0a\0\0\0\0", -1),  # TS length runs past the header
+    (pb.opt_mss(1400) + b"\x03\x09\0\0", 1400),   # decoded up to the bad one
 ])
-def test_tcp_options_overrun(options):
-    pkt = pb.ipv4(payload=pb.tcp(options=options))
-    assert outcome_of(pkt, 101) == O.OUT_TCP_OPTIONS_OVERRUN
+def test_bad_option_length_keeps_the_segment_and_flags_it(options, mss):
+    seg = one(pb.ipv4(payload=pb.tcp(options=options)), linktype=101)
+    assert seg.stats.tcp == 1 and seg.stats.malformed == 0
+    assert seg["opt_status"][0] == O.OPTS_BAD
+    assert seg["mss"][0] == mss
+
+
+def test_options_without_a_column_of_their_own_are_named():
+    opts = bytes([30, 4, 0, 0x81, 28, 4, 0x80, 0x3C, 99, 2, 19, 18]) + bytes(16)
+    seg = one(pb.ipv4(payload=pb.tcp(options=opts)), linktype=101)
+    assert seg["opt_status"][0] == O.OPTS_OK
+    assert seg["opt_other"][0] == O.OPT_MPTCP | O.OPT_UTO | O.OPT_UNKNOWN | O.OPT_MD5
 
 
 @pytest.mark.parametrize("pkt,code", [
@@ -337,10 +347,19 @@ def test_tcp_data_offset_outcomes(pkt, code):
     assert outcome_of(pkt, 101) == code
 
 
-def test_tcp_header_cut_by_snaplen_is_truncated():
-    pkt = pb.ether(pb.ipv4(payload=pb.tcp(options=pb.opt_ts(1, 2))))
-    assert outcome_of(pkt[:14 + 20 + 10], 1, wirelen=len(pkt)) == O.OUT_TRUNCATED
-    assert outcome_of(pkt[:14 + 20 + 25], 1, wirelen=len(pkt)) == O.OUT_TRUNCATED
+def test_snaplen_cut_options_are_decoded_as_far_as_captured():
+    opts = pb.opt_mss(1460) + pb.opt_nop() * 2 + pb.opt_ts(1, 2)
+    pkt = pb.ether(pb.ipv4(payload=pb.tcp(options=opts, payload=b"x" * 100)))
+    # Fixed header cut: not a segment.
+    assert outcome_of(pkt[:14 + 20 + 19], 1, wirelen=len(pkt)) == O.OUT_TRUNCATED
+    for keep, mss, tsval, tsecr in ((20, -1, -1, -1), (25, 1460, -1, -1),
+                                    (34, 1460, 1, -1), (36, 1460, 1, 2)):
+        seg = one(pkt[:14 + 20 + keep], wirelen=len(pkt))
+        assert seg.stats.tcp == 1
+        assert (seg["mss"][0], seg["tsval"][0], seg["tsecr"][0]) == (mss, tsval, tsecr)
+        assert seg["opt_status"][0] == (O.OPTS_OK if keep == 36 else O.OPTS_CUT)
+        assert seg["hdr_len"][0] == 36 and seg["payload_len"][0] == 100
+        assert seg["checksum_status"][0] == O.CSUM_UNVERIFIED
 
 
 def test_payload_len_comes_from_ip_length_and_snaplen_makes_checksum_unverified():
@@ -399,7 +418,7 @@ def test_every_outcome_code_is_reachable():
         (101, pb.ipv4(payload=pb.tcp(), ihl=4)),
         (101, pb.ipv4(payload=pb.tcp(), total_length=500)),
         (101, pb.ipv4(payload=pb.tcp(data_offset=4))),
-        (101, pb.ipv4(payload=pb.tcp(options=b"\x02"))), (1, b""),
+        (101, pb.ipv4(payload=b"\x00\x07\x08\x00" + b"\0" * 8, proto=47)), (1, b""),
     ]
     for lt, pkt in cases:
         seen.add(outcome_of(pkt, lt))
@@ -699,11 +718,13 @@ def test_columns_agree_with_tshark(tshark, tmp_path):
                                 offset=np.cumsum([0] + [c for _, c in packets])[:-1],
                                 caplen=[c for _, c in packets], wirelen=[len(p) for p, _ in packets])
     assert len(lines) == len(packets)
-    # Packets whose TCP header the snapshot length cut are not segments
-    # (tshark prints what it could dissect); every other one is a row.
+    # Packets whose fixed 20-byte TCP header the snapshot length cut are not
+    # segments (tshark prints what it could dissect); every other one is a
+    # row, its options decoded as far as they were captured.
     rows = {int(f): r for r, f in enumerate(seg["frame"])}
     cut = [i for i in range(len(packets)) if i + 1 not in rows]
-    assert all(packets[i][1] < len(packets[i][0]) for i in cut)
+    l4 = [14 + (20 if p[12:14] == b"\x08\x00" else 40) for p, _ in packets]
+    assert all(packets[i][1] < l4[i] + 20 for i in cut)
     assert seg.stats.counts[O.OUT_TRUNCATED] == len(cut) == seg.stats.malformed
     assert len(seg) > 50
     # Wireshark's checksum enum: 0 bad, 1 good, 2 unverified.
@@ -721,7 +742,7 @@ def test_columns_agree_with_tshark(tshark, tmp_path):
         assert got["frame"] == int(v["frame.number"])
         assert got["sport"] == int(v["tcp.srcport"]) and got["dport"] == int(v["tcp.dstport"])
         assert got["seq"] == int(v["tcp.seq_raw"]) and got["ack"] == int(v["tcp.ack_raw"])
-        assert got["flags"] == int(v["tcp.flags"], 16) & 0x1FF
+        assert got["flags"] == int(v["tcp.flags"], 16)
         assert got["hdr_len"] == int(v["tcp.hdr_len"])
         assert got["payload_len"] == int(v["tcp.len"])
         assert got["window"] == int(v["tcp.window_size_value"])

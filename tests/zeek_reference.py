@@ -1,8 +1,10 @@
 """A direct pure-Python transcription of Zeek's per-packet TCP logic
 (TCPSessionAdapter::Process and UpdateStateMachine, update_history,
-TCP_Endpoint::Size, conn_state() of base/protocols/conn/main.zeek) for one
-connection whose first packet is a plain SYN from the originator.  No
-timers, no reuse, no flips: a test oracle for the Cython kernel on random
+TCP_Endpoint::Size, conn_state() of base/protocols/conn/main.zeek, and the
+content gaps of TCP_Reassembler: DataSent/NewBlock/BlockInserted,
+AckReceived/TrimToSeq/Undelivered/Gap with a real list of buffered blocks)
+for one connection whose first packet is a plain SYN from the originator.
+No timers, no reuse, no flips: a test oracle for the Cython kernel on random
 packet sequences, written object-per-endpoint as Zeek is."""
 import re
 
@@ -24,7 +26,16 @@ class Endpoint:
         self.hist_last = {"S": None, "F": None, "R": None}
         self.fin_cnt = 0
         self.did_close = False
-        self.rxmit = self.zwin = 0
+        self.rxmit = self.zwin = self.gap_cnt = 0
+        # TCP_Reassembler (relative sequence numbers, data starts at 1)
+        self.last_reassem = self.trim_seq = 1
+        self.blocks = []            # sorted, disjoint [lo, hi) ranges above last_reassem
+        self.max_blocks = 0         # most disjoint buffered ranges at once
+        self.skip = False
+        self.fin_seq = 0
+
+    def clean(self):
+        return self.state == ESTABLISHED or (self.state == CLOSED and self.prev_state == ESTABLISHED)
 
     def set_state(self, s):
         if s != self.state:
@@ -49,6 +60,74 @@ class Conn:
         self.orig, self.resp = Endpoint(True), Endpoint(False)
         self.history = ""
         self.seen = set()
+        self.missed_bytes = 0
+        self.partial = False
+        self.first_seen = set()
+
+    def gap(self, e, p, length):
+        # TCP_Reassembler::Gap -> TCP_Endpoint::Gap and the content_gap event
+        if e.clean() and p.clean():
+            self.scaled(e, "gap_cnt", "G")
+            self.missed_bytes += length
+
+    def deliver_blocks(self, e):
+        # BlockInserted: deliver what now starts at last_reassem
+        while e.blocks and e.blocks[0][0] <= e.last_reassem:
+            lo, hi = e.blocks.pop(0)
+            e.last_reassem = max(e.last_reassem, hi)
+
+    def data_sent(self, e, seq, length):
+        ack = sd(e.ack_seq, e.start)
+        upper = seq + length
+        if e.skip:
+            return
+        if seq < ack:
+            if upper <= ack:
+                return
+            seq = ack
+        if upper <= e.trim_seq:
+            return
+        seq = max(seq, e.trim_seq)
+        if upper <= e.last_reassem:
+            return
+        if seq <= e.last_reassem:
+            e.last_reassem = upper
+            self.deliver_blocks(e)
+        else:
+            merged = []
+            lo, hi = seq, upper
+            for b in e.blocks:
+                if b[1] < lo or b[0] > hi:
+                    merged.append(b)
+                else:
+                    lo, hi = min(lo, b[0]), max(hi, b[1])
+            merged.append((lo, hi))
+            e.blocks = sorted(merged)
+            e.max_blocks = max(e.max_blocks, len(e.blocks))
+        if (ack in (0, 1) and e.blocks
+                and e.blocks[-1][1] - e.last_reassem > 16384):   # above_hole_data_without_any_acks
+            e.blocks = []
+            e.skip = True
+
+    def ack_received(self, e, p, seq):
+        if e.fin_cnt > 0 and seq >= e.fin_seq:
+            seq = e.fin_seq - 1
+        if seq <= e.trim_seq:
+            return
+        if seq > e.last_reassem:                                # Trim -> Undelivered
+            if not (seq <= 2 and self.partial):
+                if not e.skip:
+                    while e.blocks and e.blocks[0][0] < seq:
+                        lo = e.blocks[0][0]
+                        if lo > e.last_reassem:
+                            self.gap(e, p, lo - e.last_reassem)
+                            e.last_reassem = lo
+                        self.deliver_blocks(e)
+                    if seq > e.last_reassem:
+                        self.gap(e, p, seq - e.last_reassem)
+                e.last_reassem = max(e.last_reassem, seq)
+        e.blocks = [b for b in e.blocks if b[1] > seq]
+        e.trim_seq = seq
 
     def letter(self, ep, code):
         self.history += code if ep.is_orig else code.lower()
@@ -93,6 +172,15 @@ class Conn:
             e.start = e.ack_seq = seq
             e.last_seq = end
         rel = sd(seq, e.start) & 0xFFFFFFFF
+        rel_signed = sd(seq, e.start)
+        # SetPartialStatus
+        if is_orig and "o" not in self.first_seen:
+            self.partial = (not syn) or bool(ackf)
+            self.first_seen.add("o")
+        elif not is_orig and "r" not in self.first_seen:
+            if not self.partial:
+                self.partial = not syn
+            self.first_seen.add("r")
         # update_history
         bits = bool(syn) + bool(fin) + bool(rst)
         if bits > 1:
@@ -121,10 +209,15 @@ class Conn:
             self.scaled(e, "zwin", "W")
         if fin:
             e.fin_cnt += 1
+            e.fin_seq = rel_signed + seg_len
+        rel_ack = 0
         if ackf:
             if p.state == INACTIVE:
                 p.start = p.ack_seq = p.last_seq = (ack - 1) & 0xFFFFFFFF
-            elif sd(ack, p.start) >= 0 and not rst:
+                rel_ack = 1
+            else:
+                rel_ack = max(0, sd(ack, p.start))      # underflow: 0
+            if p.state != INACTIVE and sd(ack, p.start) >= 0 and not rst:
                 d = sd(ack, p.ack_seq)
                 if not (ack == 0 and d > BIG) and d > 0:
                     p.ack_seq = ack
@@ -188,6 +281,10 @@ class Conn:
                     close = True
         if close:
             e.did_close = True
+        if ackf and rel_ack:
+            self.ack_received(p, e, rel_ack)
+        if plen and not rst and rel_signed >= 0:
+            self.data_sent(e, rel_signed + (1 if syn else 0), plen)
 
     def conn_state(self):
         os_, rs = self.orig.state, self.resp.state

@@ -33,7 +33,8 @@ cpdef enum Outcome:
     OUT_BAD_IP_HEADER = 9       # IHL < 5, IPv4 options overrun, IPv6 extension chain overrun
     OUT_BAD_IP_LENGTH = 10      # IP total/payload length inconsistent with the headers
     OUT_BAD_TCP_OFFSET = 11     # TCP data offset < 5 or beyond the IP payload
-    OUT_TCP_OPTIONS_OVERRUN = 12  # an option's length runs past the TCP header
+    OUT_BAD_TUNNEL = 12         # encapsulation header bad (GRE version/routing, Geneve version,
+                                # GTP extension chain, nesting deeper than MAX_LAYERS, ...)
     OUT_EMPTY = 13              # zero-length record
     N_OUTCOMES = 14
 
@@ -47,14 +48,69 @@ cpdef enum ChecksumStatus:
 cpdef enum LinkType:
     LINKTYPE_NULL = 0
     LINKTYPE_ETHERNET = 1
+    LINKTYPE_PPP = 9            # PPP, optionally with the HDLC address/control bytes
+    LINKTYPE_FDDI = 10          # FDDI: frame control, MACs, then 802.2 LLC/SNAP
     LINKTYPE_RAW_OLD = 12       # DLT_RAW on some BSDs
     LINKTYPE_RAW_OLD2 = 14
+    LINKTYPE_PPP_HDLC = 50      # PPP in HDLC-like framing (RFC 1662)
+    LINKTYPE_PPP_ETHER = 51     # PPPoE session header, no Ethernet header
     LINKTYPE_RAW = 101
     LINKTYPE_LOOP = 108
+    LINKTYPE_C_HDLC = 104       # Cisco HDLC: address, control, ethertype
     LINKTYPE_LINUX_SLL = 113
     LINKTYPE_IPV4 = 228
     LINKTYPE_IPV6 = 229
+    LINKTYPE_NFLOG = 239        # Linux NFLOG: family, version, resource id, TLVs
     LINKTYPE_LINUX_SLL2 = 276
+
+# How the options of a segment were read (the `opt_status` column).
+cpdef enum OptStatus:
+    OPTS_OK = 0
+    OPTS_CUT = 1                # the snapshot length cut the options: decoded as far as captured
+    OPTS_BAD = 2                # an option length below 2, past the header, or wrong for its kind
+
+# Options decoded that have no column of their own (bits of `opt_other`);
+# MSS, window scale, SACK, timestamps and TFO show in their columns.
+cpdef enum OptOther:
+    OPT_MPTCP = 0x01
+    OPT_MD5 = 0x02
+    OPT_AO = 0x04
+    OPT_UTO = 0x08
+    OPT_UNKNOWN = 0x80          # any other kind (experimental, obsolete, unassigned)
+
+# Kind of the outermost IP-level tunnel a segment came through (`tunnel`);
+# Zeek's Tunnel::Type names.  Link-level carriers (VLAN, MPLS, PPPoE, ...)
+# are not tunnels: they show in `encap` only.
+cpdef enum TunnelKind:
+    TUN_NONE = 0
+    TUN_IP = 1                  # IP-in-IP: 4in4, 6in4, 4in6, 6in6
+    TUN_GRE = 2                 # GRE (also over UDP 4754), incl. ERSPAN and TEB
+    TUN_VXLAN = 3
+    TUN_GENEVE = 4
+    TUN_TEREDO = 5
+    TUN_GTPV1 = 6
+    TUN_AYIYA = 7
+
+# Every layer a segment crossed (bits of the `encap` column).
+cpdef enum EncapBit:
+    ENC_VLAN = 0x00001
+    ENC_MPLS = 0x00002
+    ENC_PPPOE = 0x00004
+    ENC_FABRICPATH = 0x00008
+    ENC_PBB = 0x00010
+    ENC_LLC_SNAP = 0x00020
+    ENC_NFLOG = 0x00040
+    ENC_PPP = 0x00080
+    ENC_MPLS_PW = 0x00100       # Ethernet pseudowire (control word) under MPLS
+    ENC_IPIP = 0x00200
+    ENC_GRE = 0x00400
+    ENC_TEB = 0x00800           # Ethernet inside GRE (transparent Ethernet bridging)
+    ENC_ERSPAN = 0x01000
+    ENC_VXLAN = 0x02000
+    ENC_GENEVE = 0x04000
+    ENC_TEREDO = 0x08000
+    ENC_GTPV1 = 0x10000
+    ENC_AYIYA = 0x20000
 
 # The value a column holds when its option or field was absent from a segment
 # (null in pandas, Arrow, JSON and CSV output).

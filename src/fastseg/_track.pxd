@@ -46,6 +46,15 @@ cdef struct Endp:
     uint8_t opts              # bit0 SACK-permitted, bit1 timestamps, bit2 ECE, bit3 CWR on the SYN
     uint8_t syn_seen
     uint8_t rfc_open          # has left CLOSED (or seen a RST): CLOSED is then final
+    # Zeek's TCP_Reassembler over this side's data, without the bytes
+    # (relative sequence numbers, the first data byte is 1):
+    int64_t reassem           # last_reassem_seq: everything below it delivered or skipped
+    int64_t trim              # trim_seq: highest acknowledgement applied
+    int64_t blk_lo            # data buffered above a hole (its hull); blk_hi == 0: none
+    int64_t blk_hi
+    int64_t fin_rel           # FIN_seq: relative sequence number just past the FIN
+    uint32_t gaps             # content gaps (Zeek's gap_cnt)
+    uint8_t skip              # skip_deliveries
 
 cdef struct Conn:
     int64_t id
@@ -68,6 +77,7 @@ cdef struct Conn:
     uint32_t synack_count
     uint32_t tfo_data
     uint32_t synack_isn
+    int64_t missed_bytes      # bytes in content gaps (conn.log missed_bytes)
     uint8_t ip_version
     uint8_t live              # 0 free slot, 1 in the table, 2 finished and waiting to be emitted
     uint8_t hist_len
@@ -76,4 +86,6 @@ cdef struct Conn:
     uint8_t attempt_armed
     uint8_t synack_side       # side that sent the matched SYN-ACK (valid when synack_ts >= 0)
     uint8_t flipped
+    uint8_t partial           # Zeek's is_partial: did not start with a handshake
+    uint8_t seen_resp         # a packet from the responder was seen (first_packet_seen)
     char history[HIST_MAX]

@@ -98,6 +98,12 @@ cdef enum:
 cdef enum:
     TOO_LARGE_SEQ_DELTA = 1048576
 
+# Zeek's tcp_max_above_hole_without_any_acks (init-bare.zeek): buffered data
+# above a hole, with nothing of this side acknowledged yet, beyond which the
+# reassembler gives up on the direction (skip_deliveries).
+cdef enum:
+    MAX_ABOVE_HOLE_WITHOUT_ACKS = 16384
+
 # RFC 9293 states and observer events (see fastseg.track.TRANSITIONS).
 cdef enum:
     N_RFC_STATES = 11
@@ -186,7 +192,85 @@ cdef inline void flip_roles(Conn* c) noexcept nogil:
         c.closer ^= 1
     c.synack_side ^= 1
     c.flipped ^= 1
+    c.seen_resp = ((c.seen_resp & 1) << 1) | ((c.seen_resp & 2) >> 1)   # first_packet_seen
+    c.partial = 0
     add_history(c, 94)  # '^'
+
+
+cdef inline bint is_clean(Endp* a) noexcept nogil:
+    return a.state == Z_ESTABLISHED or (a.state == Z_CLOSED and a.prev_state == Z_ESTABLISHED)
+
+
+cdef inline void content_gap(Conn* c, int side, int64_t length) noexcept nogil:
+    # TCP_Reassembler::Gap: counted (history G/g, conn.log missed_bytes via
+    # the content_gap event) only while both sides are established or
+    # cleanly closing; gaps at a RST or on half-open connections are not.
+    if is_clean(&c.ep[side]) and is_clean(&c.ep[1 - side]):
+        scaled_letter(c, side, &c.ep[side].gaps, 71)           # 'G'
+        c.missed_bytes += length
+
+
+cdef inline void ack_received(Conn* c, int side, int64_t seq) noexcept nogil:
+    # TCP_Reassembler::AckReceived -> TrimToSeq -> Undelivered for the data
+    # of ``side``: an acknowledgement beyond what was delivered skips the
+    # hole (a gap), delivering buffered data on the way.
+    cdef Endp* e = &c.ep[side]
+    if e.fin_cnt > 0 and seq >= e.fin_rel:
+        seq = e.fin_rel - 1
+    if seq <= e.trim:
+        return
+    if seq > e.reassem:
+        # A partial connection's faked ISN: an ack of 1 or 2 is no gap.
+        if not (seq <= 2 and c.partial):
+            if not e.skip:
+                if e.blk_hi > 0 and e.blk_lo < seq:
+                    if e.blk_lo > e.reassem:
+                        content_gap(c, side, e.blk_lo - e.reassem)
+                    if e.blk_hi > e.reassem:
+                        e.reassem = e.blk_hi
+                    e.blk_hi = 0
+                if seq > e.reassem:
+                    content_gap(c, side, seq - e.reassem)
+            if seq > e.reassem:
+                e.reassem = seq
+    if e.blk_hi > 0 and e.blk_hi <= seq:
+        e.blk_hi = 0
+    e.trim = seq
+
+
+cdef inline void data_sent(Endp* e, int64_t lo, int64_t hi) noexcept nogil:
+    # TCP_Reassembler::DataSent + NewBlock + BlockInserted over sequence
+    # ranges: in-order data moves the delivered edge, data above a hole is
+    # buffered (as one hull) until the hole fills or an ack skips it.
+    if e.skip:
+        return
+    if lo < e.ack_rel:
+        if hi <= e.ack_rel:
+            return
+        lo = e.ack_rel
+    if hi <= e.trim:
+        return
+    if lo < e.trim:
+        lo = e.trim
+    if lo <= e.reassem:
+        if hi > e.reassem:
+            e.reassem = hi
+            if e.blk_hi > 0 and e.blk_lo <= e.reassem:
+                if e.blk_hi > e.reassem:
+                    e.reassem = e.blk_hi
+                e.blk_hi = 0
+    elif e.blk_hi == 0:
+        e.blk_lo = lo
+        e.blk_hi = hi
+    else:
+        if lo < e.blk_lo:
+            e.blk_lo = lo
+        if hi > e.blk_hi:
+            e.blk_hi = hi
+    if e.ack_rel <= 1 and e.blk_hi > 0 and e.blk_hi - e.reassem > MAX_ABOVE_HOLE_WITHOUT_ACKS:
+        # above_hole_data_without_any_acks
+        e.skip = 1
+        e.blk_hi = 0
 
 
 cdef inline int64_t endp_size(Endp* e, Endp* p) noexcept nogil:
@@ -469,6 +553,8 @@ cdef class Engine:
         c.live = 1
         c.ep[0].wscale = -1
         c.ep[1].wscale = -1
+        c.ep[0].reassem = c.ep[1].reassem = 1
+        c.ep[0].trim = c.ep[1].trim = 1
         c.ep[0].mss = -1
         c.ep[1].mss = -1
         c.ep[0].last_seen_ts = c.ep[1].last_seen_ts = -1
@@ -525,7 +611,7 @@ cdef class Engine:
 
     cdef void segment(self, Conn* c, int side, int64_t t, uint16_t flags, uint32_t seq, uint32_t ack,
                       uint32_t plen, uint16_t window, int32_t mss, int16_t wscale, uint8_t sack_perm,
-                      int64_t tsval) noexcept nogil:
+                      int64_t tsval, bint cut) noexcept nogil:
         cdef Endp* e = &c.ep[side]
         cdef Endp* p = &c.ep[1 - side]
         cdef bint syn = (flags & SYN) != 0
@@ -540,6 +626,7 @@ cdef class Engine:
         cdef char code
         cdef bint do_close = False, ackfin
         cdef uint8_t opts
+        cdef int64_t rel64, rel_ack = 0
 
         ackfin = ackf and p.fin_cnt > 0 and seq_delta(ack, p.fin_end) >= 0
 
@@ -562,6 +649,19 @@ cdef class Engine:
             e.last_rel = seg_len
 
         rel_seq = seq_delta(seq, e.start_seq)
+        # 64-bit relative sequence number (past 2 GiB the 32-bit one wraps)
+        rel64 = e.last_rel + seq_delta(seq, e.start_seq + <uint32_t>e.last_rel)
+
+        # SetPartialStatus: a side whose first packet is no SYN (for the
+        # originator: no plain SYN) makes the connection partial.
+        if side == 0:
+            if not (c.seen_resp & 1):
+                c.partial = (not syn) or ackf
+                c.seen_resp |= 1
+        elif not (c.seen_resp & 2):
+            if not c.partial:
+                c.partial = not syn
+            c.seen_resp |= 2
 
         # update_history
         bits = syn + fin + rst
@@ -587,6 +687,19 @@ cdef class Engine:
                     add_endp_history(c, side, 82)               # 'R'
                 e.hist_last_rst = <uint32_t>rel_seq
         else:
+            if (plen or ackf) and c.hist_len == 1 and c.history[0] == 72:
+                # TCP_Endpoint::CheckHistory: a connection that began with
+                # a SYN-ACK (not flipped then: stealth scans) now carries
+                # an ACK or data, so the SYN-ACK's sender was the server.
+                # The history becomes "^h", as if the SYN had been seen.
+                flip_roles(c)
+                c.history[0] = 94                               # '^'
+                c.history[1] = 104                              # 'h'
+                c.hist_len = 2
+                side = 1 - side
+                e = &c.ep[side]
+                p = &c.ep[1 - side]
+                c.seen_resp |= 1
             if plen:
                 check_history(c, side, H_DATA, 68)              # 'D'
             elif ackf:
@@ -637,6 +750,7 @@ cdef class Engine:
             if e.fin_cnt < 255:
                 e.fin_cnt += 1
             e.fin_end = seq + plen + syn + 1
+            e.fin_rel = rel64 + seg_len
         if (fin or rst) and c.close_kind == 0:
             c.closer = side
             c.close_kind = 2 if rst else 1
@@ -647,7 +761,12 @@ cdef class Engine:
                 p.start_seq = ack - 1
                 p.ack_rel = 0
                 p.last_rel = 0
-            elif seq_delta(ack, p.start_seq) >= 0 and not rst:
+                rel_ack = 1
+            else:
+                rel_ack = p.ack_rel + seq_delta(ack, p.start_seq + <uint32_t>p.ack_rel)
+                if rel_ack < 0:
+                    rel_ack = 0     # TCP_ack_underflow_or_misorder
+            if p.state != Z_INACTIVE and seq_delta(ack, p.start_seq) >= 0 and not rst:
                 d = seq_delta(ack, p.start_seq + <uint32_t>p.ack_rel)
                 if ack == 0 and d > TOO_LARGE_SEQ_DELTA:
                     pass
@@ -730,6 +849,16 @@ cdef class Engine:
             e.did_close = 1
         e.pkts += 1
 
+        # Reassembly (after the state machine, as in Zeek: a gap revealed by
+        # the segment that closes or resets is judged by the new states).
+        if ackf and rel_ack > 0:
+            ack_received(c, 1 - side, rel_ack)
+        # A payload not captured in full never reaches the reassembler
+        # (TCP_Endpoint::DataSent, truncated_tcp_payload): acks beyond it
+        # then reveal a gap.
+        if plen > 0 and not rst and not cut and rel64 + syn >= 0:
+            data_sent(e, rel64 + syn, rel64 + syn + plen)
+
         self.rfc_step(c, side, flags, plen, ackfin)
 
     def process(self, const int64_t[::1] ts_ns, const uint8_t[:, ::1] src, const uint8_t[:, ::1] dst,
@@ -737,8 +866,11 @@ cdef class Engine:
                 const uint32_t[::1] ack, const uint16_t[::1] flags, const uint32_t[::1] payload_len,
                 const uint16_t[::1] window, const int32_t[::1] mss, const int16_t[::1] wscale,
                 const uint8_t[::1] sack_perm, const int64_t[::1] tsval, const uint8_t[::1] ip_version,
-                const uint64_t[::1] flow_key, const uint8_t[::1] csum_bad, int64_t[::1] conn_out):
-        """Track every segment in order; returns a status code."""
+                const uint64_t[::1] flow_key, const uint8_t[::1] csum_bad, const uint8_t[::1] cut,
+                int64_t[::1] conn_out):
+        """Track every segment in order; returns a status code.  ``csum_bad``
+        marks segments the receiver dropped, ``cut`` those whose payload was
+        not captured in full."""
         cdef Py_ssize_t n = ts_ns.shape[0], i
         cdef int status
         cdef int32_t ahead_slot
@@ -758,9 +890,11 @@ cdef class Engine:
                         FS_PREFETCH(rec + 192)
                         FS_PREFETCH(rec + 256)
                         FS_PREFETCH(rec + 320)
+                        FS_PREFETCH(rec + 384)
+                        FS_PREFETCH(rec + sizeof(Conn) - 1)
                 status = self.one(i, ts_ns, src, dst, sport, dport, seq, ack, flags, payload_len,
                                   window, mss, wscale, sack_perm, tsval, ip_version, flow_key,
-                                  csum_bad, conn_out)
+                                  csum_bad, cut, conn_out)
                 if status != ST_OK:
                     break
         return status
@@ -772,7 +906,7 @@ cdef class Engine:
                         const int32_t[::1] mss, const int16_t[::1] wscale, const uint8_t[::1] sack_perm,
                         const int64_t[::1] tsval, const uint8_t[::1] ip_version,
                         const uint64_t[::1] flow_key, const uint8_t[::1] csum_bad,
-                        int64_t[::1] conn_out) noexcept nogil:
+                        const uint8_t[::1] cut, int64_t[::1] conn_out) noexcept nogil:
         cdef int64_t t = ts_ns[i]
         cdef uint64_t fk = flow_key[i], pos
         cdef const uint8_t* s = &src[i, 0]
@@ -810,7 +944,7 @@ cdef class Engine:
             scaled_letter(c, side, &c.ep[side].chk, 67)         # 'C'
             return ST_OK
         self.segment(c, side, t, fl, seq[i], ack[i], payload_len[i], window[i], mss[i], wscale[i],
-                     sack_perm[i], tsval[i])
+                     sack_perm[i], tsval[i], cut[i])
         return ST_OK
 
     # -- retiring connections -------------------------------------------
@@ -919,6 +1053,7 @@ cdef class Engine:
             "syn_count": np.empty(n, np.int64), "synack_count": np.empty(n, np.int64),
             "tfo_data": np.empty(n, np.int64), "closer": np.empty(n, np.int8),
             "close": np.empty(n, np.uint8), "history": np.zeros(n, "S%d" % HIST_MAX),
+            "missed_bytes": np.empty(n, np.int64),
             "last_seen": np.empty((n, 2), np.int64), "first_fin": np.empty((n, 2), np.int64),
         }
         cdef int64_t[::1] cid = cols["_conn"], first = cols["first_ts"], last = cols["last_ts"]
@@ -935,6 +1070,7 @@ cdef class Engine:
         cdef int16_t[:, ::1] wsv = cols["wscale"]
         cdef int64_t[::1] sc = cols["syn_count"], sac = cols["synack_count"], tfo = cols["tfo_data"]
         cdef int8_t[::1] closer = cols["closer"]
+        cdef int64_t[::1] missed = cols["missed_bytes"]
         cdef char* hist = cnp.PyArray_BYTES(cols["history"])
         with nogil:
             for k in range(n):
@@ -969,6 +1105,7 @@ cdef class Engine:
                 tfo[k] = c.tfo_data
                 closer[k] = c.closer
                 close[k] = c.close_kind
+                missed[k] = c.missed_bytes
                 memcpy(hist + k * HIST_MAX, c.history, c.hist_len)
         return cols
 

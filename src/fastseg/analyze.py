@@ -27,7 +27,8 @@ __all__ = ["analyze", "Report", "connections_of", "default_threads", "read_ahead
 
 REPORT_KEYS = {
     "capture": ["packets", "tcp", "non_tcp", "malformed", "malformed_by_reason",
-                "non_tcp_by_reason", "link_types_not_decoded", "start", "end", "duration"],
+                "non_tcp_by_reason", "tcp_options", "link_types_not_decoded", "start", "end",
+                "duration"],
     "checksums": ["ok", "bad", "unverified", "ip_bad", "offload", "untrusted"],
     "connections": ["total", "by_state", "ipv4", "ipv6", "evicted"],
     "handshakes": ["completed", "refused", "unanswered", "syn_retransmits",

@@ -17,7 +17,7 @@ CONNECTION_COLUMNS = [
     "orig_state", "resp_state", "syn_ts", "synack_ts", "ack_ts", "syn_synack",
     "synack_ack", "handshake_rtt", "orig_isn", "resp_isn", "orig_mss", "resp_mss",
     "orig_wscale", "resp_wscale", "sack_ok", "ts_ok", "ecn_ok", "syn_count",
-    "synack_count", "tfo_data", "closer", "close",
+    "synack_count", "tfo_data", "closer", "close", "missed_bytes",
 ]
 
 # The dtype of every column (public, then hidden); text widths are those of
@@ -34,7 +34,7 @@ CONNECTION_DTYPES = {
     "orig_wscale": np.int16, "resp_wscale": np.int16,
     "sack_ok": np.bool_, "ts_ok": np.bool_, "ecn_ok": np.bool_,
     "syn_count": np.int64, "synack_count": np.int64, "tfo_data": np.int64,
-    "closer": "U4", "close": "U3",
+    "closer": "U4", "close": "U3", "missed_bytes": np.int64,
     "_conn": np.int64, "ip_version": np.uint8, "flow_key": np.uint64, "ts_ns": np.int64,
 }
 
@@ -195,7 +195,7 @@ class Connections:
         """Write a Zeek conn.log (TSV with the ``#fields`` header that
         zeek-cut reads) to a text file object.  As Zeek does, duration and
         byte counts are unset (``-``) when the duration is 0; fields fastseg
-        does not have (service, local_*, missed_bytes, *_ip_bytes,
+        does not have (service, local_*, *_ip_bytes,
         tunnel_parents) are unset too.  ``header``/``footer`` off write the
         rows alone, so a log can be written in chunks."""
         import time as _time
@@ -228,7 +228,8 @@ class Connections:
                     ("float", c["duration"][part], 6, unset[part]),
                     ("int", c["orig_bytes"][part], 0, unset[part]),
                     ("int", c["resp_bytes"][part], 0, unset[part]),
-                    ("bytes", _ascii_bytes(c["conn_state"][part]), 0, None), dash, dash, dash,
+                    ("bytes", _ascii_bytes(c["conn_state"][part]), 0, None), dash, dash,
+                    ("int", c["missed_bytes"][part], 0, None),
                     ("bytes", _ascii_bytes(c["history"][part]), 0, empty_history[part]),
                     ("int", c["orig_pkts"][part], 0, None), dash,
                     ("int", c["resp_pkts"][part], 0, None), dash, dash]

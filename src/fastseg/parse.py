@@ -26,7 +26,8 @@ def _segments(data: np.ndarray, offset, caplen, wirelen, ts_ns, linktype,
     if counts[_consts.OUT_UNSUPPORTED_LINKTYPE]:
         lt = np.bincount(np.asarray(linktype)[outcome == _consts.OUT_UNSUPPORTED_LINKTYPE])
         not_decoded = {int(k): int(lt[k]) for k in np.flatnonzero(lt)}
-    stats = CaptureStats(counts, not_decoded)
+    stats = CaptureStats(counts, not_decoded,
+                         np.bincount(cols["opt_status"], minlength=len(_consts.OPT_STATUS_NAMES)))
     return Segments(cols, data, stats)
 
 

@@ -53,6 +53,9 @@ def render_report(d: dict) -> str:
              ("non-tcp", cap["non_tcp"]), ("malformed", cap["malformed"])]
     for k, v in cap.get("malformed_by_reason", {}).items():
         pairs.append((f"  malformed: {k}", v))
+    for k, v in cap.get("tcp_options", {}).items():
+        if v:
+            pairs.append((f"  tcp, options {k}", v))
     for k, v in cap.get("non_tcp_by_reason", {}).items():
         pairs.append((f"  non-tcp: {k}", v))
     if cap.get("start") is not None:

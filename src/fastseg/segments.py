@@ -24,7 +24,7 @@ SEGMENT_DTYPES: Dict[str, object] = {
     "dport": np.uint16,
     "seq": np.uint32,
     "ack": np.uint32,
-    "flags": np.uint16,            # FIN SYN RST PSH ACK URG ECE CWR NS = bits 0..8
+    "flags": np.uint16,            # FIN SYN RST PSH ACK URG ECE CWR NS = bits 0..8, reserved 9..11
     "hdr_len": np.uint8,           # TCP header bytes
     "payload_len": np.uint32,      # from the IP length, not the captured length
     "window": np.uint16,           # raw, unscaled
@@ -42,6 +42,11 @@ SEGMENT_DTYPES: Dict[str, object] = {
     "checksum_status": np.uint8,   # 0 ok, 1 bad, 2 unverified
     "ip_checksum_status": np.uint8,  # IPv4 header: 0 ok, 1 bad, 2 unverified, 3 n/a (IPv6)
     "fragment": np.bool_,          # first fragment of a fragmented IP packet
+    "opt_status": np.uint8,        # options: 0 ok, 1 cut by the snapshot length, 2 bad length
+    "opt_other": np.uint8,         # options with no column of their own: OPT_* bits of _consts
+    "tunnel": np.uint8,            # outermost IP tunnel: TUN_* of fastseg._consts, 0 = none
+    "tunnel_id": np.uint32,        # direction-free id of that tunnel's endpoints (and VNI); 0 = none
+    "encap": np.uint32,            # every encapsulation crossed: ENC_* bits of fastseg._consts
     "flow_key": np.uint64,         # direction-free 4-tuple hash, stable everywhere
 }
 
@@ -69,8 +74,14 @@ _STATUS_CATEGORIES = list(_consts.CHECKSUM_STATUS_NAMES)
 _ADDRESS_COLUMNS = ("src", "dst")
 
 
+# Columns that are zero for plain traffic: allocated zero-filled (untouched
+# pages cost nothing) and written by the parser only where they are not.
+ZEROED_COLUMNS = ("opt_status", "opt_other", "tunnel", "tunnel_id", "encap")
+
+
 def empty_columns(n: int, hidden: bool = True) -> Dict[str, np.ndarray]:
-    """Uninitialised arrays for ``n`` rows of every column."""
+    """Arrays for ``n`` rows of every column: uninitialised, except the
+    ZEROED_COLUMNS, which are zero."""
     specs = dict(SEGMENT_DTYPES)
     if hidden:
         specs.update(HIDDEN_DTYPES)
@@ -78,6 +89,8 @@ def empty_columns(n: int, hidden: bool = True) -> Dict[str, np.ndarray]:
     for name, dt in specs.items():
         if isinstance(dt, tuple):
             out[name] = np.empty((n, dt[1]), dtype=dt[0])
+        elif name in ZEROED_COLUMNS:
+            out[name] = np.zeros(n, dtype=dt)
         else:
             out[name] = np.empty(n, dtype=dt)
     if "_csum_unfilled" in out:
@@ -126,22 +139,27 @@ class CaptureStats:
     ``packets == tcp + non_tcp + malformed`` always; ``counts`` holds one
     count per outcome code of ``fastseg._consts.Outcome``; ``not_decoded``
     maps each link type the parser does not decode to its packets (they are
-    counted as ``unsupported_link_type``).
+    counted as ``unsupported_link_type``).  Segments whose options the
+    snapshot length cut or whose option lengths are bad are ``tcp``, counted
+    again in ``options`` (one count per ``OptStatus``).
     """
 
-    def __init__(self, counts=None, not_decoded=None):
+    def __init__(self, counts=None, not_decoded=None, options=None):
         self.counts = (np.zeros(_consts.N_OUTCOMES, dtype=np.int64) if counts is None
                        else np.asarray(counts, dtype=np.int64).copy())
         self.not_decoded: Dict[int, int] = dict(not_decoded or {})
+        self.options = (np.zeros(len(_consts.OPT_STATUS_NAMES), dtype=np.int64) if options is None
+                        else np.asarray(options, dtype=np.int64).copy())
 
     def __iadd__(self, other: "CaptureStats"):
         self.counts += other.counts
+        self.options += other.options
         for linktype, n in other.not_decoded.items():
             self.not_decoded[linktype] = self.not_decoded.get(linktype, 0) + n
         return self
 
     def __add__(self, other: "CaptureStats") -> "CaptureStats":
-        out = CaptureStats(self.counts, self.not_decoded)
+        out = CaptureStats(self.counts, self.not_decoded, self.options)
         out += other
         return out
 
@@ -185,6 +203,8 @@ class CaptureStats:
             "malformed": self.malformed,
             "non_tcp_by_reason": self.non_tcp_by_reason,
             "malformed_by_reason": self.malformed_by_reason,
+            "tcp_options": {"cut": int(self.options[_consts.OPTS_CUT]),
+                            "bad": int(self.options[_consts.OPTS_BAD])},
             "link_types_not_decoded": self.link_types_not_decoded,
         }
 

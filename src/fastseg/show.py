@@ -1,7 +1,12 @@
 """tcpdump-style text for TCP segments: the lines ``tcpdump -n -S -tt -r FILE``
 prints for TCP packets (IPv4 and IPv6), from the Segments columns plus the raw
-option bytes.  tcpdump's decoding of payloads on well-known ports (": HTTP"
-and the like) is not reproduced, nor its text for IPv6 extension headers."""
+option bytes: options cut by the snapshot length end in ``[|tcp]``, a bad
+option length in ``[bad opt]``, IPv6 fragments (atomic ones too) start with
+``frag (offset|length)``.  Not reproduced: tcpdump's decoding of payloads on
+well-known ports (": HTTP" and the like), its text for the other IPv6
+extension headers and for MPTCP options, and the lines it prints for the
+encapsulation (MPLS, PPPoE, GRE, VXLAN, ...) before a tunnelled segment,
+which gets its TCP line only."""
 from __future__ import annotations
 
 from typing import Iterator, List
@@ -39,8 +44,11 @@ def format_options(opts: bytes, declared: int = None) -> str:
     """The ``options [...]`` body tcpdump prints for these TCP option bytes.
 
     ``declared`` is the option length the header announces when fewer bytes
-    were captured; tcpdump then stops the line with `` [|tcp]`` (raised as
-    ``_Truncated`` carrying the text printed so far)."""
+    were captured; tcpdump then stops the line with `` [|tcp]``, and after a
+    bad option length with ``[bad opt]`` (both raised as ``_Truncated``
+    carrying the line's end).  Like tcpdump, a known option with a wrong
+    length is printed with ``[len N]`` and the next one read where its own
+    fixed length ends."""
     cap = len(opts)
     n = cap if declared is None else declared
     i = 0
@@ -58,14 +66,15 @@ def format_options(opts: bytes, declared: int = None) -> str:
                 raise _Truncated(text + " [|tcp]")
             length = opts[i + 1]
             if length < 2 or length > n - i:
-                return text + "[bad opt]"
+                raise _Truncated(text + "[bad opt]" + ("]" if sep else ""))
         name = _OPT_NAMES.get(kind, f"unknown-{kind}")
-        body = opts[i + 2:i + length] if kind not in (0, 1) else b""
-        want = {2: 2, 3: 1, 6: 4, 7: 4, 11: 4, 12: 4, 13: 4, 8: 8, 28: 2}.get(kind, length - 2)
+        want = {2: 2, 3: 1, 6: 4, 7: 4, 11: 4, 12: 4, 13: 4, 8: 8, 28: 2, 19: 16}.get(kind, length - 2)
         if kind in (0, 1, 4):
             want = 0
-        if want > length - 2 and kind not in (0, 1):
-            return text + name + "[bad opt]"
+        # tcpdump reads a known option's fixed fields whatever its length says.
+        body = opts[i + 2:i + 2 + max(want, length - 2)] if kind not in (0, 1) else b""
+        if want > n - i - 2 and kind not in (0, 1):
+            raise _Truncated(text + name + "[bad opt]" + ("]" if sep else ""))
         if len(body) < want:              # declared but not captured
             raise _Truncated(text + name + " [|tcp]>")
         datalen = 0
@@ -84,6 +93,10 @@ def format_options(opts: bytes, declared: int = None) -> str:
                     "{%d:%d}" % (int.from_bytes(body[j:j + 4], "big"),
                                  int.from_bytes(body[j + 4:j + 8], "big"))
                     for j in range(0, datalen, 8))
+        elif kind == 19:
+            # tcpdump built with libcrypto, without -M.
+            datalen = 16
+            name += " shared secret not supplied with -M, can't check - " + body[:16].hex()
         elif kind in (6, 7, 11, 12, 13):
             datalen = 4
             name += f" {int.from_bytes(body[:4], 'big')}"
@@ -97,7 +110,7 @@ def format_options(opts: bytes, declared: int = None) -> str:
         elif kind == 254:
             datalen = len(body)
             if datalen < 2:
-                return text + name + "[bad opt]"
+                raise _Truncated(text + name + "[bad opt]" + ("]" if sep else ""))
             magic = int.from_bytes(body[:2], "big")
             name += "-" + (_tfo(body[2:], True) if magic == 0xF989 else f"{magic:04x}")
         elif kind == 28:
@@ -115,10 +128,21 @@ def format_options(opts: bytes, declared: int = None) -> str:
             name += f"[len {length}]"
         text += name
         sep = ","
-        i += length
+        i += expected
         if kind == 0:
             break
     return text
+
+
+def _ipv6_fragment(data, l3: int, l4: int):
+    """tcpdump's ``frag (offset|length) `` for an IPv6 packet whose only
+    extension header is a fragment header (an atomic fragment, RFC 6946, or
+    a first fragment), else None."""
+    if l4 - l3 != 48 or data[l3 + 6] != 44:
+        return None
+    plen = (int(data[l3 + 4]) << 8) | int(data[l3 + 5])
+    offset = ((int(data[l3 + 42]) << 8) | int(data[l3 + 43])) & 0xFFF8
+    return f"frag ({offset}|{plen - 8}) "
 
 
 def format_segments(seg) -> List[str]:
@@ -149,8 +173,13 @@ def format_segments(seg) -> List[str]:
     lines = []
     for i in range(n):
         f = flags[i]
-        parts = [f"{sec[i]}.{usec[i]:06d} {'IP' if ver[i] == 4 else 'IP6'} "
-                 f"{src[i]}.{sport[i]} > {dst[i]}.{dport[i]}: Flags [{_FLAG_TEXT[f & 0xFF]}]"]
+        frag = _ipv6_fragment(data, l3[i], l4[i]) if ver[i] == 6 and data is not None else None
+        if frag is None:
+            parts = [f"{sec[i]}.{usec[i]:06d} {'IP' if ver[i] == 4 else 'IP6'} "
+                     f"{src[i]}.{sport[i]} > {dst[i]}.{dport[i]}: Flags [{_FLAG_TEXT[f & 0xFF]}]"]
+        else:
+            parts = [f"{sec[i]}.{usec[i]:06d} IP6 {src[i]} > {dst[i]}: {frag}"
+                     f"{sport[i]} > {dport[i]}: Flags [{_FLAG_TEXT[f & 0xFF]}]"]
         length = plen[i]
         if length > 0 or f & (_consts.SYN | _consts.FIN | _consts.RST):
             parts.append(f", seq {seq[i]}")

@@ -18,7 +18,20 @@ base/protocols/conn/main.zeek):
   for a new (relative) sequence number; D/A/I/Q once per direction; C
   (bad checksum), T (retransmission), W (zero window) at the 1st, 10th,
   100th... event; ``^`` when roles flip (first packet not a plain SYN
-  coming from a likely server port, or SYN and SYN-ACK seen in reverse);
+  coming from a likely server port, SYN and SYN-ACK seen in reverse, or a
+  connection that began with a SYN-ACK carrying its first ACK or data:
+  ``TCP_Endpoint::CheckHistory`` turns it around and its history "H"
+  becomes "^h");
+* content gaps (``TCP_Reassembler``: ``DataSent``, ``AckReceived``,
+  ``Undelivered``, ``Gap``) from sequence ranges alone: per direction the
+  delivered edge, the data buffered above a hole and the highest ack
+  applied; an ack beyond what was delivered skips the hole, counted as G/g
+  (1st, 10th, 100th...) and in ``missed_bytes`` while both sides are
+  established or cleanly closing.  Acks stop at the FIN, an ack of 1 or 2
+  on a partial connection is no gap, a direction with more than 16384
+  bytes above a hole and nothing acked is given up
+  (``tcp_max_above_hole_without_any_acks``), and a payload not captured in
+  full (snap length) is never delivered, so acks over it are gaps;
 * bytes come from sequence space (``TCP_Endpoint::Size``);
 * timers: an unanswered attempt expires ``attempt_delay`` (5 s) after its
   first SYN, a closed or reset connection ``close_delay`` (5 s) after its
@@ -30,8 +43,14 @@ base/protocols/conn/main.zeek):
 * a segment with a bad checksum is counted in history (C/c) and nothing
   else, unless its sender is diagnosed as offloading checksums.
 
-Not ported: content gaps (G, needs reassembly) and Zeek's variable removal
-delay of half-closed connections (``tcp_session_timer`` re-checks).
+Not ported: Zeek's variable removal delay of half-closed connections
+(``tcp_session_timer`` re-checks); several holes buffered at once are kept
+as one range (their hull), so such a direction may show fewer gaps than
+Zeek's block list; the reassembler's 10 MiB limit without further acks
+(``tcp_excessive_data_without_further_acks``); anything that application
+analyzers and scripts decide
+(``skip_further_processing``, DPD, ``likely_server_ports`` beyond the
+default set, timer budgets such as ``max_timer_expires``).
 
 Handshake measurements are matched by sequence numbers: ``synack_ts`` is
 the first SYN-ACK acknowledging the last SYN's ISN, ``ack_ts`` the first
@@ -270,7 +289,7 @@ class Tracker:
                 c("ack", np.uint32), c("flags", np.uint16), c("payload_len", np.uint32),
                 c("window", np.uint16), c("mss", np.int32), c("wscale", np.int16),
                 c("sack_perm", np.uint8), c("tsval", np.int64), c("ip_version", np.uint8),
-                c("flow_key", np.uint64), self.verdict.dropped(seg), conn)
+                c("flow_key", np.uint64), self.verdict.dropped(seg), _payload_cut(seg), conn)
             if status != 0:
                 raise MemoryError("connection tracker: out of memory")
         segments["conn"] = conn
@@ -295,6 +314,19 @@ class Tracker:
         if self._engine.finish_all() != 0:
             raise MemoryError("connection tracker: out of memory")
         return self._engine.take_done()
+
+
+def _payload_cut(seg: Segments) -> np.ndarray:
+    """1 where a segment's payload was not captured in full (snap length);
+    rows without a captured length (0: built by hand, not parsed) count as whole."""
+    n = len(seg)
+    if not n or "_l3_caplen" not in seg or "_l4_off" not in seg or "_l3_off" not in seg:
+        return np.zeros(n, dtype=np.uint8)
+    headers = (np.asarray(seg["_l4_off"], np.int64) - np.asarray(seg["_l3_off"], np.int64)
+               + np.asarray(seg["hdr_len"], np.int64))
+    caplen = np.asarray(seg["_l3_caplen"], np.int64)
+    cut = (caplen > 0) & (caplen - headers < np.asarray(seg["payload_len"], np.int64))
+    return np.ascontiguousarray(cut, dtype=np.uint8)
 
 
 def track(segments: Segments, **options) -> Connections:
@@ -411,6 +443,7 @@ def _finish(k: dict) -> Connections:
         "tfo_data": k["tfo_data"],
         "closer": np.array(["", "orig", "resp"], dtype="U4")[k["closer"].astype(np.intp) + 1],
         "close": np.array(["", "fin", "rst"], dtype="U3")[k["close"].astype(np.intp)],
+        "missed_bytes": k["missed_bytes"],
         "_conn": k["_conn"], "ip_version": k["ip_version"], "flow_key": k["flow_key"],
         "ts_ns": k["first_ts"],
     }
