@@ -1,6 +1,15 @@
-"""fastseg.dask: many files as Dask DataFrames; connections across file boundaries."""
-import collections
+"""fastseg.dask: files read as one capture on Dask equal one process.
 
+The oracle is the single-process path on the unsplit capture
+(``fastseg.analyze``): captures are split into rotated files with editcap
+(by packet count and by time) so that connections cross every boundary, and
+the report and every connection row must come out identical."""
+import gzip
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 dd = pytest.importorskip("dask.dataframe")
@@ -8,52 +17,207 @@ dd = pytest.importorskip("dask.dataframe")
 import fastseg
 from fastseg import synth
 
+ROOT = Path(__file__).resolve().parents[1]
+LO_HTTP = ROOT / "bench" / "data" / "lo_http.pcap.gz"
+needs_editcap = pytest.mark.skipif(shutil.which("editcap") is None, reason="editcap missing")
 
-def _split(path, out1, out2):
-    """Write the first and second half (by packet) of a pcap to two files,
-    as a rotating capture would."""
+
+def _editcap(src, out_dir, *args):
+    out_dir.mkdir()
+    subprocess.run(["editcap", *args, str(src), str(out_dir / "part.pcap")], check=True,
+                   capture_output=True)
+    return sorted(str(p) for p in out_dir.iterdir())
+
+
+def _edge_capture(path):
+    """A hand-made capture whose connections meet the tracker's timers and
+    port reuse across file boundaries (one packet per file when split with
+    ``editcap -c 1``)."""
     import dpkt
-    with open(path, "rb") as fh:
-        pkts = list(dpkt.pcap.Reader(fh))
-    half = len(pkts) // 2
-    for out, part in ((out1, pkts[:half]), (out2, pkts[half:])):
-        with open(out, "wb") as fh:
-            w = dpkt.pcap.Writer(fh, nano=False)
-            for ts, buf in part:
-                w.writepkt(buf, ts)
-    return half
+
+    def pkt(t, src, sport, dst, dport, flags, seq, ack=0, data=b""):
+        tcp = dpkt.tcp.TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags,
+                           win=65535, data=data)
+        ip = dpkt.ip.IP(src=bytes(map(int, src.split("."))), dst=bytes(map(int, dst.split("."))),
+                        p=6, ttl=64, data=tcp)
+        ip.len = len(ip)
+        eth = dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, data=ip)
+        return t, bytes(eth)
+
+    S, A, F, R, P = dpkt.tcp.TH_SYN, dpkt.tcp.TH_ACK, dpkt.tcp.TH_FIN, dpkt.tcp.TH_RST, \
+        dpkt.tcp.TH_PUSH
+    c, s = "10.0.0.1", "10.0.0.2"
+    out = []
+
+    def conn(t, sport, isn=1000, close=True, data=b"hi"):
+        out.extend([pkt(t, c, sport, s, 80, S, isn),
+                    pkt(t + 0.01, s, 80, c, sport, S | A, 5000, isn + 1),
+                    pkt(t + 0.02, c, sport, s, 80, A, isn + 1, 5001),
+                    pkt(t + 0.03, c, sport, s, 80, P | A, isn + 1, 5001, data)])
+        if close:
+            n = isn + 1 + len(data)
+            out.extend([pkt(t + 0.04, c, sport, s, 80, F | A, n, 5001),
+                         pkt(t + 0.05, s, 80, c, sport, F | A, 5001, n + 1),
+                         pkt(t + 0.06, c, sport, s, 80, A, n + 1, 5002)])
+
+    t0 = 1_700_000_000.0
+    conn(t0, 40001)                      # closed, then reused 2 s later (new ISN)
+    conn(t0 + 2, 40001, isn=90000)
+    conn(t0 + 3, 40002, close=False)     # idle 299 s: same connection
+    out.append(pkt(t0 + 302.5, c, 40002, s, 80, P | A, 1003, 5001, b"more"))
+    conn(t0 + 4, 40003, close=False)     # idle 301 s: expired, a new one
+    out.append(pkt(t0 + 305.5, c, 40003, s, 80, P | A, 1003, 5001, b"late"))
+    out.append(pkt(t0 + 5, c, 40004, s, 80, S, 7000))       # attempt, retransmit at 3 s
+    out.append(pkt(t0 + 8, c, 40004, s, 80, S, 7000))
+    out.append(pkt(t0 + 6, c, 40005, s, 80, S, 8000))       # attempt expires (5 s),
+    out.append(pkt(t0 + 12, c, 40005, s, 80, S, 8000))      # so this SYN starts anew
+    out.append(pkt(t0 + 7, c, 40006, s, 81, S, 9000))       # refused
+    out.append(pkt(t0 + 7.01, s, 81, c, 40006, R | A, 0, 9001))
+    out.append(pkt(t0 + 7.5, c, 40006, s, 81, S, 9500))     # and retried after the RST
+    conn(t0 + 9, 40007)                  # closed; a stray ACK 4 s later joins it,
+    out.append(pkt(t0 + 13.06, c, 40007, s, 80, A, 1006, 5002))
+    conn(t0 + 20, 40008)                 # one 6 s later starts a new one
+    out.append(pkt(t0 + 26.06, c, 40008, s, 80, A, 1006, 5002))
+    out.sort(key=lambda p: p[0])
+    with open(path, "wb") as fh:
+        w = dpkt.pcap.Writer(fh)
+        for t, buf in out:
+            w.writepkt(buf, t)
+    return len(out)
 
 
 @pytest.fixture(scope="module")
-def rotated(tmp_path_factory):
+def captures(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dask")
-    whole = tmp / "whole.pcap"
-    synth.generate(str(whole), connections=600, seed=11)
-    a, b = tmp / "a.pcap", tmp / "b.pcap"
-    _split(whole, a, b)
-    return whole, [a, b]
+    lo = tmp / "lo_http.pcap"
+    with gzip.open(LO_HTTP, "rb") as src, open(lo, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    syn = tmp / "synth.pcap"
+    synth.generate(str(syn), connections=1500, seed=5, duration=6.0)
+    edge = tmp / "edge.pcap"
+    _edge_capture(edge)
+    return {
+        "lo": (lo, _editcap(lo, tmp / "lo_c", "-c", "700")),
+        "synth": (syn, _editcap(syn, tmp / "synth_i", "-i", "1")),
+        "edge": (edge, _editcap(edge, tmp / "edge_c", "-c", "1")),
+    }
 
 
-def test_segments_one_partition_per_file(rotated):
+def _same_report(got, whole, parts):
+    ref = fastseg.analyze(str(whole)).to_dict()
+    mine = got.to_dict()
+    assert mine["files"] == parts
+    ref.pop("files"), mine.pop("files")
+    assert mine == ref
+
+
+def _same_connections(frame, whole):
+    ref = fastseg.analyze(str(whole), keep_connections=True).connections.to_pandas()
+    got = frame.compute()
+    assert len(got) == len(ref) > 0
+    got = got.sort_values("uid").reset_index(drop=True)
+    ref = ref.sort_values("uid").reset_index(drop=True)
+    assert got["uid"].is_unique
+    for name in ref.columns:
+        mine, theirs = got[name].astype(object), ref[name].astype(object)
+        assert mine.isna().equals(theirs.isna()), name
+        assert mine[~mine.isna()].equals(theirs[~theirs.isna()]), name
+
+
+@needs_editcap
+@pytest.mark.parametrize("name", ["lo", "synth", "edge"])
+def test_summary_and_connections_equal_one_process(captures, name):
     from fastseg import dask as fdask
-    whole, parts = rotated
-    frame = fdask.segments(parts)
-    assert frame.npartitions == 2
+    whole, parts = captures[name]
+    assert len(parts) >= 6
+    _same_report(fdask.summary(parts), whole, parts)
+    _same_connections(fdask.connections(parts, npartitions=3), whole)
+
+
+@needs_editcap
+def test_connections_cross_the_boundaries_yet_few_segments_move(captures):
+    from fastseg import dask as fdask
+    whole, parts = captures["lo"]
+    plan = fdask.plan(parts)["partitions"]
+    # every boundary is crossed by a connection ...
+    assert all(p["crossing"] > 0 for p in plan[:-1])
+    # ... and only their segments are shuffled
+    moved = sum(p["fragments"] for p in plan)
+    total = sum(p["segments"] for p in plan)
+    assert total == len(fastseg.read_segments(str(whole)))
+    assert 0 < moved < 0.2 * total
+
+
+@needs_editcap
+def test_edge_cases_cross_every_boundary(captures):
+    from fastseg import dask as fdask
+    whole, parts = captures["edge"]
+    plan = fdask.plan(parts)["partitions"]
+    # one packet per file: everything but the lone packets is a fragment
+    assert sum(p["fragments"] for p in plan) >= len(parts) - 4
+    conns = fastseg.analyze(str(whole), keep_connections=True).connections
+    # the timers and reuse the capture was made for, as one process sees them
+    ports = conns["orig_p"].tolist()
+    assert ports.count(40001) == 2 and ports.count(40003) == 2 and ports.count(40002) == 1
+    assert ports.count(40004) == 1 and ports.count(40005) == 2 and ports.count(40008) == 2
+    assert ports.count(40007) == 1
+
+
+@needs_editcap
+def test_summary_on_a_local_cluster_with_processes(captures):
+    distributed = pytest.importorskip("dask.distributed")
+    from fastseg import dask as fdask
+    whole, parts = captures["synth"]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        _same_report(fdask.summary(parts, client=client), whole, parts)
+        _same_connections(fdask.connections(parts, client=client), whole)
+
+
+@needs_editcap
+def test_summary_on_a_threaded_local_cluster_from_a_glob(captures):
+    distributed = pytest.importorskip("dask.distributed")
+    from fastseg import dask as fdask
+    whole, parts = captures["lo"]
+    glob = str(Path(parts[0]).parent / "*.pcap")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        _same_report(fdask.summary(glob, client=client), whole, parts)
+
+
+@needs_editcap
+def test_segments_one_partition_per_file_with_projection(captures):
+    from fastseg import dask as fdask
+    whole, parts = captures["lo"]
+    frame = fdask.segments(parts, columns=["ts_ns", "src", "seq"])
+    assert frame.npartitions == len(parts)
+    assert list(frame.columns) == ["ts_ns", "src", "seq"]
     df = frame.compute()
     ref = fastseg.read_segments(str(whole))
-    assert len(df) == len(ref)
-    assert list(df["seq"]) == ref["seq"].tolist()
-    assert df["src"].iloc[0] == ref.src_text()[0]
+    assert df["seq"].tolist() == ref["seq"].tolist()
+    assert df["src"].tolist() == ref.src_text().tolist()
+    assert not (df.dtypes == object).any()
 
 
-def test_connections_across_file_boundaries_equal_one_pass(rotated):
+def test_no_files_is_an_error(tmp_path):
     from fastseg import dask as fdask
-    whole, parts = rotated
-    got = fdask.connections(parts, npartitions=3).compute()
-    ref = fastseg.track(fastseg.read_segments(str(whole)))
-    assert len(got) == len(ref)
-    assert sorted(got["uid"]) == sorted(ref["uid"].tolist())
-    assert collections.Counter(got["conn_state"].astype(str)) == \
-        collections.Counter(ref["conn_state"].tolist())
-    by_uid = dict(zip(got["uid"], got["history"].astype(str)))
-    assert all(by_uid[u] == h for u, h in zip(ref["uid"].tolist(), ref["history"].tolist()))
+    with pytest.raises(FileNotFoundError):
+        fdask.summary(str(tmp_path / "*.pcap"))
+
+
+@needs_editcap
+def test_cli_summary_dask_local_same_output(captures):
+    pytest.importorskip("dask.distributed")
+    import os
+    import sys
+    whole, parts = captures["lo"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "fastseg", "summary", "--json", *a],  # noqa: E731
+                                    capture_output=True, text=True, env=env, timeout=300)
+    plain, dist = run(*parts), run("--dask", "local:2", *parts)
+    assert plain.returncode == 0 and dist.returncode == 0, dist.stderr
+    assert dist.stdout == plain.stdout
+    bad = run("--dask", "local:zero", *parts)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "local:N" in bad.stderr

@@ -503,6 +503,23 @@ cdef class SenderTally:
         self.bad += other.bad
         self.untrusted = self.untrusted or other.untrusted
 
+    def __reduce__(self):
+        return (_tally_from_state, (self.senders(), self.ok, self.bad, self.untrusted))
+
+    def restore(self, const uint8_t[:, ::1] addr, const uint8_t[::1] version,
+                const int64_t[::1] bad, const int64_t[::1] unfilled, offloading, forced):
+        """Add senders as ``senders()`` returns them (for pickling)."""
+        cdef Py_ssize_t i
+        cdef Sender* e
+        for i in range(addr.shape[0]):
+            e = self.entry(&addr[i, 0], version[i])
+            if e == NULL:
+                raise MemoryError("checksum tally: out of memory")
+            e.bad += bad[i]
+            e.unfilled += unfilled[i]
+            e.offloading |= <uint8_t>bool(offloading[i])
+            e.forced |= <uint8_t>bool(forced[i])
+
     def senders(self):
         """``(addr (n, 16) uint8, version, bad, unfilled, offloading, forced)``
         for every sender with bad checksums (or named), in address order."""
@@ -526,3 +543,12 @@ cdef class SenderTally:
         order = np.lexsort(addr.T[::-1]) if k else np.zeros(0, np.intp)
         return (addr[order], version[order], bad[order], unfilled[order],
                 offloading[order], forced[order])
+
+
+def _tally_from_state(senders, ok, bad, untrusted):
+    t = SenderTally()
+    t.restore(*senders)
+    t.ok = ok
+    t.bad = bad
+    t.untrusted = untrusted
+    return t

@@ -74,15 +74,56 @@ def _cmd_summary(args) -> int:
     from .analyze import analyze
 
     _check_inputs(args.files)
-    report = analyze(args.files, checksums=args.checksums, idle_timeout=args.idle_timeout,
-                     max_connections=args.max_connections, progress=_progress_enabled(args),
-                     threads=args.threads)
+    if args.dask:
+        report = _dask_summary(args)
+    else:
+        report = analyze(args.files, checksums=args.checksums, idle_timeout=args.idle_timeout,
+                         max_connections=args.max_connections,
+                         progress=_progress_enabled(args), threads=args.threads)
     _say_not_decoded(report["capture"])
     if args.json:
         sys.stdout.write(report.to_json() + "\n")
     else:
         sys.stdout.write(report.render())
     return 0
+
+
+def _dask_summary(args):
+    """``summary --dask ADDRESS``: the same report, computed on a Dask
+    cluster (``local:N`` starts N local worker processes)."""
+    if "-" in args.files:
+        raise _Fail("--dask reads files, not standard input")
+    if args.max_connections is not None:
+        raise _Fail("--dask does not take --max-connections")
+    try:
+        from dask.distributed import Client, LocalCluster
+        from . import dask as fdask
+    except ImportError:
+        raise _Fail("--dask needs the dask extra (pip install 'fastseg[dask]')") from None
+    address = args.dask
+    cluster = None
+    try:
+        if address.startswith("local:"):
+            try:
+                workers = int(address[len("local:"):])
+            except ValueError:
+                raise _Fail(f"--dask {address}: expected local:N") from None
+            if workers < 1:
+                raise _Fail(f"--dask {address}: expected local:N with N >= 1")
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+        else:
+            client = Client(address, timeout="10s")
+    except OSError as exc:
+        raise _Fail(f"--dask {address}: {exc}") from None
+    try:
+        return fdask.summary(args.files, client=client, checksums=args.checksums,
+                             idle_timeout=args.idle_timeout)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _table_output(args, allowed) -> bool:
@@ -350,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("summary", "the analysis report of one or more captures")
     p.add_argument("files", nargs="+", metavar="FILE", help=FILES_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable JSON with stable keys")
+    p.add_argument("--dask", metavar="ADDRESS", default=None,
+                   help="compute on the Dask scheduler at ADDRESS (local:N starts N local "
+                        "worker processes); same report")
     common(p, tracking=True)
     p.set_defaults(func=_cmd_summary)
 
