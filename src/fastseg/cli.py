@@ -471,11 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=_cmd_whatif)
 
-    try:
-        from . import cookie_cli
-        cookie_cli.register(sub)
-    except ImportError:
-        pass
+    from . import cookie_cli
+    cookie_cli.register(sub)
     return parser
 
 
