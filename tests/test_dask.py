@@ -210,12 +210,11 @@ def test_no_files_is_an_error(tmp_path):
 @needs_editcap
 def test_cli_summary_dask_local_same_output(captures):
     pytest.importorskip("dask.distributed")
-    import os
     import sys
     whole, parts = captures["lo"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    # the fastseg this test imports: the environment's, as installed
     run = lambda *a: subprocess.run([sys.executable, "-m", "fastseg", "summary", "--json", *a],  # noqa: E731
-                                    capture_output=True, text=True, env=env, timeout=300)
+                                    capture_output=True, text=True, timeout=300)
     plain, dist = run(*parts), run("--dask", "local:2", *parts)
     assert plain.returncode == 0 and dist.returncode == 0, dist.stderr
     assert dist.stdout == plain.stdout
