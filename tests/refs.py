@@ -297,3 +297,16 @@ def write_capture(path, frames, ts_ns=None, **kwargs) -> None:
     """Write ``capture(frames, ts_ns, **kwargs)`` to ``path``."""
     with open(path, "wb") as f:
         f.write(capture(frames, ts_ns, **kwargs))
+
+
+def zeek_dev():
+    """Zeek's test traces with Zeek's conn.log rows and scorer
+    (``../shared/zeek-dev`` beside the checkout, or ``$FASTSEG_ZEEK_DEV``),
+    or None when they are not here."""
+    import os
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    for path in (root.parent / "shared" / "zeek-dev", os.environ.get("FASTSEG_ZEEK_DEV")):
+        if path and (Path(path) / "zeek_compare.py").exists():
+            return Path(path)
+    return None

@@ -4,7 +4,6 @@ test_tshark_diff.py), tunnels keeping equal inner 4-tuples apart, malformed
 tunnel headers as counted reasons, the IPv6 pseudo-header with a routing
 header or home address, and Zeek's own tunnel traces."""
 import json
-import os
 import subprocess
 import sys
 import warnings
@@ -197,13 +196,6 @@ def test_damaged_options_are_segments_flagged_bad():
 
 
 # ------------------------------------------------------------- Zeek
-def zeek_dev():
-    for path in (ROOT.parent / "shared" / "zeek-dev", os.environ.get("FASTSEG_ZEEK_DEV")):
-        if path and (Path(path) / "zeek_compare.py").exists():
-            return Path(path)
-    return None
-
-
 # Zeek's tunnel and link-layer cases; gre-aruba-amsdu carries 802.11 frames
 # (Aruba's GRE), which fastseg does not decode.
 ZEEK_CASES = r"core\.(tunnels\.(ayiya|gre|gre-over-udp|teredo.*|vxlan.*|geneve.*|gtp.*)" \
@@ -211,7 +203,7 @@ ZEEK_CASES = r"core\.(tunnels\.(ayiya|gre|gre-over-udp|teredo.*|vxlan.*|geneve.*
 
 
 def test_zeek_tunnel_cases(tmp_path):
-    cases = zeek_dev()
+    cases = pb.zeek_dev()
     if cases is None:
         pytest.skip("../shared/zeek-dev (Zeek's traces and conn.log rows) is not here")
     report = tmp_path / "zeek.json"

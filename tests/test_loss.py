@@ -4,8 +4,6 @@ tshark on real captures (tests/data/loss, made by make_loss.sh through a
 user-space netem) and on hand-built segment sequences, one per flag; the
 per-connection counters against tshark's flags and tcptrace."""
 import math
-import os
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +13,12 @@ import fastseg
 from fastseg import loss
 from capfiles import pcap
 from oracle import ANALYSIS_FIELDS, tshark_analysis
-from refs import ipv4, opt_mss, opt_nop, opt_sack, opt_sack_perm, opt_wscale, tcp
+from refs import zeek_dev, ipv4, opt_mss, opt_nop, opt_sack, opt_sack_perm, opt_wscale, tcp
 
 DATA = Path(__file__).parent / "data"
 LOSS_CAPTURES = sorted((DATA / "loss").glob("*.pcap"))
-ZEEK_TRACES = Path("/work/shared/zeek-dev/traces")
+_ZEEK_DEV = zeek_dev()
+ZEEK_TRACES = _ZEEK_DEV / "traces" if _ZEEK_DEV else Path("/nonexistent")
 
 # Every frame where fastseg and tshark 4.0 disagree on the committed
 # captures (flags, ack_rtt, bytes_in_flight or dup_ack_num), with the reason.
@@ -144,7 +143,7 @@ def test_ack_rtt_matches_tshark_within_a_microsecond(tshark):
     assert pairs > 500
 
 
-@pytest.mark.skipif(not ZEEK_TRACES.is_dir(), reason="Zeek traces not present")
+@pytest.mark.skipif(not ZEEK_TRACES.is_dir(), reason="../shared/zeek-dev (Zeek's traces) is not here")
 def test_zeek_traces_agree_with_tshark(tshark):
     """Real captures nobody here made: per flag, at least 99.5% of the
     packets either tool flags are flagged by both, outside the files whose

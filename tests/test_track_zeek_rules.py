@@ -10,11 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import fastseg
-from refs import capture, ether, ipv4, tcp, flags_of
+from refs import capture, ether, ipv4, tcp, flags_of, zeek_dev
 from segbuild import build
 
 HANDSHAKE = [
@@ -205,8 +204,7 @@ def test_ipv4_total_length_zero_takes_the_captured_length(tmp_path):
 
 # -- Zeek's own test traces ----------------------------------------------------
 
-ZEEK_DEV = next((p for p in (Path(__file__).resolve().parents[1].parent / "shared" / "zeek-dev",
-                             Path("/work/shared/zeek-dev")) if p.is_dir()), None)
+ZEEK_DEV = zeek_dev()
 
 # Agreement reached on the dev half of Zeek's cases (per cent); the scores
 # must not drop below these.
