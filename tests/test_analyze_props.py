@@ -120,7 +120,7 @@ def check_invariants(d: dict) -> None:
     for f in d["syn_flood"]:
         assert f["start"] <= f["end"]
         assert 0 <= f["completed"] <= f["syns"]
-        assert 1 <= f["sources"] <= f["syns"]
+        assert f["syns"] >= f["sources"] >= 1
         assert 0 < f["port"] < 65536
 
 
