@@ -20,7 +20,8 @@ from typing import Dict, Iterator, List, Optional
 import numpy as np
 
 from . import _consts
-from .loss import ANALYSIS_FLAGS, LOSS_REPORT_KEYS, loss_report
+from .aggregates import LogHistogram
+from .loss import ANALYSIS_FLAGS, LOSS_REPORT_KEYS, LossAggregate
 from .segments import CaptureStats, Segments, format_addresses
 
 __all__ = ["analyze", "Report", "connections_of", "default_threads", "read_ahead",
@@ -55,69 +56,6 @@ RST = _consts.RST
 
 
 # -- small helpers --------------------------------------------------------
-class LogHistogram:
-    """Fixed-size, mergeable histogram of durations in seconds, for quantiles.
-
-    Magnitudes from 1 ns to 1e5 s fall in logarithmic buckets of ratio
-    ``g = (1 + e) / (1 - e)`` with ``e = RELATIVE_ERROR`` (0.1 %), one set for
-    each sign, plus one bucket for zero; a bucket stands for ``2 g^k / (g + 1)``,
-    within ``e`` of every value in it.  Quantiles (numpy's linear
-    interpolation between the two order statistics around the rank) are
-    therefore within 0.1 % of the exact ones, clamped to the exact minimum and
-    maximum, which are kept too.  About 260 kB whatever the number of values.
-    """
-
-    RELATIVE_ERROR = 1e-3
-    _GAMMA = (1 + RELATIVE_ERROR) / (1 - RELATIVE_ERROR)
-    _LO = 1e-9
-    _SIZE = int(math.ceil(math.log(1e5 / 1e-9) / math.log(_GAMMA))) + 1
-
-    def __init__(self):
-        # [negative magnitudes, highest first] [zero] [positive magnitudes]
-        self.counts = np.zeros(2 * self._SIZE + 1, np.int64)
-        self.lo = math.inf
-        self.hi = -math.inf
-
-    def add(self, values: np.ndarray) -> None:
-        values = np.asarray(values, np.float64)
-        values = values[np.isfinite(values)]
-        if len(values) == 0:
-            return
-        self.lo = min(self.lo, float(values.min()))
-        self.hi = max(self.hi, float(values.max()))
-        mag = np.maximum(np.abs(values), self._LO)
-        k = np.clip(np.ceil(np.log(mag / self._LO) / math.log(self._GAMMA)), 0, self._SIZE - 1)
-        k = k.astype(np.int64)
-        idx = np.where(values > 0, self._SIZE + 1 + k,
-                       np.where(values < 0, self._SIZE - 1 - k, self._SIZE))
-        self.counts += np.bincount(idx, minlength=len(self.counts))
-
-    def merge(self, other: "LogHistogram") -> None:
-        self.counts += other.counts
-        self.lo = min(self.lo, other.lo)
-        self.hi = max(self.hi, other.hi)
-
-    def _value(self, bucket: np.ndarray) -> np.ndarray:
-        k = np.abs(bucket - self._SIZE) - 1
-        mag = self._LO * self._GAMMA ** k * 2 / (self._GAMMA + 1)
-        return np.clip(np.where(bucket == self._SIZE, 0.0, np.sign(bucket - self._SIZE) * mag),
-                       self.lo, self.hi)
-
-    def summary(self) -> Dict[str, Optional[float]]:
-        n = int(self.counts.sum())
-        if n == 0:
-            return {"count": 0, "p50": None, "p90": None, "p99": None, "max": None}
-        cum = np.cumsum(self.counts)
-        out = {"count": n}
-        for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
-            rank = (n - 1) * q
-            below, above = int(math.floor(rank)), int(math.ceil(rank))
-            a, b = self._value(np.searchsorted(cum, [below + 1, above + 1]))
-            out[name] = float(a + (b - a) * (rank - below))
-        out["max"] = float(self.hi)
-        return out
-
-
 def _strs(col) -> np.ndarray:
     col = np.asarray(col)
     if col.dtype.kind in "US":
@@ -278,31 +216,6 @@ class _Chunks:
         return parts[0]
 
 
-# What the loss section keeps of each finished connection: the columns
-# loss_report reads, counts in 32 bits (bytes and times in 64), copied out
-# of the tracker's blocks so those are freed batch by batch.
-_LOSS_KEPT = {
-    **{f"{side}_{name}": np.uint32 for side in ("orig", "resp")
-       for name in ("retrans_pkts", "fast_retrans", "spurious_retrans", "out_of_order",
-                    "lost_segments", "dup_acks", "zero_windows", "keepalives",
-                    "first_flight_segs", "pkts")},
-    **{f"{side}_{name}": np.int64 for side in ("orig", "resp")
-       for name in ("retrans_bytes", "first_flight_bytes", "bytes")},
-    **{f"{side}_{name}": np.float64 for side in ("orig", "resp")
-       for name in ("rtt_min", "zero_window_time")},
-    "resp_h": np.uint8, "resp_p": np.uint16, "ip_version": np.uint8,
-}
-
-
-class _Columns(dict):
-    """Columns by name with ``len()`` the number of rows."""
-
-    def __len__(self):
-        for col in self.values():
-            return len(col)
-        return 0
-
-
 def _distinct(values: np.ndarray) -> np.ndarray:
     """Sorted distinct values (np.unique without return arrays takes a hash
     path that is ~50x slower on random 64-bit keys)."""
@@ -388,8 +301,8 @@ class _Analysis:
         # one record per SYN (floods, backoff)
         self.syns = _Chunks(ts=np.float64, conn=np.int64, listener=np.uint64, source=np.uint64)
         self.listeners = _Chunks(key=np.uint64, dst=np.uint8, dport=np.uint16, ver=np.uint8)
-        # the loss columns of each finished connection, and retransmission times
-        self.loss_rows = _Chunks(**_LOSS_KEPT)
+        # the loss section, and retransmission times
+        self.loss = LossAggregate()
         self.retrans = _Chunks(ts=np.float64)
 
     # -- per batch ----------------------------------------------------------
@@ -481,8 +394,7 @@ class _Analysis:
         if "ttfb" in k:
             cols = dict(k, ip_version=ver, orig_pkts=k["pkts"][:, 0], resp_pkts=k["pkts"][:, 1],
                         orig_bytes=nbytes[:, 0], resp_bytes=nbytes[:, 1])
-            self.loss_rows.add(**{name: np.array(cols[name], dtype=dt)
-                                  for name, dt in _LOSS_KEPT.items()})
+            self.loss.add(cols)
 
     def _fold_teardowns(self, k, completed, history) -> None:
         from .track import CLOSE_WAIT, TIME_WAIT
@@ -608,12 +520,13 @@ class _Analysis:
         other.pairs._parts["conn"] = [p + offset for p in other.pairs._parts["conn"]]
         for name, hist in self.times.items():
             hist.merge(other.times[name])
+        self.loss.merge(other.loss)
         for mine, theirs in ((self.cw_pending, other.cw_pending),
                              (self.pairs, other.pairs), (self.pressure_rows, other.pressure_rows),
                              (self.tuples, other.tuples), (self.tw["server"], other.tw["server"]),
                              (self.tw["client"], other.tw["client"]),
                              (self.listeners, other.listeners),
-                             (self.loss_rows, other.loss_rows), (self.retrans, other.retrans)):
+                             (self.retrans, other.retrans)):
             mine.extend(theirs)
         syns = other.syns
         syns._parts["conn"] = [p + offset for p in syns._parts["conn"]]
@@ -645,7 +558,7 @@ class _Analysis:
     def _build(self, files) -> dict:
         report = self._accounting(files)
         report.update(self._connections(report["capture"]["end"]))
-        report["loss"] = loss_report(_Columns({k: self.loss_rows.get(k) for k in _LOSS_KEPT}))
+        report["loss"] = self.loss.report()
         return report
 
     def _accounting(self, files) -> dict:
