@@ -142,7 +142,7 @@ cdef Py_ssize_t put_repr(char* p, double x) noexcept nogil:
     cdef char digits[20]
     cdef double ax = fabs(x)
     cdef bint neg = signbit(x)
-    cdef int64_t n, whole, frac
+    cdef int64_t n = -1, whole, frac
     cdef int nd = 0, decpt, prec, i, e, esign
     cdef Py_ssize_t k = 0
     if x != x:
@@ -165,6 +165,10 @@ cdef Py_ssize_t put_repr(char* p, double x) noexcept nogil:
         # digits of round(|x| * 1e6) are the shortest text when they read
         # back as |x|, since doubles there are closer than 1e-6 apart.
         n = llround(ax * 1e6)
+        # n / 1e6 is correctly rounded, as strtod of the text would be
+        if <double>n / 1e6 != ax:
+            n = -1
+    if n >= 0:
         whole = n // 1000000
         frac = n % 1000000
         k = put_int(tmp, whole)
@@ -180,14 +184,12 @@ cdef Py_ssize_t put_repr(char* p, double x) noexcept nogil:
             k += 6
             while tmp[k - 1] == 48:
                 k -= 1
-        tmp[k] = 0
-        if strtod(tmp, NULL) == ax:
-            if neg:
-                p[0] = 45
-                memcpy(p + 1, tmp, k)
-                return k + 1
-            memcpy(p, tmp, k)
-            return k
+        if neg:
+            p[0] = 45
+            memcpy(p + 1, tmp, k)
+            return k + 1
+        memcpy(p, tmp, k)
+        return k
     # the shortest of 15, 16 and 17 significant digits that reads back
     # (subnormals carry fewer: from 1 digit up)
     for prec in range(14 if ax >= 2.2250738585072014e-308 else 0, 17):
