@@ -328,6 +328,20 @@ def test_stream_connections_without_aggregates(tmp_path):
     for a, b in zip(lean, full):
         for name in a.columns:
             np.testing.assert_array_equal(a[name], b[name])
+    # text columns handed on as bytes too: the writers' text is unchanged
+    import io
+    from fastseg.output import format_table
+    with_bytes = []
+    stream_connections(str(path), with_bytes.append, batch_packets=300, text_bytes=True)
+    assert "_b_history" in with_bytes[0] and "_b_history" not in lean[0]
+    for a, b in zip(with_bytes, lean):
+        assert a.columns == b.columns
+        for fmt in ("jsonl", "csv"):
+            assert format_table(a, fmt) == format_table(b, fmt)
+        za, zb = io.StringIO(), io.StringIO()
+        a.to_zeek(za, header=False, footer=False)
+        b.to_zeek(zb, header=False, footer=False)
+        assert za.getvalue() == zb.getvalue()
 
 
 @settings(max_examples=300, deadline=None)

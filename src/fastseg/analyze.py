@@ -231,6 +231,7 @@ class _Analysis:
                  tracker=None, keep_connections=False, max_connections=None,
                  on_connections=None, aggregates=True):
         from .track import Tracker
+        self.text_bytes = False
         # without aggregates only the connections (and the capture's
         # accounting) are produced: what ``fastseg conns`` needs
         self.aggregates = aggregates
@@ -357,7 +358,7 @@ class _Analysis:
         if n == 0:
             return
         if self.keep_connections:
-            self._pending.append(k)
+            self._pending.append(dict(k, _min=int(k["_conn"].min())))
             self._release(self.tracker.min_live_id())
         if not self.aggregates:
             return
@@ -482,19 +483,35 @@ class _Analysis:
         are below ``limit`` (no live connection has a smaller id, so none
         will come before them)."""
         from .track import _finish
-        if not self._pending:
+        # Each waiting batch is looked at only when the limit passes its
+        # smallest id (a long-lived connection can hold back everything
+        # finished after it: those rows are not copied batch after batch).
+        ready_parts, waiting = [], []
+        for part in self._pending:
+            ids = part["_conn"]
+            if part["_min"] >= limit:
+                waiting.append(part)
+                continue
+            now = ids < limit
+            if now.all():
+                ready_parts.append(part)
+            else:
+                ready_parts.append({name: col[now] for name, col in part.items() if name != "_min"})
+                rest = {name: col[~now] for name, col in part.items() if name != "_min"}
+                rest["_min"] = int(rest["_conn"].min())
+                waiting.append(rest)
+        self._pending = waiting
+        if not ready_parts:
             return
-        raw = self._pending[0] if len(self._pending) == 1 else {
-            name: np.concatenate([p[name] for p in self._pending]) for name in self._pending[0]}
+        names = [name for name in ready_parts[0] if name != "_min"]
+        raw = {name: np.concatenate([p[name] for p in ready_parts]) if len(ready_parts) > 1
+               else ready_parts[0][name] for name in names}
         ids = raw["_conn"]
-        order = np.argsort(ids, kind="stable")
-        ready = order[ids[order] < limit]
-        self._pending = []
-        if len(ready) < len(ids):
-            rest = np.sort(order[ids[order] >= limit])
-            self._pending.append({name: col[rest] for name, col in raw.items()})
-        if len(ready):
-            conns = _finish({name: col[ready] for name, col in raw.items()})
+        if not np.all(ids[1:] > ids[:-1]):
+            order = np.argsort(ids, kind="stable")
+            raw = {name: col[order] for name, col in raw.items()}
+        if len(ids):
+            conns = _finish(raw, text_bytes=self.text_bytes)
             if self.on_connections is not None:
                 self.on_connections(conns)
             else:
@@ -904,16 +921,19 @@ def _feed(acc: "_Analysis", path_or_segments, threads: int, progress: bool,
 def stream_connections(path_or_segments, on_connections, *, checksums: str = "auto",
                        idle_timeout: float = 300.0, max_connections: int = None,
                        threads: Optional[int] = None, progress: bool = False,
-                       **reader_kwargs) -> dict:
+                       text_bytes: bool = False, **reader_kwargs) -> dict:
     """Track a capture and hand its connections to ``on_connections`` as
     :func:`analyze` does, computing none of the report's aggregates; returns
-    the report's ``files``, ``capture`` and ``checksums`` sections."""
+    the report's ``files``, ``capture`` and ``checksums`` sections.
+    ``text_bytes``: the tables also carry their text columns as bytes, which
+    the text writers (``Connections.to_zeek``, jsonl, csv) take as they are."""
     threads = default_threads() if threads is None else int(threads)
     if threads < 1:
         raise ValueError("threads must be at least 1")
     acc = _Analysis(checksums=checksums, idle_timeout=idle_timeout,
                     max_connections=max_connections, on_connections=on_connections,
                     aggregates=False)
+    acc.text_bytes = text_bytes
     files = _feed(acc, path_or_segments, threads, progress, reader_kwargs)
     acc._fold(acc.tracker.flush_columns())
     acc._release(np.inf)

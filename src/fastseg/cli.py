@@ -196,7 +196,8 @@ def _cmd_conns(args) -> int:
             write = writer.write
         report = stream_connections(args.files, write, checksums=args.checksums,
                                     idle_timeout=args.idle_timeout,
-                                    max_connections=args.max_connections, threads=args.threads)
+                                    max_connections=args.max_connections, threads=args.threads,
+                                    text_bytes=args.format != "parquet")
         if args.format == "zeek":
             Connections.empty().to_zeek(fh, header=False)
         else:

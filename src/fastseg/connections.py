@@ -155,6 +155,11 @@ class Connections:
         """Responder addresses as strings."""
         return format_addresses(self._cols["resp_h"], self._cols["ip_version"])
 
+    def text_bytes(self, name: str) -> np.ndarray:
+        """A text column as fixed-width ASCII bytes ('S' dtype), as the
+        text writers take it."""
+        return _ascii_bytes(self._cols.get("_b_" + name, self._cols[name]))
+
     def null_mask(self, name: str):
         """True where the column holds its absent value (None if never absent)."""
         if name not in CONN_NULLS:
@@ -231,9 +236,11 @@ class Connections:
         unset = ~has
         empty_history = np.asarray(c["history"]) == ""
         dash = ("const", b"-", 0, None)
+        texts = {name: self.text_bytes(name) for name in ("uid", "conn_state", "history")}
         for lo in range(0, len(self), _FORMAT_CHUNK):
             part = slice(lo, lo + _FORMAT_CHUNK)
-            cols = [("float", c["ts"][part], 6, None), ("bytes", _ascii_bytes(c["uid"][part]), 0, None),
+            text = lambda name: texts[name][part]  # noqa: E731
+            cols = [("float", c["ts"][part], 6, None), ("bytes", text("uid"), 0, None),
                     ("bytes", address_bytes(c["orig_h"][part], c["ip_version"][part]), 0, None),
                     ("int", c["orig_p"][part], 0, None),
                     ("bytes", address_bytes(c["resp_h"][part], c["ip_version"][part]), 0, None),
@@ -241,9 +248,9 @@ class Connections:
                     ("float", c["duration"][part], 6, unset[part]),
                     ("int", c["orig_bytes"][part], 0, unset[part]),
                     ("int", c["resp_bytes"][part], 0, unset[part]),
-                    ("bytes", _ascii_bytes(c["conn_state"][part]), 0, None), dash, dash,
+                    ("bytes", text("conn_state"), 0, None), dash, dash,
                     ("int", c["missed_bytes"][part], 0, None),
-                    ("bytes", _ascii_bytes(c["history"][part]), 0, empty_history[part]),
+                    ("bytes", text("history"), 0, empty_history[part]),
                     ("int", c["orig_pkts"][part], 0, None), dash,
                     ("int", c["resp_pkts"][part], 0, None), dash, dash]
             out.write(_format.format_rows(cols).decode("ascii"))

@@ -168,7 +168,8 @@ def _text_fields(table, json_strings: bool):
             out.append((name, ("int", col, 0, mask)))
             continue
         else:
-            values, string = col.astype("S"), True
+            values = table.text_bytes(name) if hasattr(table, "text_bytes") else col.astype("S")
+            string = True
         if string and json_strings:
             values = np.char.add(np.char.add(b'"', values), b'"')
         out.append((name, ("bytes", values, 0, mask)))

@@ -363,13 +363,14 @@ def track(segments: Segments, **options) -> Connections:
 
 # -- from kernel columns to the public table ------------------------------
 
-def _uids(flow_key: np.ndarray, first_ts: np.ndarray) -> np.ndarray:
+def _uids(flow_key: np.ndarray, first_ts: np.ndarray, as_bytes: bool = False) -> np.ndarray:
     """'C' + 17 base62 digits from (flow_key, first timestamp): the same
     connection gets the same uid in every run and on every machine."""
     out = np.empty((len(flow_key), 18), dtype=np.uint8)
     _track.uid_bytes(np.ascontiguousarray(flow_key, dtype=np.uint64),
                      np.ascontiguousarray(first_ts, dtype=np.int64), out)
-    return out.view("S18").reshape(-1).astype("U18")
+    uid = out.view("S18").reshape(-1)
+    return uid if as_bytes else uid.astype("U18")
 
 
 CONN_STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH",
@@ -423,28 +424,39 @@ def _conn_state(os_, rs, ob, rb, history, as_codes=False) -> np.ndarray:
     return codes if as_codes else np.array(CONN_STATES, dtype="U6")[codes]
 
 
+_CLOSERS = ("", "orig", "resp")
+_CLOSES = ("", "fin", "rst")
+
+
 def _seconds_between(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
     ok = (later >= 0) & (earlier >= 0)
     return np.where(ok, (later - earlier) / 1e9, np.nan)
 
 
-def _finish(k: dict) -> Connections:
+def _finish(k: dict, text_bytes: bool = False) -> Connections:
+    """The Connections table of the tracker's kernel columns.  With
+    ``text_bytes`` the text columns come also as bytes (hidden ``_b_<name>``
+    columns), which the text writers take without converting."""
     n = len(k["_conn"])
     history = k["history"].astype("U")
     zs, rfc = k["zstate"], k["rfc"]
     nbytes, opts = k["bytes"], k["opts"]
     rfc_names = np.array(RFC_STATES, dtype="U12")
+    state = _conn_state(zs[:, 0], zs[:, 1], nbytes[:, 0], nbytes[:, 1], history, as_codes=True)
+    closer = k["closer"].astype(np.intp) + 1
+    close = k["close"].astype(np.intp)
+    uid = _uids(k["flow_key"], k["first_ts"], as_bytes=True)
     ts = lambda a: np.where(a >= 0, a / 1e9, np.nan)  # noqa: E731
     both = (opts[:, 0] & 16 != 0) & (opts[:, 1] & 16 != 0)
     cols = {
-        "uid": _uids(k["flow_key"], k["first_ts"]),
+        "uid": uid.astype("U18"),
         "ts": k["first_ts"] / 1e9,
         "duration": (k["last_ts"] - k["first_ts"]) / 1e9,
         "orig_h": k["orig_h"], "orig_p": k["orig_p"],
         "resp_h": k["resp_h"], "resp_p": k["resp_p"],
         "orig_pkts": k["pkts"][:, 0].copy(), "resp_pkts": k["pkts"][:, 1].copy(),
         "orig_bytes": nbytes[:, 0].copy(), "resp_bytes": nbytes[:, 1].copy(),
-        "conn_state": _conn_state(zs[:, 0], zs[:, 1], nbytes[:, 0], nbytes[:, 1], history),
+        "conn_state": np.array(CONN_STATES, dtype="U6")[state],
         "history": history,
         "orig_state": rfc_names[rfc[:, 0]], "resp_state": rfc_names[rfc[:, 1]],
         "syn_ts": ts(k["syn_ts"]), "synack_ts": ts(k["synack_ts"]), "ack_ts": ts(k["ack_ts"]),
@@ -463,8 +475,8 @@ def _finish(k: dict) -> Connections:
         "ecn_ok": both & (opts[:, 0] & 12 == 12) & (opts[:, 1] & 12 == 4),
         "syn_count": k["syn_count"], "synack_count": k["synack_count"],
         "tfo_data": k["tfo_data"],
-        "closer": np.array(["", "orig", "resp"], dtype="U4")[k["closer"].astype(np.intp) + 1],
-        "close": np.array(["", "fin", "rst"], dtype="U3")[k["close"].astype(np.intp)],
+        "closer": np.array(_CLOSERS, dtype="U4")[closer],
+        "close": np.array(_CLOSES, dtype="U3")[close],
         "missed_bytes": k["missed_bytes"],
         **{name: k[name] for name in LOSS_COLUMNS if name in k},
         "_conn": k["_conn"], "ip_version": k["ip_version"], "flow_key": k["flow_key"],
@@ -473,4 +485,11 @@ def _finish(k: dict) -> Connections:
     assert list(cols)[:len(CONNECTION_COLUMNS)] == CONNECTION_COLUMNS
     if n == 0:
         return Connections.empty()
+    if text_bytes:
+        rfc_bytes = np.array(RFC_STATES, dtype="S12")
+        cols.update(_b_uid=uid, _b_history=k["history"],
+                    _b_conn_state=np.array(CONN_STATES, dtype="S6")[state],
+                    _b_orig_state=rfc_bytes[rfc[:, 0]], _b_resp_state=rfc_bytes[rfc[:, 1]],
+                    _b_closer=np.array(_CLOSERS, dtype="S4")[closer],
+                    _b_close=np.array(_CLOSES, dtype="S3")[close])
     return Connections(cols)
