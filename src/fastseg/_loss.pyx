@@ -356,17 +356,20 @@ cdef inline void _segment(LossState* st, int side, int64_t ts_ns, uint32_t seq, 
             fwd.count[LC_FIRST_FLIGHT_SEGS] += 1
 
 
-cdef void loss_gather(const LossState* st, uint64_t* counts, double* seconds,
+cdef void loss_gather(const LossState* st, int orig, uint64_t* counts, double* seconds,
                       double* ttfb) noexcept nogil:
-    """Per-side counters (2 x LC_N) and seconds (2 x LS_N), side 0 first;
-    ``ttfb`` from side 0's first data to side 1's."""
+    """Per-side counters (2 x LC_N) and seconds (2 x LS_N), the
+    originator's (side ``orig``) first; ``ttfb`` from the originator's first
+    data to the responder's."""
     cdef int s, i
     cdef const LossSide* sd
+    cdef const LossSide* o = &st.side[orig]
+    cdef const LossSide* r = &st.side[1 - orig]
     cdef int64_t end = st.side[0].last_ts
     if st.side[1].last_ts > end:
         end = st.side[1].last_ts
     for s in range(2):
-        sd = &st.side[s]
+        sd = o if s == 0 else r
         for i in range(LC_N):
             counts[s * LC_N + i] = sd.count[i]
         seconds[s * LS_N + LS_ZERO_WINDOW_TIME] = (
@@ -376,10 +379,54 @@ cdef void loss_gather(const LossState* st, uint64_t* counts, double* seconds,
         seconds[s * LS_N + LS_RTT_MAX] = sd.rtt_max
         seconds[s * LS_N + LS_RTT_AVG] = (sd.rtt_sum / sd.count[LC_RTT_SAMPLES]
                                           if sd.count[LC_RTT_SAMPLES] else NAN)
-    if (st.side[0].first_data_ts >= 0 and st.side[1].first_data_ts >= st.side[0].first_data_ts):
-        ttfb[0] = (st.side[1].first_data_ts - st.side[0].first_data_ts) * 1e-9
+    if o.first_data_ts >= 0 and r.first_data_ts >= o.first_data_ts:
+        ttfb[0] = (r.first_data_ts - o.first_data_ts) * 1e-9
     else:
         ttfb[0] = NAN
+
+
+cdef int64_t sack_bytes_at(const uint8_t* data, int64_t size, int64_t l3_off,
+                           uint32_t l3_caplen, int64_t l4_off, uint8_t hdr_len) noexcept nogil:
+    """The bytes covered by the SACK blocks Wireshark keeps for bytes in
+    flight (dissect_tcpopt_sack stores blocks 1..3 of an option and never
+    the 4th) in the TCP options at ``l4_off`` of ``data`` (``size`` bytes),
+    mod 2**32; -1 when no block was captured."""
+    cdef int64_t p, end, k, out = -1
+    cdef uint8_t kind, olen
+    cdef uint32_t total
+    cdef int blocks
+    if l4_off < 0:
+        return -1
+    end = l4_off + hdr_len
+    if end > l3_off + l3_caplen:
+        end = l3_off + l3_caplen
+    if end > size:
+        end = size
+    p = l4_off + 20
+    while p < end:
+        kind = data[p]
+        if kind == 0:
+            break
+        if kind == 1:
+            p += 1
+            continue
+        if p + 1 >= end:
+            break
+        olen = data[p + 1]
+        if olen < 2 or p + olen > end:
+            break
+        if kind == 5:
+            total = 0
+            blocks = 0
+            k = p + 2
+            while k + 8 <= p + olen and blocks < 3:
+                total += ld_be32(&data[k + 4]) - ld_be32(&data[k])
+                blocks += 1
+                k += 8
+            if blocks:
+                out = total
+        p += olen
+    return out
 
 
 def sack_block_bytes(const uint8_t[::1] data, const int64_t[::1] l3_off,
@@ -388,44 +435,12 @@ def sack_block_bytes(const uint8_t[::1] data, const int64_t[::1] l3_off,
     """Per segment, the bytes covered by the SACK blocks Wireshark keeps
     for bytes in flight (dissect_tcpopt_sack stores blocks 1..3 of an
     option and never the 4th), mod 2**32; -1 when no block was captured."""
-    cdef Py_ssize_t n = l4_off.shape[0], i, size = data.shape[0]
-    cdef int64_t p, end, cap_end, k
-    cdef uint8_t kind, olen
-    cdef uint32_t total
-    cdef int blocks
+    cdef Py_ssize_t n = l4_off.shape[0], i
+    cdef const uint8_t* base = &data[0] if data.shape[0] else NULL
     with nogil:
         for i in range(n):
-            out[i] = -1
-            cap_end = l3_off[i] + l3_caplen[i]
-            end = l4_off[i] + hdr_len[i]
-            if end > cap_end:
-                end = cap_end
-            if end > size:
-                end = size
-            p = l4_off[i] + 20
-            while p < end:
-                kind = data[p]
-                if kind == 0:
-                    break
-                if kind == 1:
-                    p += 1
-                    continue
-                if p + 1 >= end:
-                    break
-                olen = data[p + 1]
-                if olen < 2 or p + olen > end:
-                    break
-                if kind == 5:
-                    total = 0
-                    blocks = 0
-                    k = p + 2
-                    while k + 8 <= p + olen and blocks < 3:
-                        total += ld_be32(&data[k + 4]) - ld_be32(&data[k])
-                        blocks += 1
-                        k += 8
-                    if blocks:
-                        out[i] = total
-                p += olen
+            out[i] = sack_bytes_at(base, data.shape[0], l3_off[i], l3_caplen[i], l4_off[i],
+                                   hdr_len[i])
     return 0
 
 
@@ -573,7 +588,6 @@ cdef class Engine:
         cdef int64_t c
         cdef int32_t slot
         cdef LossState* st
-        cdef LossSide tmp
         with nogil:
             for i in range(n):
                 c = conn[i]
@@ -588,12 +602,9 @@ cdef class Engine:
                     ttfb[i] = NAN
                     continue
                 st = &self.states[slot]
-                if self.first_key[slot] != orig_key[i]:
-                    # the first sender was the responder: swap the two sides
-                    tmp = st.side[0]
-                    st.side[0] = st.side[1]
-                    st.side[1] = tmp
-                loss_gather(st, &counts[i, 0, 0], &seconds[i, 0, 0], &ttfb[i])
+                # side 0 is the first sender, maybe the responder
+                loss_gather(st, 0 if self.first_key[slot] == orig_key[i] else 1,
+                            &counts[i, 0, 0], &seconds[i, 0, 0], &ttfb[i])
                 loss_free(st)
                 self.slot_of[c] = -1
                 self.free_slots[self.n_free] = slot
