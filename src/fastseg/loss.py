@@ -15,11 +15,12 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from . import _consts, _loss
+from .aggregates import KeyTable, LogHistogram, ValueCounts
 from ._consts import ANALYSIS_FLAGS
 
 __all__ = ["ANALYSIS_FLAGS", "SEGMENT_LOSS_COLUMNS", "LOSS_COLUMNS", "LOSS_NULLS",
            "analyze_segments", "LossAnalyzer", "with_loss_columns", "endpoint_keys", "flag_names",
-           "distinct_flag_names", "flag_names_arrow", "loss_columns", "loss_report",
+           "distinct_flag_names", "flag_names_arrow", "loss_columns", "loss_report", "LossAggregate",
            "LOSS_REPORT_KEYS"]
 
 SEGMENT_LOSS_COLUMNS = ("analysis", "ack_rtt", "bytes_in_flight", "dup_ack_num")
@@ -204,112 +205,193 @@ LOSS_REPORT_KEYS = ["connections_with_retransmissions", "packets", "retrans_pkts
                     "zero_window", "keepalive_only", "rtt", "first_flight"]
 
 
-def _pcts(values: np.ndarray) -> dict:
-    v = values[np.isfinite(values)]
-    if len(v) == 0:
-        return {"samples": 0, "p50": None, "p90": None, "p99": None, "max": None}
-    p50, p90, p99 = np.percentile(v, [50, 90, 99])
-    return {"samples": int(len(v)), "p50": float(p50), "p90": float(p90),
-            "p99": float(p99), "max": float(v.max())}
+class LossAggregate:
+    """The report's ``loss`` section, folded from finished connections batch
+    by batch (``add``) and mergeable (``merge``): exact counters, per
+    server address:port sums, RTT quantiles from log histograms (within
+    ``LogHistogram.RELATIVE_ERROR``, overall and per server) and exact
+    first-flight quantiles from value counts.  Memory follows the servers
+    and distinct values seen, not the connections."""
+
+    _SUMS = ("retrans_pkts", "retrans_bytes", "fast_retrans", "spurious_retrans",
+             "out_of_order", "dup_acks", "lost_segments")
+    _BUCKET_BITS = 16           # server index << 16 | RTT bucket
+
+    def __init__(self):
+        self.count = dict.fromkeys(("connections_with_retransmissions", "packets") + self._SUMS
+                                   + ("zw_connections", "zw_by_orig", "zw_by_resp",
+                                      "zw_segments", "keepalive_only"), 0)
+        self.zw_time = 0.0
+        self.zw_max = 0.0
+        self.servers = KeyTable(addr=(np.uint8, (16,)), port=(np.uint16, ()),
+                                ver=(np.uint8, ()))
+        # per server: connections, packets, retransmitted packets, RTT min/max
+        self.s_sums = np.zeros((0, 3), np.int64)
+        self.s_range = np.zeros((0, 2), np.float64)
+        self.rtt = LogHistogram()
+        self.server_rtt = ValueCounts()
+        self.first_flight = {side: {"bytes": ValueCounts(), "segments": ValueCounts()}
+                             for side in ("orig", "resp")}
+        assert LogHistogram.BUCKETS < 1 << self._BUCKET_BITS
+
+    def _grow(self) -> None:
+        extra = len(self.servers) - len(self.s_sums)
+        if extra > 0:
+            self.s_sums = np.concatenate([self.s_sums, np.zeros((extra, 3), np.int64)])
+            self.s_range = np.concatenate(
+                [self.s_range, np.tile([[np.inf, -np.inf]], (extra, 1))])
+
+    def add(self, conns) -> None:
+        """Fold connection columns: ``LOSS_COLUMNS`` plus resp_h, resp_p,
+        ip_version, orig_pkts, resp_pkts, orig_bytes, resp_bytes."""
+        n = len(conns["resp_p"])
+        if n == 0:
+            return
+        def col(name, dt=np.int64):
+            return np.asarray(conns[name]).astype(dt, copy=False)
+        def both(name, dt=np.int64):
+            return col("orig_" + name, dt) + col("resp_" + name, dt)
+        cnt = self.count
+        retrans = both("retrans_pkts")
+        pkts = both("pkts")
+        cnt["connections_with_retransmissions"] += int(np.count_nonzero(retrans))
+        cnt["packets"] += int(pkts.sum())
+        for name in self._SUMS:
+            cnt[name] += int(both(name).sum())
+        zw_o, zw_r = col("orig_zero_windows"), col("resp_zero_windows")
+        stalled = (zw_o + zw_r) > 0
+        cnt["zw_connections"] += int(np.count_nonzero(stalled))
+        cnt["zw_by_orig"] += int(np.count_nonzero(zw_o))
+        cnt["zw_by_resp"] += int(np.count_nonzero(zw_r))
+        cnt["zw_segments"] += int((zw_o + zw_r).sum())
+        if stalled.any():
+            zt = (col("orig_zero_window_time", np.float64)
+                  + col("resp_zero_window_time", np.float64))[stalled]
+            self.zw_time += float(np.nansum(zt))
+            self.zw_max = max(self.zw_max, float(np.nanmax(zt)))
+        cnt["keepalive_only"] += int(np.count_nonzero((both("keepalives") > 0)
+                                                      & (both("bytes") == 0)))
+        # Path RTT per connection from where the capture was taken: the two
+        # sides' fastest data ACKs added up (at either end one of them is the
+        # local stack's own delay; in the middle each is half the path).
+        o_min, r_min = col("orig_rtt_min", np.float64), col("resp_rtt_min", np.float64)
+        rtt = np.where(np.isnan(o_min) & np.isnan(r_min), np.nan,
+                       np.nan_to_num(o_min) + np.nan_to_num(r_min))
+        self.rtt.add(rtt)
+        addr = np.ascontiguousarray(conns["resp_h"], dtype=np.uint8).reshape(n, 16)
+        port = col("resp_p", np.uint16)
+        ver = (col("ip_version", np.uint8) if "ip_version" in conns
+               else np.full(n, 6, np.uint8))
+        key = endpoint_keys(addr, port) ^ (ver.astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93))
+        idx = self.servers.index(key, addr=addr, port=port, ver=ver)
+        self._grow()
+        m = len(self.servers)
+        self.s_sums[:, 0] += np.bincount(idx, minlength=m)
+        self.s_sums[:, 1] += np.bincount(idx, weights=pkts, minlength=m).astype(np.int64)
+        self.s_sums[:, 2] += np.bincount(idx, weights=retrans, minlength=m).astype(np.int64)
+        ok = np.isfinite(rtt)
+        if ok.any():
+            i, v = idx[ok], rtt[ok]
+            np.minimum.at(self.s_range[:, 0], i, v)
+            np.maximum.at(self.s_range[:, 1], i, v)
+            self.server_rtt.add((i << self._BUCKET_BITS) | LogHistogram.buckets(v))
+        for side in ("orig", "resp"):
+            b = col(f"{side}_first_flight_bytes")
+            sent = b > 0
+            self.first_flight[side]["bytes"].add(b[sent])
+            self.first_flight[side]["segments"].add(col(f"{side}_first_flight_segs")[sent])
+
+    def merge(self, other: "LossAggregate") -> None:
+        """Add ``other`` (another part of the capture) into this one."""
+        for name, value in other.count.items():
+            self.count[name] += value
+        self.zw_time += other.zw_time
+        self.zw_max = max(self.zw_max, other.zw_max)
+        self.rtt.merge(other.rtt)
+        theirs = other.servers
+        idx = self.servers.index(theirs.keys, **theirs.cols)
+        self._grow()
+        self.s_sums[idx] += other.s_sums
+        self.s_range[idx, 0] = np.minimum(self.s_range[idx, 0], other.s_range[:, 0])
+        self.s_range[idx, 1] = np.maximum(self.s_range[idx, 1], other.s_range[:, 1])
+        values, counts = other.server_rtt.items()
+        low = values & ((1 << self._BUCKET_BITS) - 1)
+        self.server_rtt.add((idx[values >> self._BUCKET_BITS] << self._BUCKET_BITS) | low,
+                            counts)
+        for side, parts in other.first_flight.items():
+            for name, vc in parts.items():
+                self.first_flight[side][name].merge(vc)
+
+    def report(self, top: int = 10) -> dict:
+        """The section (keys ``LOSS_REPORT_KEYS``); lists are the worst
+        ``top`` servers first, ties in address text order."""
+        from .segments import format_addresses
+        cnt = self.count
+        retrans, pkts = cnt["retrans_pkts"], cnt["packets"]
+        out = {"connections_with_retransmissions": cnt["connections_with_retransmissions"],
+               "packets": pkts, "retrans_pkts": retrans,
+               "retrans_bytes": cnt["retrans_bytes"],
+               "retrans_rate": float(retrans / pkts) if pkts else 0.0}
+        for name in ("fast_retrans", "spurious_retrans", "out_of_order", "dup_acks",
+                     "lost_segments"):
+            out[name] = cnt[name]
+        per_server, rtt_servers = [], []
+        if len(self.servers):
+            sv = self.servers
+            hosts = format_addresses(sv.cols["addr"], sv.cols["ver"])
+            labels = np.array([f"{h}|{int(p)}" for h, p in zip(hosts, sv.cols["port"])])
+            order = np.argsort(labels, kind="stable")
+            s_conns, s_pkts, s_re = (self.s_sums[order, j] for j in range(3))
+            rate = np.divide(s_re, s_pkts, out=np.zeros(len(order)), where=s_pkts > 0)
+            for i in np.lexsort((-s_re, -rate))[:top]:
+                if s_re[i] == 0:
+                    break
+                per_server.append({"server": str(hosts[order[i]]),
+                                   "port": int(sv.cols["port"][order[i]]),
+                                   "connections": int(s_conns[i]), "packets": int(s_pkts[i]),
+                                   "retrans_pkts": int(s_re[i]),
+                                   "retrans_rate": float(rate[i])})
+            values, counts = self.server_rtt.items()
+            owner = values >> self._BUCKET_BITS
+            for i in np.argsort(-s_conns, kind="stable")[:top]:
+                s = order[i]
+                mine = owner == s
+                if not mine.any():
+                    continue
+                lo, hi = self.s_range[s]
+                r = LogHistogram.sparse_summary(values[mine] & ((1 << self._BUCKET_BITS) - 1),
+                                                counts[mine], lo, hi)
+                rtt_servers.append({"server": str(hosts[s]), "port": int(sv.cols["port"][s]),
+                                    **_samples(r)})
+        out["per_server"] = per_server
+        out["zero_window"] = {
+            "connections": cnt["zw_connections"], "by_orig": cnt["zw_by_orig"],
+            "by_resp": cnt["zw_by_resp"], "segments": cnt["zw_segments"],
+            "time": self.zw_time, "max_time": self.zw_max,
+        }
+        out["keepalive_only"] = cnt["keepalive_only"]
+        out["rtt"] = {**_samples(self.rtt.summary()), "per_server": rtt_servers}
+        out["first_flight"] = {side: {name: vc.summary() for name, vc in parts.items()}
+                               for side, parts in self.first_flight.items()}
+        return out
 
 
-def _servers(conns, n):
-    """Distinct servers (``"address|port"``, in text order) and each row's
-    index into them.  Rows are told apart by their bytes; only the distinct
-    servers are formatted."""
-    from .segments import format_addresses
-    ver = (np.asarray(conns["ip_version"]).astype(np.uint8) if "ip_version" in conns
-           else np.full(n, 6, np.uint8))
-    addr = np.ascontiguousarray(conns["resp_h"], dtype=np.uint8).reshape(n, 16)
-    port = np.asarray(conns["resp_p"]).astype(np.uint16)
-    rows = np.empty((n, 19), np.uint8)
-    rows[:, :16] = addr
-    rows[:, 16:18] = port.astype(">u2").view(np.uint8).reshape(n, 2)
-    rows[:, 18] = ver
-    _, first, inv = np.unique(rows.view(np.dtype((np.void, 19))).reshape(-1),
-                              return_index=True, return_inverse=True)
-    hosts = format_addresses(addr[first], ver[first])
-    labels = np.array([f"{h}|{int(p)}" for h, p in zip(hosts, port[first])])
-    order = np.argsort(labels, kind="stable")
-    rank = np.empty(len(order), np.intp)
-    rank[order] = np.arange(len(order))
-    return labels[order], rank[inv.reshape(-1)]
+def _samples(summary: dict) -> dict:
+    """A LogHistogram summary with ``count`` named ``samples``."""
+    return {"samples": summary["count"], **{k: v for k, v in summary.items() if k != "count"}}
 
 
 def loss_report(conns, top: int = 10) -> dict:
     """The report's ``loss`` section from the connection columns
-    (``LOSS_COLUMNS`` plus resp_h/resp_p/orig_pkts/resp_pkts/orig_bytes/
-    resp_bytes).  Keys are ``LOSS_REPORT_KEYS``; lists are the worst
-    ``top`` servers first.  Rates are retransmitted segments per packet;
-    ``rtt`` is the path RTT of each connection (the sum of both sides'
-    fastest data ACK), overall and for the busiest servers;
-    ``keepalive_only`` counts connections that carried keep-alives and
-    no payload (half-open suspects)."""
-    n = 0 if conns is None else len(conns)
-    def col(name, dt=np.int64):
-        if n and name in conns:
-            return np.asarray(conns[name]).astype(dt)
-        return np.zeros(n, dt) if dt is not np.float64 else np.full(n, np.nan)
-    def both(name, dt=np.int64):
-        return col("orig_" + name, dt) + col("resp_" + name, dt)
-    retrans = both("retrans_pkts")
-    pkts = both("pkts")
-    out = {
-        "connections_with_retransmissions": int(np.count_nonzero(retrans)),
-        "packets": int(pkts.sum()),
-        "retrans_pkts": int(retrans.sum()),
-        "retrans_bytes": int(both("retrans_bytes").sum()),
-        "retrans_rate": float(retrans.sum() / pkts.sum()) if pkts.sum() else 0.0,
-        "fast_retrans": int(both("fast_retrans").sum()),
-        "spurious_retrans": int(both("spurious_retrans").sum()),
-        "out_of_order": int(both("out_of_order").sum()),
-        "dup_acks": int(both("dup_acks").sum()),
-        "lost_segments": int(both("lost_segments").sum()),
-    }
-    per_server, rtt_servers = [], []
-    # Path RTT per connection from where the capture was taken: the two
-    # sides' fastest data ACKs added up (at either end one of them is the
-    # local stack's own delay; in the middle each is half the path).
-    o_min, r_min = col("orig_rtt_min", np.float64), col("resp_rtt_min", np.float64)
-    rtt = np.where(np.isnan(o_min) & np.isnan(r_min), np.nan,
-                   np.nan_to_num(o_min) + np.nan_to_num(r_min))
-    if n:
-        uk, inv = _servers(conns, n)
-        s_pkts = np.bincount(inv, weights=pkts, minlength=len(uk))
-        s_re = np.bincount(inv, weights=retrans, minlength=len(uk))
-        s_conns = np.bincount(inv, minlength=len(uk))
-        rate = np.divide(s_re, s_pkts, out=np.zeros(len(uk)), where=s_pkts > 0)
-        for i in np.lexsort((-s_re, -rate))[:top]:
-            if s_re[i] == 0:
-                break
-            host, port = str(uk[i]).rsplit("|", 1)
-            per_server.append({"server": host, "port": int(port), "connections": int(s_conns[i]),
-                               "packets": int(s_pkts[i]), "retrans_pkts": int(s_re[i]),
-                               "retrans_rate": float(rate[i])})
-        for i in np.argsort(-s_conns, kind="stable")[:top]:
-            r = _pcts(rtt[inv == i])
-            if r["samples"]:
-                host, port = str(uk[i]).rsplit("|", 1)
-                rtt_servers.append({"server": host, "port": int(port), **r})
-    out["per_server"] = per_server
-    zw_o, zw_r = col("orig_zero_windows"), col("resp_zero_windows")
-    zt = col("orig_zero_window_time", np.float64) + col("resp_zero_window_time", np.float64)
-    stalled = (zw_o + zw_r) > 0
-    out["zero_window"] = {
-        "connections": int(np.count_nonzero(stalled)),
-        "by_orig": int(np.count_nonzero(zw_o)), "by_resp": int(np.count_nonzero(zw_r)),
-        "segments": int((zw_o + zw_r).sum()),
-        "time": float(np.nansum(zt[stalled])) if stalled.any() else 0.0,
-        "max_time": float(np.nanmax(zt[stalled])) if stalled.any() else 0.0,
-    }
-    keep = both("keepalives")
-    out["keepalive_only"] = int(np.count_nonzero((keep > 0) & (both("bytes") == 0)))
-    out["rtt"] = {**_pcts(rtt), "per_server": rtt_servers}
-    ff = {}
-    for side in ("orig", "resp"):
-        b = col(f"{side}_first_flight_bytes").astype(np.float64)
-        sg = col(f"{side}_first_flight_segs").astype(np.float64)
-        sent = b > 0
-        ff[side] = {"bytes": _pcts(b[sent]), "segments": _pcts(sg[sent])}
-    out["first_flight"] = ff
-    return out
+    (``LOSS_COLUMNS`` plus resp_h/resp_p/ip_version/orig_pkts/resp_pkts/
+    orig_bytes/resp_bytes).  Keys are ``LOSS_REPORT_KEYS``; lists are the
+    worst ``top`` servers first.  Rates are retransmitted segments per
+    packet; ``rtt`` is the path RTT of each connection (the sum of both
+    sides' fastest data ACK), overall and for the busiest servers, as
+    quantiles within ``LogHistogram.RELATIVE_ERROR``; ``keepalive_only``
+    counts connections that carried keep-alives and no payload (half-open
+    suspects)."""
+    agg = LossAggregate()
+    if conns is not None and len(conns):
+        agg.add(conns)
+    return agg.report(top)
