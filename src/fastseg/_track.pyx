@@ -20,11 +20,11 @@ from fastseg._consts cimport (ACK, CWR, ECE, FIN, RST, SYN, Z_INACTIVE, Z_SYN_SE
                               Z_SYN_ACK_SENT, Z_PARTIAL, Z_ESTABLISHED, Z_CLOSED, Z_RESET,
                               OPTS_CUT)
 
-from fastseg._loss cimport (LossState, LossOut, LC_N, LS_N, loss_init, loss_free,
-                            loss_segment, loss_gather, sack_bytes_at)
 from fastseg._track cimport Conn, Endp, HIST_MAX, LOSS_UNSET, LOSS_ONE_END
 
 cnp.import_array()
+
+include "_loss_kernel.pxi"
 
 cdef extern from *:
     """
