@@ -74,8 +74,9 @@ cdef inline Unacked* _ring(LossSide* side) noexcept nogil:
 cdef inline void loss_free(LossState* st) noexcept nogil:
     cdef int s
     for s in range(2):
-        free(st.side[s].ring)
-        st.side[s].ring = NULL
+        if st.side[s].ring != NULL:
+            free(st.side[s].ring)
+            st.side[s].ring = NULL
         st.side[s].ring_cap = LOSS_INLINE
         st.side[s].n_unacked = 0
 
