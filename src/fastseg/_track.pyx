@@ -129,6 +129,31 @@ cdef enum:
     ST_NOMEM = 1
 
 
+# One batch's columns as the per-segment step reads them (raw pointers: a
+# step that took typed memoryviews would copy them at every call the
+# compiler does not inline).
+cdef struct SegBatch:
+    const int64_t* ts_ns
+    const uint8_t* src            # n x 16
+    const uint8_t* dst
+    const uint16_t* sport
+    const uint16_t* dport
+    const uint32_t* seq
+    const uint32_t* ack
+    const uint16_t* flags
+    const uint32_t* payload_len
+    const uint16_t* window
+    const int32_t* mss
+    const int16_t* wscale
+    const uint8_t* sack_perm
+    const int64_t* tsval
+    const uint8_t* ip_version
+    const uint64_t* flow_key
+    const uint8_t* csum_bad
+    const uint8_t* cut
+    int64_t* conn_out
+
+
 # One batch's columns for the loss analysis (Wireshark's tcp.analysis): the
 # inputs the tracker itself does not read, and the per-segment outputs.
 cdef struct LossBatch:
@@ -960,8 +985,39 @@ cdef class Engine:
         cdef int status
         cdef int32_t ahead_slot
         cdef const char* rec
+        cdef SegBatch b
         cdef LossBatch lb
         cdef LossBatch* lbp = NULL
+        if n == 0:
+            return ST_OK
+        for rows in (src.shape[0], dst.shape[0], sport.shape[0], dport.shape[0], seq.shape[0],
+                     ack.shape[0], flags.shape[0], payload_len.shape[0], window.shape[0],
+                     mss.shape[0], wscale.shape[0], sack_perm.shape[0], tsval.shape[0],
+                     ip_version.shape[0], flow_key.shape[0], csum_bad.shape[0], cut.shape[0],
+                     conn_out.shape[0]):
+            if rows != n:
+                raise ValueError("every column must have one entry per segment")
+        if src.shape[1] != 16 or dst.shape[1] != 16:
+            raise ValueError("addresses must be (n, 16) rows")
+        b.ts_ns = &ts_ns[0]
+        b.src = &src[0, 0]
+        b.dst = &dst[0, 0]
+        b.sport = &sport[0]
+        b.dport = &dport[0]
+        b.seq = &seq[0]
+        b.ack = &ack[0]
+        b.flags = &flags[0]
+        b.payload_len = &payload_len[0]
+        b.window = &window[0]
+        b.mss = &mss[0]
+        b.wscale = &wscale[0]
+        b.sack_perm = &sack_perm[0]
+        b.tsval = &tsval[0]
+        b.ip_version = &ip_version[0]
+        b.flow_key = &flow_key[0]
+        b.csum_bad = &csum_bad[0]
+        b.cut = &cut[0]
+        b.conn_out = &conn_out[0]
         if self.with_loss and analysis is not None:
             if (ack_rtt is None or bytes_in_flight is None or dup_ack_num is None
                     or analysis.shape[0] != n or ack_rtt.shape[0] != n
@@ -1010,35 +1066,26 @@ cdef class Engine:
                         FS_PREFETCH(rec + 320)
                         FS_PREFETCH(rec + 384)
                         FS_PREFETCH(rec + sizeof(Conn) - 1)
-                status = self.one(i, ts_ns, src, dst, sport, dport, seq, ack, flags, payload_len,
-                                  window, mss, wscale, sack_perm, tsval, ip_version, flow_key,
-                                  csum_bad, cut, conn_out, lbp)
+                status = self.one(i, &b, lbp)
                 if status != ST_OK:
                     break
         return status
 
-    cdef inline int one(self, Py_ssize_t i, const int64_t[::1] ts_ns, const uint8_t[:, ::1] src,
-                        const uint8_t[:, ::1] dst, const uint16_t[::1] sport, const uint16_t[::1] dport,
-                        const uint32_t[::1] seq, const uint32_t[::1] ack, const uint16_t[::1] flags,
-                        const uint32_t[::1] payload_len, const uint16_t[::1] window,
-                        const int32_t[::1] mss, const int16_t[::1] wscale, const uint8_t[::1] sack_perm,
-                        const int64_t[::1] tsval, const uint8_t[::1] ip_version,
-                        const uint64_t[::1] flow_key, const uint8_t[::1] csum_bad,
-                        const uint8_t[::1] cut, int64_t[::1] conn_out, LossBatch* lb) noexcept nogil:
-        cdef int64_t t = ts_ns[i]
-        cdef uint64_t fk = flow_key[i], pos
-        cdef const uint8_t* s = &src[i, 0]
-        cdef const uint8_t* d = &dst[i, 0]
+    cdef inline int one(self, Py_ssize_t i, const SegBatch* b, LossBatch* lb) noexcept nogil:
+        cdef int64_t t = b.ts_ns[i]
+        cdef uint64_t fk = b.flow_key[i], pos
+        cdef const uint8_t* s = b.src + 16 * i
+        cdef const uint8_t* d = b.dst + 16 * i
         cdef int side = 0
         cdef int32_t slot
         cdef Conn* c
-        cdef uint16_t fl = flags[i]
+        cdef uint16_t fl = b.flags[i]
         if t > self.now:
             self.now = t
-        slot = self.lookup(fk, s, sport[i], d, dport[i], &side, &pos)
+        slot = self.lookup(fk, s, b.sport[i], d, b.dport[i], &side, &pos)
         if slot >= 0:
             c = &self.recs[slot]
-            if self.expired(c, t) or self.is_reuse(c, fl, seq[i]):
+            if self.expired(c, t) or self.is_reuse(c, fl, b.seq[i]):
                 if self.finish(slot, pos) != ST_OK:
                     return ST_NOMEM
                 slot = -1
@@ -1046,11 +1093,12 @@ cdef class Engine:
                 while self.table[pos] >= 0:
                     pos = (pos + 1) & self.tmask
         if slot < 0:
-            slot = self.new_conn(fk, s, sport[i], d, dport[i], ip_version[i], fl, t, pos, &side)
+            slot = self.new_conn(fk, s, b.sport[i], d, b.dport[i], b.ip_version[i], fl, t, pos,
+                                 &side)
             if slot < 0:
                 return ST_NOMEM
         c = &self.recs[slot]
-        conn_out[i] = c.id
+        b.conn_out[i] = c.id
         # What the report reads of each side (CLOSE-WAIT, half-open,
         # TIME-WAIT), from every segment the side sent, dropped or not.
         if t > c.ep[side].last_seen_ts:
@@ -1059,14 +1107,14 @@ cdef class Engine:
             c.ep[side].first_fin_ts = t
         if lb != NULL:
             # every segment the tracker assigns, dropped ones too
-            self.analyse(c, slot, side, i, lb, t, fl, seq[i], ack[i], payload_len[i], window[i],
-                         wscale[i])
-        if csum_bad[i]:
+            self.analyse(c, slot, side, i, lb, t, fl, b.seq[i], b.ack[i], b.payload_len[i],
+                         b.window[i], b.wscale[i])
+        if b.csum_bad[i]:
             # The receiver dropped it: history only (TCP_Endpoint::ChecksumError).
             scaled_letter(c, side, &c.ep[side].chk, 67)         # 'C'
             return ST_OK
-        self.segment(c, side, t, fl, seq[i], ack[i], payload_len[i], window[i], mss[i], wscale[i],
-                     sack_perm[i], tsval[i], cut[i])
+        self.segment(c, side, t, fl, b.seq[i], b.ack[i], b.payload_len[i], b.window[i], b.mss[i],
+                     b.wscale[i], b.sack_perm[i], b.tsval[i], b.cut[i])
         return ST_OK
 
     cdef inline void analyse(self, Conn* c, int32_t slot, int side, Py_ssize_t i, LossBatch* lb,
