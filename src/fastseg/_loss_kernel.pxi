@@ -242,23 +242,24 @@ cdef inline void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t s
             fwd.valid_bif = 0
         if seglen <= 1 and seq == fwd.nextseq - 1 and no_sfr:
             a |= A_KEEP_ALIVE
-        if (seglen == 0 and window and window != fwd.window and seq == fwd.nextseq
-                and ack == fwd.lastack and no_sfr):
+        if seglen > 0:
+            if (rev.win_scale != -1 and no_sfr
+                    and seq + seglen == rev.lastack + rev.window):
+                a |= A_WINDOW_FULL
+            break
+        # what follows is for segments without payload at nextseq that
+        # repeat the last ack (Wireshark tests each condition in turn)
+        if not (seq == fwd.nextseq and ack == fwd.lastack and no_sfr):
+            break
+        if window and window != fwd.window:
             a |= A_WINDOW_UPDATE
-        if (seglen > 0 and rev.win_scale != -1 and no_sfr
-                and seq + seglen == rev.lastack + rev.window):
-            a |= A_WINDOW_FULL
-        if (seglen == 0 and window and window == fwd.window and seq == fwd.nextseq
-                and ack == fwd.lastack and (rev.lastsegmentflags & A_KEEP_ALIVE) and no_sfr):
+        if window and window == fwd.window and (rev.lastsegmentflags & A_KEEP_ALIVE):
             a |= A_KEEP_ALIVE_ACK
             break
-        if (seglen == 0 and window == 0 and window == fwd.window and seq == fwd.nextseq
-                and ack == fwd.lastack and (rev.lastsegmentflags & A_ZERO_WINDOW_PROBE)
-                and no_sfr):
+        if window == 0 and window == fwd.window and (rev.lastsegmentflags & A_ZERO_WINDOW_PROBE):
             a |= A_ZERO_WINDOW_PROBE_ACK
             break
-        if (seglen == 0 and window and window == fwd.window and seq == fwd.nextseq
-                and ack == fwd.lastack and no_sfr):
+        if window and window == fwd.window:
             fwd.dupacknum += 1
             a |= A_DUPLICATE_ACK
             out.dup_ack_num = fwd.dupacknum
