@@ -610,3 +610,20 @@ def test_loss_off_does_no_loss_work():
     assert fused.memory_bytes() - plain.memory_bytes() >= _track.Engine.loss_state_size()
     conns = plain.flush()
     assert "orig_retrans_pkts" not in conns.columns
+
+
+def test_flag_names_per_row_and_as_arrow_lists():
+    """The names of every set bit, in ANALYSIS_FLAGS order, for every row;
+    the Arrow form holds the same lists, and each row has its own list."""
+    rng = np.random.default_rng(5)
+    bits = np.array(list(fastseg.ANALYSIS_FLAGS.values()))
+    analysis = np.where(rng.random(2000) < 0.5, 0,
+                        rng.integers(0, 1 << len(bits), 2000)).astype(np.uint32)
+    expected = [[name for name, bit in fastseg.ANALYSIS_FLAGS.items() if v & bit]
+                for v in analysis.tolist()]
+    names = loss.flag_names(analysis)
+    assert names == expected
+    names[0].append("x")
+    assert all("x" not in n for n in names[1:])
+    assert loss.flag_names_arrow(analysis).to_pylist() == expected
+    assert loss.flag_names([]) == [] and loss.flag_names_arrow([]).to_pylist() == []
