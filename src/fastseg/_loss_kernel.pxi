@@ -1,11 +1,11 @@
 # The loss-analysis kernel (types in _loss.pxd): included by _loss.pyx (the
 # analysis of segments tracked elsewhere) and by _track.pyx (the tracker
 # runs it in its own pass), so that each compiles its own copy: a direct
-# call the compiler may inline, not one through another module's table.  The rules, their
-# order and their thresholds are Wireshark's (packet-tcp.c,
-# tcp_analyze_sequence_number, as shipped in 4.0) so that every flag means
-# what a Wireshark user reads in tcp.analysis.*; where Wireshark's code and
-# its manual disagree the code wins.
+# call the compiler may inline, not one through another module's table.
+# The rules, their order and their thresholds are Wireshark's
+# (packet-tcp.c, tcp_analyze_sequence_number, as shipped in 4.0) so that
+# every flag means what a Wireshark user reads in tcp.analysis.*; where
+# Wireshark's code and its manual disagree the code wins.
 #
 # loss_init once per connection, loss_segment for each of its segments in
 # capture order (side: which end sent it; the analysis is symmetric in its
