@@ -6,33 +6,12 @@ Two inputs: the real loopback HTTP capture of bench/data (tcpdump on lo, every
 TCP checksum left unfilled by offload) scaled to 6M packets by rewriting client
 addresses (bench/scale_capture.py keeps the checksum pattern), and a synthetic
 capture of short connections.  FASTSEG_BENCH_QUICK=1 shrinks both."""
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from benchutil import tool
-from conftest import QUICK
-
-HERE = Path(__file__).parent
-REAL_PACKETS = 600_000 if QUICK else 6_000_000
-
-
-@pytest.fixture(scope="session")
-def real_capture(tmp_path_factory):
-    path = tmp_path_factory.mktemp("real") / "lo_http_scaled.pcap"
-    subprocess.run([sys.executable, str(HERE / "scale_capture.py"),
-                    str(HERE / "data" / "lo_http.pcap.gz"), str(path),
-                    "--packets", str(REAL_PACKETS)], check=True, capture_output=True)
-    return path, _packets(path)
-
-
-def _packets(path):
-    import fastseg
-    with fastseg.open(str(path)) as cap:
-        return sum(len(b.offset) for b in cap.reader)
 
 
 @pytest.fixture(scope="session")

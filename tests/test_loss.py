@@ -486,3 +486,144 @@ def test_cli_conns_has_loss_columns(tmp_path):
     for name in loss.LOSS_COLUMNS:
         assert name in row
     assert row["resp_zero_windows"] > 0 and row["orig_rtt_min"] > 0
+
+
+# -- the tracker's own pass ---------------------------------------------------
+
+def _flip_and_self_capture(tmp_path):
+    """A connection seen from its SYN-ACK on (the tracker turns it around
+    mid-stream: history "^h"), one seen from the server's data first (turned
+    around at once) and a self-connection (both ends one address and port)."""
+    frames = []
+
+    def add(ms, src, dst, flags, seq, ack, length, window=65000, options=b""):
+        bits = sum({"S": 0x02, "A": 0x10, "F": 0x01, "R": 0x04, "P": 0x08}[ch] for ch in flags)
+        seg = tcp(sport=src[1], dport=dst[1], seq=seq, ack=ack if "A" in flags else 0,
+                  flags=bits, window=window, options=options, payload=b"d" * length)
+        us = int(round(ms * 1000))
+        frames.append((1_700_000_000 + us // 1_000_000, us % 1_000_000,
+                       ipv4(src[0], dst[0], seg)))
+
+    c, s = ("10.0.0.1", 40001), ("10.0.0.2", 443)
+    add(0, s, c, "SA", 5000, 1001, 0, options=opt_mss(1460) + opt_sack_perm())
+    add(1, c, s, "A", 1001, 5001, 0)
+    add(2, c, s, "A", 1001, 5001, 100)
+    add(3, s, c, "A", 5001, 1101, 300)
+    add(4, c, s, "A", 1101, 5301, 0)
+    add(5, c, s, "A", 1001, 5301, 100)                   # retransmission
+    c2, s2 = ("10.0.0.3", 40002), ("10.0.0.4", 80)
+    add(10, s2, c2, "A", 9000, 2000, 200)
+    add(11, c2, s2, "A", 2000, 9200, 0)
+    add(12, s2, c2, "A", 9200, 2000, 200)
+    add(13, s2, c2, "A", 9200, 2000, 200)                # retransmission
+    add(14, c2, s2, "A", 2000, 9400, 50)
+    me = ("10.0.0.5", 5000)
+    add(20, me, me, "SA", 700, 701, 0)                   # turned around at the next one
+    add(21, me, me, "A", 701, 701, 10)
+    add(22, me, me, "A", 711, 711, 0)
+    add(23, me, me, "A", 701, 711, 10)                   # retransmission
+    path = tmp_path / "flips.pcap"
+    path.write_bytes(pcap(frames, linktype=101))
+    return path
+
+
+def _fused_and_separate(path, batch, **opts):
+    """Per-segment and per-connection loss columns from the tracker's own
+    pass, and from tracking without it followed by LossAnalyzer over the
+    same tracked batches."""
+    fused, plain = fastseg.Tracker(loss=True, **opts), fastseg.Tracker(loss=False, **opts)
+    second = loss.LossAnalyzer()
+    seg_a, seg_b, conn_a, conn_b, hist = [], [], [], [], []
+    with fastseg.open(str(path), batch_packets=batch) as cap:
+        for seg in cap.batches():
+            conn_a.append(fused.update_columns(seg))
+            seg_a.append({k: seg[k].copy() for k in loss.SEGMENT_LOSS_COLUMNS})
+            assert "analysis" in seg
+            k = plain.update_columns(seg)
+            second.process(seg)
+            k.update(second.finish(k))
+            conn_b.append(k)
+            seg_b.append({k: seg[k] for k in loss.SEGMENT_LOSS_COLUMNS})
+    conn_a.append(fused.flush_columns())
+    k = plain.flush_columns()
+    k.update(second.finish(k))
+    conn_b.append(k)
+    hist = [h for k in conn_a for h in k["history"].tolist()]
+    return seg_a, seg_b, conn_a, conn_b, hist
+
+
+def test_the_tracker_analyses_in_its_own_pass_as_a_second_pass_would(tmp_path):
+    """Per segment and per connection, whatever the batch split, the
+    checksum mode, the memory budget and role flips: the same columns as
+    LossAnalyzer run after tracking.  Segments with a bad checksum are
+    analysed too, those whose options the snapshot length cut are not."""
+    paths = _committed() + [_flip_and_self_capture(tmp_path)]
+    flips = cut = dropped = 0
+    for path in paths:
+        seg = fastseg.read_segments(str(path))
+        cut += int((seg["opt_status"] == fastseg._consts.OPTS_CUT).sum())
+        for batch, opts in ((1 << 16, {}), (7, {"checksums": "verify"}),
+                            (3, {"max_connections": 2, "checksums": "ignore"})):
+            seg_a, seg_b, conn_a, conn_b, hist = _fused_and_separate(path, batch, **opts)
+            flips += sum(b"^" in h for h in hist)
+            for a, b in zip(seg_a, seg_b):
+                for name in loss.SEGMENT_LOSS_COLUMNS:
+                    assert a[name].dtype == b[name].dtype
+                    np.testing.assert_array_equal(a[name], b[name], err_msg=f"{path.name} {name}")
+            for a, b in zip(conn_a, conn_b):
+                np.testing.assert_array_equal(a["_conn"], b["_conn"])
+                for name in loss.LOSS_COLUMNS:
+                    np.testing.assert_array_equal(a[name], b[name], err_msg=f"{path.name} {name}")
+        t = fastseg.Tracker(checksums="verify")
+        t.update(seg)
+        dropped += int(t.verdict.dropped(seg).sum())
+    # the inputs exercise what the comparison is about
+    assert flips > 0 and cut > 0 and dropped > 0
+
+
+def test_a_self_connection_is_one_side():
+    """Both ends one address and port: every segment is the originator's,
+    as endpoint keys tell them apart (they cannot)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        seg = fastseg.read_segments(str(_flip_and_self_capture(Path(d))))
+    conns = fastseg.track(seg)
+    row = conns[conns["orig_p"] == 5000]
+    assert len(row) == 1 and row["resp_p"][0] == 5000 and row["history"][0].startswith("^")
+    assert row["orig_retrans_pkts"][0] == 1 and row["orig_retrans_bytes"][0] == 10
+    assert row["orig_first_flight_segs"][0] == 1 and row["orig_first_flight_bytes"][0] == 10
+    for name in loss.LOSS_COLUMNS:
+        if name.startswith("resp_") and not name.startswith("resp_rtt_"):
+            assert row[name][0] == 0, name
+
+
+def test_loss_off_does_no_loss_work():
+    seg = fastseg.read_segments(str(DATA / "loss" / "loss_loss_client.pcap"))
+    plain, fused = fastseg.Tracker(loss=False), fastseg.Tracker(loss=True)
+    k = plain.update_columns(seg)
+    assert not any(name in seg for name in loss.SEGMENT_LOSS_COLUMNS)
+    assert not any(name in k for name in loss.LOSS_COLUMNS)
+    assert not plain.loss and fused.loss
+    fused.update_columns(seg)
+    # the loss states sit beside the records only when asked for
+    from fastseg import _track
+    assert fused.memory_bytes() - plain.memory_bytes() >= _track.Engine.loss_state_size()
+    conns = plain.flush()
+    assert "orig_retrans_pkts" not in conns.columns
+
+
+def test_flag_names_per_row_and_as_arrow_lists():
+    """The names of every set bit, in ANALYSIS_FLAGS order, for every row;
+    the Arrow form holds the same lists, and each row has its own list."""
+    rng = np.random.default_rng(5)
+    bits = np.array(list(fastseg.ANALYSIS_FLAGS.values()))
+    analysis = np.where(rng.random(2000) < 0.5, 0,
+                        rng.integers(0, 1 << len(bits), 2000)).astype(np.uint32)
+    expected = [[name for name, bit in fastseg.ANALYSIS_FLAGS.items() if v & bit]
+                for v in analysis.tolist()]
+    names = loss.flag_names(analysis)
+    assert names == expected
+    names[0].append("x")
+    assert all("x" not in n for n in names[1:])
+    assert loss.flag_names_arrow(analysis).to_pylist() == expected
+    assert loss.flag_names([]) == [] and loss.flag_names_arrow([]).to_pylist() == []

@@ -1,9 +1,8 @@
 # Loss, retransmission and stall analysis of one connection, segment by
 # segment, as Wireshark's tcp_analyze_sequence_number does it
 # (epan/dissectors/packet-tcp.c, 4.0): one LossState per connection (about
-# 500 bytes, plus 24 per unacknowledged segment) holds both endpoints.  A
-# tracker calls loss_init once per connection, loss_segment for each of its segments in capture order,
-# loss_gather when the connection ends, then loss_free.
+# 700 bytes, plus 24 per unacknowledged segment) holds both endpoints.  The
+# functions over it are in _loss_kernel.pxi, which each user includes.
 from libc.stdint cimport int8_t, int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 cdef enum:
@@ -90,11 +89,3 @@ cdef struct LossOut:
     double ack_rtt             # seconds; NaN when this segment acks no segment
     int64_t bytes_in_flight    # -1 when not computed
     uint32_t dup_ack_num       # 0 unless a duplicate ACK
-
-cdef void loss_init(LossState* st) noexcept nogil
-cdef void loss_free(LossState* st) noexcept nogil
-cdef void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t seq, uint32_t ack,
-                       uint16_t flags, uint32_t seglen, uint16_t raw_window,
-                       int16_t wscale_opt, int64_t sack_bytes, LossOut* out) noexcept nogil
-cdef void loss_gather(const LossState* st, uint64_t* counts, double* seconds,
-                      double* ttfb) noexcept nogil

@@ -1,385 +1,13 @@
-# Loss, retransmission and stall analysis (see _loss.pxd).  The rules, their
-# order and their thresholds are Wireshark's (packet-tcp.c,
-# tcp_analyze_sequence_number, as shipped in 4.0) so that every flag means
-# what a Wireshark user reads in tcp.analysis.*; where Wireshark's code and
-# its manual disagree the code wins.
+# The analysis of segments tracked elsewhere (fastseg.loss.LossAnalyzer):
+# the kernel of _loss_kernel.pxi over a table of states keyed by connection
+# id.  The tracker runs the same kernel in its own pass.
 from libc.math cimport NAN
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy, memset
-
-from fastseg._bytes cimport ld_be32
-
-from fastseg._consts cimport (
-    FIN, SYN, RST, ACK,
-    A_RETRANSMISSION, A_FAST_RETRANSMISSION, A_SPURIOUS_RETRANSMISSION, A_OUT_OF_ORDER,
-    A_LOST_SEGMENT, A_ACK_LOST_SEGMENT, A_DUPLICATE_ACK, A_ZERO_WINDOW,
-    A_ZERO_WINDOW_PROBE, A_ZERO_WINDOW_PROBE_ACK, A_WINDOW_FULL, A_WINDOW_UPDATE,
-    A_KEEP_ALIVE, A_KEEP_ALIVE_ACK,
-)
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, realloc
 
 import numpy as np
 
-cdef enum:
-    # Wireshark: fast retransmission within 20 ms of the last duplicate ACK;
-    # out-of-order within the iRTT, or 3 ms when the handshake was not seen.
-    FAST_RETRANS_NS = 20000000
-    OOO_DEFAULT_NS = 3000000
-    MAX_WSCALE = 14            # RFC 7323 2.3: larger shifts are taken as 14
-    BIF_LIMIT = 2000000000     # Wireshark shows no bytes in flight beyond this
-
-cdef inline bint gt_seq(uint32_t a, uint32_t b) noexcept nogil:
-    return <int32_t>(b - a) < 0
-
-cdef inline bint lt_seq(uint32_t a, uint32_t b) noexcept nogil:
-    return <int32_t>(a - b) < 0
-
-cdef inline bint le_seq(uint32_t a, uint32_t b) noexcept nogil:
-    return <int32_t>(a - b) <= 0
-
-
-cdef void loss_init(LossState* st) noexcept nogil:
-    cdef int s
-    memset(st, 0, sizeof(LossState))
-    st.syn_ts = -1
-    for s in range(2):
-        st.side[s].win_scale = -1
-        st.side[s].ring_cap = LOSS_INLINE
-        st.side[s].window = 0xFFFFFFFF
-        st.side[s].valid_bif = 1
-        st.side[s].zero_window_since = -1
-        st.side[s].first_data_ts = -1
-        st.side[s].first_flight_open = 1
-        st.side[s].rtt_min = NAN
-        st.side[s].rtt_max = NAN
-
-
-cdef inline Unacked* _ring(LossSide* side) noexcept nogil:
-    # a short flight lives inside the state; a longer one on the heap
-    if side.ring == NULL:
-        return &side.inline_ring[0]
-    return side.ring
-
-
-cdef void loss_free(LossState* st) noexcept nogil:
-    cdef int s
-    for s in range(2):
-        free(st.side[s].ring)
-        st.side[s].ring = NULL
-        st.side[s].ring_cap = LOSS_INLINE
-        st.side[s].n_unacked = 0
-
-
-cdef inline void _set_window_scale(LossSide* fwd, LossSide* rev, uint16_t flags,
-                                   int16_t wscale_opt) noexcept nogil:
-    # Wireshark: the SYN's option sets this side's shift; a SYN without it
-    # means no scaling either way (-2), and a SYN-ACK with it after a SYN
-    # without it does not turn scaling on (verify_tcp_window_scaling).
-    if wscale_opt >= 0:
-        fwd.win_scale = <int8_t>(wscale_opt if wscale_opt <= MAX_WSCALE else MAX_WSCALE)
-    if fwd.win_scale == -1:
-        fwd.win_scale = -2
-        rev.win_scale = -2
-    elif (flags & ACK) and rev.win_scale == -2:
-        fwd.win_scale = -2
-
-
-cdef inline void _add_unacked(LossSide* fwd, uint32_t seq, uint32_t nextseq, int64_t ts,
-                              uint8_t data) noexcept nogil:
-    cdef int i, n = fwd.n_unacked
-    cdef int cap
-    cdef Unacked* grown
-    cdef Unacked* r
-    if n == fwd.ring_cap and fwd.ring_cap < LOSS_RING:
-        cap = 2 * fwd.ring_cap
-        if fwd.ring == NULL:
-            grown = <Unacked*>malloc(cap * sizeof(Unacked))
-            if grown != NULL:
-                memcpy(grown, fwd.inline_ring, n * sizeof(Unacked))
-        else:
-            grown = <Unacked*>realloc(fwd.ring, cap * sizeof(Unacked))
-        if grown != NULL:
-            fwd.ring = grown
-            fwd.ring_cap = <uint16_t>cap
-    r = _ring(fwd)
-    if n == fwd.ring_cap:
-        # merge the two oldest: the union keeps bytes in flight exact and
-        # the newer one's time answers an ACK of their common end
-        if lt_seq(r[1].seq, r[0].seq):
-            r[0].seq = r[1].seq
-        if gt_seq(r[1].nextseq, r[0].nextseq):
-            r[0].nextseq = r[1].nextseq
-        r[0].ts = r[1].ts
-        r[0].data = r[0].data | r[1].data
-        for i in range(1, n - 1):
-            r[i] = r[i + 1]
-        n -= 1
-    r[n].seq = seq
-    r[n].nextseq = nextseq
-    r[n].ts = ts
-    r[n].data = data
-    fwd.n_unacked = <uint16_t>(n + 1)
-
-
-cdef inline void _ack_unacked(LossSide* rev, uint32_t ack, int64_t ts, LossOut* out,
-                              LossSide* fwd) noexcept nogil:
-    # Wireshark walks newest first and the last exact match sets the RTT,
-    # i.e. the oldest segment that ends at this ack; here oldest comes first.
-    cdef int i, k = 0, n = rev.n_unacked
-    cdef bint matched = False
-    cdef double rtt
-    cdef Unacked* r = _ring(rev)
-    for i in range(n):
-        if ack == r[i].nextseq:
-            if not matched:
-                matched = True
-                rtt = (ts - r[i].ts) * 1e-9
-                out.ack_rtt = rtt
-                if r[i].data:
-                    # RTT statistics belong to the side whose data was acked
-                    rev.count[LC_RTT_SAMPLES] += 1
-                    rev.rtt_sum += rtt
-                    if not (rtt >= rev.rtt_min):
-                        rev.rtt_min = rtt
-                    if not (rtt <= rev.rtt_max):
-                        rev.rtt_max = rtt
-            continue
-        if gt_seq(ack, r[i].seq) and le_seq(ack, r[i].nextseq):
-            r[i].seq = ack
-        elif not gt_seq(r[i].nextseq, ack):
-            continue
-        if k != i:
-            r[k] = r[i]
-        k += 1
-    rev.n_unacked = <uint16_t>k
-
-
-cdef inline int64_t _bytes_in_flight(LossSide* fwd, const LossSide* rev) noexcept nogil:
-    cdef uint32_t first_seq, last_seq, v, in_flight
-    cdef int i
-    cdef Unacked* r = _ring(fwd)
-    first_seq = r[0].seq - fwd.base_seq
-    last_seq = r[0].nextseq - fwd.base_seq
-    for i in range(1, fwd.n_unacked):
-        v = r[i].nextseq - fwd.base_seq
-        if v > last_seq:
-            last_seq = v
-        v = r[i].seq - fwd.base_seq
-        if v < first_seq:
-            first_seq = v
-    in_flight = last_seq - first_seq
-    if rev.has_sack:
-        # Wireshark subtracts what the peer's last SACK option reported
-        # delivered; that option is kept until the next one replaces it
-        in_flight -= rev.sack_bytes
-    if in_flight > 0 and in_flight < BIF_LIMIT:
-        return in_flight
-    return -1
-
-
-cdef void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t seq, uint32_t ack,
-                       uint16_t flags, uint32_t seglen, uint16_t raw_window,
-                       int16_t wscale_opt, int64_t sack_bytes, LossOut* out) noexcept nogil:
-    _segment(st, side, ts_ns, seq, ack, flags, seglen, raw_window, wscale_opt, sack_bytes, out)
-
-
-cdef inline void _segment(LossState* st, int side, int64_t ts_ns, uint32_t seq, uint32_t ack,
-                          uint16_t flags, uint32_t seglen, uint16_t raw_window,
-                          int16_t wscale_opt, int64_t sack_bytes, LossOut* out) noexcept nogil:
-    # sack_bytes: see sack_block_bytes; -1 when the segment has no SACK block
-    # (Wireshark's bytes in flight subtract the peer's latest SACK blocks;
-    # a segment without them clears them)
-    cdef LossSide* fwd = &st.side[side]
-    cdef LossSide* rev = &st.side[1 - side]
-    cdef uint32_t a = 0, window, nextseq
-    cdef bint seq_not_advanced, syn_or_fin = (flags & (SYN | FIN)) != 0
-    cdef bint no_sfr = (flags & (SYN | FIN | RST)) == 0
-    cdef uint64_t t, ooo_thres
-
-    out.ack_rtt = NAN
-    out.bytes_in_flight = -1
-    out.dup_ack_num = 0
-    fwd.last_ts = ts_ns
-
-    # iRTT: most recent SYN to the first ACK without SYN (ts_first_rtt)
-    if (flags & (SYN | ACK)) == SYN:
-        st.syn_ts = ts_ns
-    elif (flags & (SYN | ACK)) == ACK and st.syn_ts >= 0 and st.irtt_ns == 0:
-        st.irtt_ns = ts_ns - st.syn_ts
-
-    if flags & SYN:
-        _set_window_scale(fwd, rev, flags, wscale_opt)
-        window = raw_window
-    elif fwd.win_scale >= 0:
-        window = (<uint32_t>raw_window) << fwd.win_scale
-    else:
-        window = raw_window
-
-    if not fwd.base_seq_set:
-        fwd.base_seq = seq if (flags & SYN) else seq - 1
-        fwd.base_seq_set = 1
-    if not rev.base_seq_set and (flags & ACK):
-        rev.base_seq = ack - 1
-        rev.base_seq_set = 1
-    if flags & ACK:
-        rev.valid_bif = 1
-    fwd.has_sack = sack_bytes >= 0
-    fwd.sack_bytes = <uint32_t>sack_bytes
-
-    while True:    # one pass; break is Wireshark's "goto finished_fwd"
-        if seglen == 1 and seq == fwd.nextseq and rev.window == 0:
-            a |= A_ZERO_WINDOW_PROBE
-            break
-        if window == 0 and no_sfr:
-            a |= A_ZERO_WINDOW
-        if fwd.nextseq and gt_seq(seq, fwd.nextseq) and not (flags & RST):
-            a |= A_LOST_SEGMENT
-            fwd.valid_bif = 0
-        if seglen <= 1 and seq == fwd.nextseq - 1 and no_sfr:
-            a |= A_KEEP_ALIVE
-        if (seglen == 0 and window and window != fwd.window and seq == fwd.nextseq
-                and ack == fwd.lastack and no_sfr):
-            a |= A_WINDOW_UPDATE
-        if (seglen > 0 and rev.win_scale != -1 and no_sfr
-                and seq + seglen == rev.lastack + rev.window):
-            a |= A_WINDOW_FULL
-        if (seglen == 0 and window and window == fwd.window and seq == fwd.nextseq
-                and ack == fwd.lastack and (rev.lastsegmentflags & A_KEEP_ALIVE) and no_sfr):
-            a |= A_KEEP_ALIVE_ACK
-            break
-        if (seglen == 0 and window == 0 and window == fwd.window and seq == fwd.nextseq
-                and ack == fwd.lastack and (rev.lastsegmentflags & A_ZERO_WINDOW_PROBE)
-                and no_sfr):
-            a |= A_ZERO_WINDOW_PROBE_ACK
-            break
-        if (seglen == 0 and window and window == fwd.window and seq == fwd.nextseq
-                and ack == fwd.lastack and no_sfr):
-            fwd.dupacknum += 1
-            a |= A_DUPLICATE_ACK
-            out.dup_ack_num = fwd.dupacknum
-        break
-
-    # finished_fwd
-    if ack != fwd.lastack:
-        fwd.dupacknum = 0
-
-    if rev.maxseqtobeacked and gt_seq(ack, rev.maxseqtobeacked) and (flags & ACK):
-        a |= A_ACK_LOST_SEGMENT
-        rev.maxseqtobeacked = rev.nextseq
-
-    if (seglen > 0 or syn_or_fin) and not (a & A_KEEP_ALIVE):
-        seq_not_advanced = fwd.nextseq != 0 and lt_seq(seq, fwd.nextseq)
-        # one byte short of nextseq with more than one byte is new data
-        # after a (possible) zero-window probe, not a retransmission
-        if seglen > 1 and fwd.nextseq - 1 == seq:
-            seq_not_advanced = False
-        t = <uint64_t>(ts_ns - rev.lastack_ts)
-        ooo_thres = <uint64_t>st.irtt_ns if st.irtt_ns != 0 else OOO_DEFAULT_NS
-        # data the peer has already acked is spurious before anything else
-        if seglen > 0 and rev.lastack and le_seq(seq + seglen, rev.lastack):
-            a |= A_SPURIOUS_RETRANSMISSION | A_RETRANSMISSION
-        elif (seq_not_advanced and rev.dupacknum >= 2 and rev.lastack == seq
-                and t < FAST_RETRANS_NS):
-            a |= A_FAST_RETRANSMISSION | A_RETRANSMISSION
-        elif (seq_not_advanced and <uint64_t>(ts_ns - fwd.nextseq_ts) < ooo_thres
-                and fwd.nextseq != seq + seglen + (1 if syn_or_fin else 0)):
-            a |= A_OUT_OF_ORDER
-        elif seq_not_advanced:
-            a |= A_RETRANSMISSION
-
-    # finished_checking_retransmission_type
-    nextseq = seq + seglen
-    if seglen or syn_or_fin:
-        if syn_or_fin:
-            nextseq += 1
-        _add_unacked(fwd, seq, nextseq, ts_ns, seglen > 0)
-    if (gt_seq(nextseq, fwd.nextseq) or not fwd.nextseq) and not (a & A_ZERO_WINDOW_PROBE):
-        fwd.nextseq = nextseq
-        fwd.nextseq_ts = ts_ns
-    if (seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked) and not (a & A_ZERO_WINDOW_PROBE):
-        fwd.maxseqtobeacked = fwd.nextseq
-
-    fwd.window = window
-    fwd.lastack = ack
-    fwd.lastack_ts = ts_ns
-    fwd.lastsegmentflags = a
-
-    _ack_unacked(rev, ack, ts_ns, out, fwd)
-
-    if seglen != 0 and fwd.n_unacked and fwd.valid_bif:
-        out.bytes_in_flight = _bytes_in_flight(fwd, rev)
-        if out.bytes_in_flight > 0 and syn_or_fin:
-            # the SYN or FIN is not a byte on the wire
-            out.bytes_in_flight -= 1
-    out.analysis = a
-
-    # -- per-connection summary ------------------------------------------
-    if a & A_RETRANSMISSION:
-        fwd.count[LC_RETRANS_PKTS] += 1
-        fwd.count[LC_RETRANS_BYTES] += seglen
-    if a & A_FAST_RETRANSMISSION:
-        fwd.count[LC_FAST_RETRANS] += 1
-    if a & A_SPURIOUS_RETRANSMISSION:
-        fwd.count[LC_SPURIOUS_RETRANS] += 1
-    if a & A_OUT_OF_ORDER:
-        fwd.count[LC_OUT_OF_ORDER] += 1
-    if a & A_LOST_SEGMENT:
-        fwd.count[LC_LOST_SEGMENTS] += 1
-    if a & A_DUPLICATE_ACK:
-        fwd.count[LC_DUP_ACKS] += 1
-    if a & A_KEEP_ALIVE:
-        fwd.count[LC_KEEPALIVES] += 1
-    if a & A_ZERO_WINDOW:
-        fwd.count[LC_ZERO_WINDOWS] += 1
-        if fwd.zero_window_since < 0:
-            fwd.zero_window_since = ts_ns
-    elif raw_window != 0 and fwd.zero_window_since >= 0:
-        fwd.zero_window_ns += ts_ns - fwd.zero_window_since
-        fwd.zero_window_since = -1
-    if out.bytes_in_flight > <int64_t>fwd.count[LC_MAX_IN_FLIGHT]:
-        fwd.count[LC_MAX_IN_FLIGHT] = <uint64_t>out.bytes_in_flight
-    # tcptrace's initial window: data sent before any of it is acked
-    # (an ACK of anything past the SYN ends the peer's first flight)
-    if (flags & SYN) and not fwd.data_base_set:
-        fwd.data_base = seq + 1
-        fwd.data_base_set = 1
-    if (flags & ACK) and rev.data_base_set and gt_seq(ack, rev.data_base):
-        rev.first_flight_open = 0
-    if seglen > 0:
-        if fwd.first_data_ts < 0:
-            fwd.first_data_ts = ts_ns
-        if not fwd.data_base_set:
-            fwd.data_base = seq
-            fwd.data_base_set = 1
-        if fwd.first_flight_open and not (a & A_RETRANSMISSION):
-            fwd.count[LC_FIRST_FLIGHT_BYTES] += seglen
-            fwd.count[LC_FIRST_FLIGHT_SEGS] += 1
-
-
-cdef void loss_gather(const LossState* st, uint64_t* counts, double* seconds,
-                      double* ttfb) noexcept nogil:
-    """Per-side counters (2 x LC_N) and seconds (2 x LS_N), side 0 first;
-    ``ttfb`` from side 0's first data to side 1's."""
-    cdef int s, i
-    cdef const LossSide* sd
-    cdef int64_t end = st.side[0].last_ts
-    if st.side[1].last_ts > end:
-        end = st.side[1].last_ts
-    for s in range(2):
-        sd = &st.side[s]
-        for i in range(LC_N):
-            counts[s * LC_N + i] = sd.count[i]
-        seconds[s * LS_N + LS_ZERO_WINDOW_TIME] = (
-            sd.zero_window_ns + (end - sd.zero_window_since if sd.zero_window_since >= 0 else 0)
-        ) * 1e-9
-        seconds[s * LS_N + LS_RTT_MIN] = sd.rtt_min
-        seconds[s * LS_N + LS_RTT_MAX] = sd.rtt_max
-        seconds[s * LS_N + LS_RTT_AVG] = (sd.rtt_sum / sd.count[LC_RTT_SAMPLES]
-                                          if sd.count[LC_RTT_SAMPLES] else NAN)
-    if (st.side[0].first_data_ts >= 0 and st.side[1].first_data_ts >= st.side[0].first_data_ts):
-        ttfb[0] = (st.side[1].first_data_ts - st.side[0].first_data_ts) * 1e-9
-    else:
-        ttfb[0] = NAN
+include "_loss_kernel.pxi"
 
 
 def sack_block_bytes(const uint8_t[::1] data, const int64_t[::1] l3_off,
@@ -388,44 +16,12 @@ def sack_block_bytes(const uint8_t[::1] data, const int64_t[::1] l3_off,
     """Per segment, the bytes covered by the SACK blocks Wireshark keeps
     for bytes in flight (dissect_tcpopt_sack stores blocks 1..3 of an
     option and never the 4th), mod 2**32; -1 when no block was captured."""
-    cdef Py_ssize_t n = l4_off.shape[0], i, size = data.shape[0]
-    cdef int64_t p, end, cap_end, k
-    cdef uint8_t kind, olen
-    cdef uint32_t total
-    cdef int blocks
+    cdef Py_ssize_t n = l4_off.shape[0], i
+    cdef const uint8_t* base = &data[0] if data.shape[0] else NULL
     with nogil:
         for i in range(n):
-            out[i] = -1
-            cap_end = l3_off[i] + l3_caplen[i]
-            end = l4_off[i] + hdr_len[i]
-            if end > cap_end:
-                end = cap_end
-            if end > size:
-                end = size
-            p = l4_off[i] + 20
-            while p < end:
-                kind = data[p]
-                if kind == 0:
-                    break
-                if kind == 1:
-                    p += 1
-                    continue
-                if p + 1 >= end:
-                    break
-                olen = data[p + 1]
-                if olen < 2 or p + olen > end:
-                    break
-                if kind == 5:
-                    total = 0
-                    blocks = 0
-                    k = p + 2
-                    while k + 8 <= p + olen and blocks < 3:
-                        total += ld_be32(&data[k + 4]) - ld_be32(&data[k])
-                        blocks += 1
-                        k += 8
-                    if blocks:
-                        out[i] = total
-                p += olen
+            out[i] = sack_bytes_at(base, data.shape[0], l3_off[i], l3_caplen[i], l4_off[i],
+                                   hdr_len[i])
     return 0
 
 
@@ -555,7 +151,7 @@ cdef class Engine:
                     self.slot_of[c] = slot
                     loss_init(&self.states[slot])
                     self.first_key[slot] = src_key[i]
-                _segment(&self.states[slot], 0 if src_key[i] == self.first_key[slot] else 1,
+                loss_segment(&self.states[slot], 0 if src_key[i] == self.first_key[slot] else 1,
                              ts_ns[i], seq[i], ack[i], flags[i], payload_len[i], window[i],
                              wscale[i], sack_bytes[i], &out)
                 analysis[i] = out.analysis
@@ -573,7 +169,6 @@ cdef class Engine:
         cdef int64_t c
         cdef int32_t slot
         cdef LossState* st
-        cdef LossSide tmp
         with nogil:
             for i in range(n):
                 c = conn[i]
@@ -588,12 +183,9 @@ cdef class Engine:
                     ttfb[i] = NAN
                     continue
                 st = &self.states[slot]
-                if self.first_key[slot] != orig_key[i]:
-                    # the first sender was the responder: swap the two sides
-                    tmp = st.side[0]
-                    st.side[0] = st.side[1]
-                    st.side[1] = tmp
-                loss_gather(st, &counts[i, 0, 0], &seconds[i, 0, 0], &ttfb[i])
+                # side 0 is the first sender, maybe the responder
+                loss_gather(st, 0 if self.first_key[slot] == orig_key[i] else 1,
+                            &counts[i, 0, 0], &seconds[i, 0, 0], &ttfb[i])
                 loss_free(st)
                 self.slot_of[c] = -1
                 self.free_slots[self.n_free] = slot

@@ -11,6 +11,10 @@ from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, u
 cdef enum:
     HIST_MAX = 23
 
+cdef enum:
+    LOSS_UNSET = 2
+    LOSS_ONE_END = 3
+
 cdef struct Endp:
     uint32_t start_seq
     uint32_t hist_last_syn
@@ -78,4 +82,10 @@ cdef struct Conn:
     uint8_t flipped
     uint8_t partial           # Zeek's is_partial: did not start with a handshake
     uint8_t seen_resp         # a packet from the responder was seen (first_packet_seen)
+    # Which end the loss state's side 0 is: the sender of its first analysed
+    # segment, as an end "as created" (0: the first segment's sender; the
+    # end's side now is that ^ flipped).  LOSS_UNSET before the first
+    # analysed segment, LOSS_ONE_END when both ends are the same address and
+    # port (a self-connection: one side).
+    uint8_t loss_side0
     char history[HIST_MAX]

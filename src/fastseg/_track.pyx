@@ -8,6 +8,7 @@
 # TCP.cc (WantConnection's role flip, the checksum check that keeps bad
 # segments out of the state machine).
 cimport cython
+from libc.math cimport NAN
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcmp, memcpy, memset
@@ -16,11 +17,14 @@ import numpy as np
 cimport numpy as cnp
 
 from fastseg._consts cimport (ACK, CWR, ECE, FIN, RST, SYN, Z_INACTIVE, Z_SYN_SENT,
-                              Z_SYN_ACK_SENT, Z_PARTIAL, Z_ESTABLISHED, Z_CLOSED, Z_RESET)
+                              Z_SYN_ACK_SENT, Z_PARTIAL, Z_ESTABLISHED, Z_CLOSED, Z_RESET,
+                              OPTS_CUT)
 
-from fastseg._track cimport Conn, Endp, HIST_MAX
+from fastseg._track cimport Conn, Endp, HIST_MAX, LOSS_UNSET, LOSS_ONE_END
 
 cnp.import_array()
+
+include "_loss_kernel.pxi"
 
 cdef extern from *:
     """
@@ -80,7 +84,9 @@ cdef extern from *:
 # ahead, the record they point to AHEAD segments ahead.  With a million
 # live connections nearly every segment misses the cache twice (bucket,
 # record); overlapping those misses is what keeps the loop near memory
-# bandwidth instead of memory latency.
+# bandwidth instead of memory latency.  The loss states beside the records
+# are not prefetched in that loop: measured on a real capture, eleven more
+# prefetches per segment cost more than the misses they hide.
 cdef enum:
     AHEAD = 8
 
@@ -121,6 +127,48 @@ cdef enum:
 cdef enum:
     ST_OK = 0
     ST_NOMEM = 1
+
+
+# One batch's columns as the per-segment step reads them (raw pointers: a
+# step that took typed memoryviews would copy them at every call the
+# compiler does not inline).
+cdef struct SegBatch:
+    const int64_t* ts_ns
+    const uint8_t* src            # n x 16
+    const uint8_t* dst
+    const uint16_t* sport
+    const uint16_t* dport
+    const uint32_t* seq
+    const uint32_t* ack
+    const uint16_t* flags
+    const uint32_t* payload_len
+    const uint16_t* window
+    const int32_t* mss
+    const int16_t* wscale
+    const uint8_t* sack_perm
+    const int64_t* tsval
+    const uint8_t* ip_version
+    const uint64_t* flow_key
+    const uint8_t* csum_bad
+    const uint8_t* cut
+    int64_t* conn_out
+
+
+# One batch's columns for the loss analysis (Wireshark's tcp.analysis): the
+# inputs the tracker itself does not read, and the per-segment outputs.
+cdef struct LossBatch:
+    const uint8_t* opt_status     # NULL: no option was cut
+    const uint8_t* sack_blocks    # NULL: no SACK block anywhere
+    const uint8_t* data           # the captured bytes (NULL: not kept)
+    int64_t data_size
+    const int64_t* l3_off
+    const uint32_t* l3_caplen
+    const int64_t* l4_off
+    const uint8_t* hdr_len
+    uint32_t* analysis
+    double* ack_rtt
+    int64_t* bytes_in_flight
+    uint32_t* dup_ack_num
 
 
 cdef inline int32_t seq_delta(uint32_t a, uint32_t b) noexcept nogil:
@@ -305,12 +353,20 @@ cdef class Engine:
     cdef public int64_t now
     cdef public Py_ssize_t live
     cdef int64_t attempt_ns, close_ns, idle_ns
+    # The loss analysis of each record, beside it (same slot); NULL without it.
+    cdef LossState* lstates
+    cdef Py_ssize_t lcap
+    cdef bint with_loss
     cdef uint8_t likely[65536]
     cdef uint8_t trans[N_RFC_STATES][N_EVENTS]
 
     def __cinit__(self, uint64_t k0, uint64_t k1, int64_t attempt_ns, int64_t close_ns,
-                  int64_t idle_ns, const uint8_t[::1] likely_ports, const uint8_t[:, ::1] transitions):
+                  int64_t idle_ns, const uint8_t[::1] likely_ports, const uint8_t[:, ::1] transitions,
+                  bint loss=False):
         cdef int i, j
+        self.with_loss = loss
+        self.lstates = NULL
+        self.lcap = 0
         self.k0 = k0
         self.k1 = k1 | 1
         self.attempt_ns = attempt_ns
@@ -340,6 +396,12 @@ cdef class Engine:
         self.live = 0
 
     def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.lstates != NULL:
+            for i in range(self.nrec):
+                if self.recs[i].live != 0:
+                    loss_free(&self.lstates[i])
+        fs_release(self.lstates, self.lcap * sizeof(LossState))
         fs_release(self.recs, self.cap * sizeof(Conn))
         free(self.free_slots)
         free(self.done)
@@ -371,11 +433,20 @@ cdef class Engine:
     def memory_bytes(self):
         """Bytes held by records, flow table and slot lists."""
         return (self.cap * sizeof(Conn) + (self.tmask + 1) * sizeof(int32_t)
-                + (self.free_cap + self.done_cap) * sizeof(int32_t))
+                + (self.free_cap + self.done_cap) * sizeof(int32_t)
+                + self.lcap * sizeof(LossState))
 
     @staticmethod
     def record_size():
         return sizeof(Conn)
+
+    @staticmethod
+    def loss_state_size():
+        return sizeof(LossState)
+
+    @property
+    def loss(self):
+        return self.with_loss
 
     # -- flow table -------------------------------------------------------
     cdef inline uint64_t bucket(self, uint64_t fk) noexcept nogil:
@@ -479,6 +550,7 @@ cdef class Engine:
     cdef int32_t new_slot(self) noexcept nogil:
         cdef Py_ssize_t newcap
         cdef Conn* p
+        cdef LossState* lp
         if self.nfree > 0:
             self.nfree -= 1
             return self.free_slots[self.nfree]
@@ -486,11 +558,20 @@ cdef class Engine:
             newcap = self.cap * 2 if self.cap else 1024
             if newcap > 0x7fffffff:
                 return -1
+            if self.with_loss and self.lcap < newcap:
+                lp = <LossState*>fs_grow(self.lstates, self.lcap * sizeof(LossState),
+                                         newcap * sizeof(LossState))
+                if lp == NULL:
+                    return -1
+                self.lstates = lp
+                self.lcap = newcap
             p = <Conn*>fs_grow(self.recs, self.cap * sizeof(Conn), newcap * sizeof(Conn))
             if p == NULL:
                 return -1
             self.recs = p
             self.cap = newcap
+        if self.with_loss:
+            loss_init(&self.lstates[self.nrec])
         self.nrec += 1
         return <int32_t>(self.nrec - 1)
 
@@ -571,6 +652,10 @@ cdef class Engine:
         c.ep[1].mss = -1
         c.ep[0].last_seen_ts = c.ep[1].last_seen_ts = -1
         c.ep[0].first_fin_ts = c.ep[1].first_fin_ts = -1
+        if self.with_loss:
+            # the state is initialised already (see new_slot, gather_loss)
+            c.loss_side0 = (LOSS_ONE_END if sport == dport and memcmp(src, dst, 16) == 0
+                            else LOSS_UNSET)
         self.table[pos] = slot
         self.tused += 1
         self.live += 1
@@ -879,14 +964,91 @@ cdef class Engine:
                 const uint16_t[::1] window, const int32_t[::1] mss, const int16_t[::1] wscale,
                 const uint8_t[::1] sack_perm, const int64_t[::1] tsval, const uint8_t[::1] ip_version,
                 const uint64_t[::1] flow_key, const uint8_t[::1] csum_bad, const uint8_t[::1] cut,
-                int64_t[::1] conn_out):
+                int64_t[::1] conn_out, const uint8_t[::1] opt_status=None,
+                const uint8_t[::1] sack_blocks=None, const uint8_t[::1] data=None,
+                const int64_t[::1] l3_off=None, const uint32_t[::1] l3_caplen=None,
+                const int64_t[::1] l4_off=None, const uint8_t[::1] hdr_len=None,
+                uint32_t[::1] analysis=None, double[::1] ack_rtt=None,
+                int64_t[::1] bytes_in_flight=None, uint32_t[::1] dup_ack_num=None):
         """Track every segment in order; returns a status code.  ``csum_bad``
         marks segments the receiver dropped, ``cut`` those whose payload was
-        not captured in full."""
+        not captured in full.
+
+        With the loss analysis on, the same pass fills ``analysis``,
+        ``ack_rtt``, ``bytes_in_flight`` and ``dup_ack_num`` (one entry per
+        segment; all four or none).  Segments whose options the snapshot
+        length cut (``opt_status``) are left out of it; the bytes of SACK
+        blocks are read from ``data`` at ``l4_off`` for segments with
+        ``sack_blocks`` (all of ``sack_blocks``, ``data``, ``l3_off``,
+        ``l3_caplen``, ``l4_off``, ``hdr_len`` or none of them)."""
         cdef Py_ssize_t n = ts_ns.shape[0], i
         cdef int status
         cdef int32_t ahead_slot
         cdef const char* rec
+        cdef SegBatch b
+        cdef LossBatch lb
+        cdef LossBatch* lbp = NULL
+        if n == 0:
+            return ST_OK
+        for rows in (src.shape[0], dst.shape[0], sport.shape[0], dport.shape[0], seq.shape[0],
+                     ack.shape[0], flags.shape[0], payload_len.shape[0], window.shape[0],
+                     mss.shape[0], wscale.shape[0], sack_perm.shape[0], tsval.shape[0],
+                     ip_version.shape[0], flow_key.shape[0], csum_bad.shape[0], cut.shape[0],
+                     conn_out.shape[0]):
+            if rows != n:
+                raise ValueError("every column must have one entry per segment")
+        if src.shape[1] != 16 or dst.shape[1] != 16:
+            raise ValueError("addresses must be (n, 16) rows")
+        b.ts_ns = &ts_ns[0]
+        b.src = &src[0, 0]
+        b.dst = &dst[0, 0]
+        b.sport = &sport[0]
+        b.dport = &dport[0]
+        b.seq = &seq[0]
+        b.ack = &ack[0]
+        b.flags = &flags[0]
+        b.payload_len = &payload_len[0]
+        b.window = &window[0]
+        b.mss = &mss[0]
+        b.wscale = &wscale[0]
+        b.sack_perm = &sack_perm[0]
+        b.tsval = &tsval[0]
+        b.ip_version = &ip_version[0]
+        b.flow_key = &flow_key[0]
+        b.csum_bad = &csum_bad[0]
+        b.cut = &cut[0]
+        b.conn_out = &conn_out[0]
+        if self.with_loss and analysis is not None:
+            if (ack_rtt is None or bytes_in_flight is None or dup_ack_num is None
+                    or analysis.shape[0] != n or ack_rtt.shape[0] != n
+                    or bytes_in_flight.shape[0] != n or dup_ack_num.shape[0] != n):
+                raise ValueError("loss outputs must have one entry per segment")
+            memset(&lb, 0, sizeof(LossBatch))
+            if n:
+                lb.analysis = &analysis[0]
+                lb.ack_rtt = &ack_rtt[0]
+                lb.bytes_in_flight = &bytes_in_flight[0]
+                lb.dup_ack_num = &dup_ack_num[0]
+            if opt_status is not None:
+                if opt_status.shape[0] != n:
+                    raise ValueError("opt_status must have one entry per segment")
+                if n:
+                    lb.opt_status = &opt_status[0]
+            if sack_blocks is not None and data is not None and data.shape[0]:
+                if (l3_off is None or l3_caplen is None or l4_off is None or hdr_len is None
+                        or sack_blocks.shape[0] != n or l3_off.shape[0] != n
+                        or l3_caplen.shape[0] != n or l4_off.shape[0] != n
+                        or hdr_len.shape[0] != n):
+                    raise ValueError("SACK columns must have one entry per segment")
+                if n:
+                    lb.sack_blocks = &sack_blocks[0]
+                    lb.data = &data[0]
+                    lb.data_size = data.shape[0]
+                    lb.l3_off = &l3_off[0]
+                    lb.l3_caplen = &l3_caplen[0]
+                    lb.l4_off = &l4_off[0]
+                    lb.hdr_len = &hdr_len[0]
+            lbp = &lb
         with nogil:
             status = ST_OK
             for i in range(n):
@@ -904,35 +1066,26 @@ cdef class Engine:
                         FS_PREFETCH(rec + 320)
                         FS_PREFETCH(rec + 384)
                         FS_PREFETCH(rec + sizeof(Conn) - 1)
-                status = self.one(i, ts_ns, src, dst, sport, dport, seq, ack, flags, payload_len,
-                                  window, mss, wscale, sack_perm, tsval, ip_version, flow_key,
-                                  csum_bad, cut, conn_out)
+                status = self.one(i, &b, lbp)
                 if status != ST_OK:
                     break
         return status
 
-    cdef inline int one(self, Py_ssize_t i, const int64_t[::1] ts_ns, const uint8_t[:, ::1] src,
-                        const uint8_t[:, ::1] dst, const uint16_t[::1] sport, const uint16_t[::1] dport,
-                        const uint32_t[::1] seq, const uint32_t[::1] ack, const uint16_t[::1] flags,
-                        const uint32_t[::1] payload_len, const uint16_t[::1] window,
-                        const int32_t[::1] mss, const int16_t[::1] wscale, const uint8_t[::1] sack_perm,
-                        const int64_t[::1] tsval, const uint8_t[::1] ip_version,
-                        const uint64_t[::1] flow_key, const uint8_t[::1] csum_bad,
-                        const uint8_t[::1] cut, int64_t[::1] conn_out) noexcept nogil:
-        cdef int64_t t = ts_ns[i]
-        cdef uint64_t fk = flow_key[i], pos
-        cdef const uint8_t* s = &src[i, 0]
-        cdef const uint8_t* d = &dst[i, 0]
+    cdef inline int one(self, Py_ssize_t i, const SegBatch* b, LossBatch* lb) noexcept nogil:
+        cdef int64_t t = b.ts_ns[i]
+        cdef uint64_t fk = b.flow_key[i], pos
+        cdef const uint8_t* s = b.src + 16 * i
+        cdef const uint8_t* d = b.dst + 16 * i
         cdef int side = 0
         cdef int32_t slot
         cdef Conn* c
-        cdef uint16_t fl = flags[i]
+        cdef uint16_t fl = b.flags[i]
         if t > self.now:
             self.now = t
-        slot = self.lookup(fk, s, sport[i], d, dport[i], &side, &pos)
+        slot = self.lookup(fk, s, b.sport[i], d, b.dport[i], &side, &pos)
         if slot >= 0:
             c = &self.recs[slot]
-            if self.expired(c, t) or self.is_reuse(c, fl, seq[i]):
+            if self.expired(c, t) or self.is_reuse(c, fl, b.seq[i]):
                 if self.finish(slot, pos) != ST_OK:
                     return ST_NOMEM
                 slot = -1
@@ -940,24 +1093,62 @@ cdef class Engine:
                 while self.table[pos] >= 0:
                     pos = (pos + 1) & self.tmask
         if slot < 0:
-            slot = self.new_conn(fk, s, sport[i], d, dport[i], ip_version[i], fl, t, pos, &side)
+            slot = self.new_conn(fk, s, b.sport[i], d, b.dport[i], b.ip_version[i], fl, t, pos,
+                                 &side)
             if slot < 0:
                 return ST_NOMEM
         c = &self.recs[slot]
-        conn_out[i] = c.id
+        b.conn_out[i] = c.id
         # What the report reads of each side (CLOSE-WAIT, half-open,
         # TIME-WAIT), from every segment the side sent, dropped or not.
         if t > c.ep[side].last_seen_ts:
             c.ep[side].last_seen_ts = t
         if (fl & FIN) and (c.ep[side].first_fin_ts < 0 or t < c.ep[side].first_fin_ts):
             c.ep[side].first_fin_ts = t
-        if csum_bad[i]:
+        if lb != NULL:
+            # every segment the tracker assigns, dropped ones too
+            self.analyse(c, slot, side, i, lb, t, fl, b.seq[i], b.ack[i], b.payload_len[i],
+                         b.window[i], b.wscale[i])
+        if b.csum_bad[i]:
             # The receiver dropped it: history only (TCP_Endpoint::ChecksumError).
             scaled_letter(c, side, &c.ep[side].chk, 67)         # 'C'
             return ST_OK
-        self.segment(c, side, t, fl, seq[i], ack[i], payload_len[i], window[i], mss[i], wscale[i],
-                     sack_perm[i], tsval[i], cut[i])
+        self.segment(c, side, t, fl, b.seq[i], b.ack[i], b.payload_len[i], b.window[i], b.mss[i],
+                     b.wscale[i], b.sack_perm[i], b.tsval[i], b.cut[i])
         return ST_OK
+
+    cdef inline void analyse(self, Conn* c, int32_t slot, int side, Py_ssize_t i, LossBatch* lb,
+                             int64_t t, uint16_t fl, uint32_t seq, uint32_t ack, uint32_t plen,
+                             uint16_t window, int16_t wscale) noexcept nogil:
+        # Wireshark's tcp.analysis of one segment, from the connection's
+        # LossState.  Its sides are ends, not roles: a role flip leaves them.
+        cdef LossOut out
+        cdef int end, lside
+        cdef int64_t sack = -1
+        if lb.opt_status != NULL and lb.opt_status[i] == OPTS_CUT:
+            # tshark's dissector stops at options cut by the snapshot
+            # length, before its sequence analysis: such a segment neither
+            # gets nor changes any analysis
+            lb.analysis[i] = 0
+            lb.ack_rtt[i] = NAN
+            lb.bytes_in_flight[i] = -1
+            lb.dup_ack_num[i] = 0
+            return
+        if c.loss_side0 == LOSS_ONE_END:
+            lside = 0
+        else:
+            end = side ^ c.flipped
+            if c.loss_side0 == LOSS_UNSET:
+                c.loss_side0 = <uint8_t>end
+            lside = end ^ c.loss_side0
+        if lb.sack_blocks != NULL and lb.sack_blocks[i]:
+            sack = sack_bytes_at(lb.data, lb.data_size, lb.l3_off[i], lb.l3_caplen[i],
+                                 lb.l4_off[i], lb.hdr_len[i])
+        loss_segment(&self.lstates[slot], lside, t, seq, ack, fl, plen, window, wscale, sack, &out)
+        lb.analysis[i] = out.analysis
+        lb.ack_rtt[i] = out.ack_rtt
+        lb.bytes_in_flight[i] = out.bytes_in_flight
+        lb.dup_ack_num[i] = out.dup_ack_num
 
     # -- retiring connections -------------------------------------------
     def expire(self, int64_t now):
@@ -1039,12 +1230,59 @@ cdef class Engine:
         arr = arr[np.argsort(order, kind="stable")]
         slots = arr
         cols = self.gather(slots)
+        if self.with_loss:
+            cols.update(self.gather_loss(slots))     # frees the loss states
         for k in range(n):
             self.recs[slots[k]].live = 0
             if self.push(&self.free_slots, &self.nfree, &self.free_cap, slots[k]) != ST_OK:
                 raise MemoryError()
         self.ndone = 0
         return cols
+
+    cdef dict gather_loss(self, const int32_t[::1] slots):
+        # per side: counters (2, LC_N, n) and seconds (2, LS_N, n), the
+        # originator first, so that each named column is one contiguous row;
+        # the states are freed and made ready for the slot's next connection
+        cdef Py_ssize_t n = slots.shape[0], k, j
+        cdef int s, orig
+        cdef Conn* c
+        cdef LossState* st
+        cdef const char* ahead
+        cdef uint64_t cbuf[2 * LC_N]
+        cdef double sbuf[2 * LS_N]
+        counts_arr = np.empty((2, LC_N, n), np.int64)
+        seconds_arr = np.empty((2, LS_N, n), np.float64)
+        ttfb_arr = np.empty(n, np.float64)
+        cdef int64_t[:, :, ::1] counts = counts_arr
+        cdef double[:, :, ::1] seconds = seconds_arr
+        cdef double[::1] ttfb = ttfb_arr
+        cdef int64_t* cp
+        cdef double* sp
+        if n == 0:
+            return {"loss_counts": counts_arr, "loss_seconds": seconds_arr, "ttfb": ttfb_arr}
+        cp = &counts[0, 0, 0]       # [side * LC_N + counter][row]
+        sp = &seconds[0, 0, 0]
+        with nogil:
+            for k in range(n):
+                if k + AHEAD < n:
+                    ahead = <const char*>&self.lstates[slots[k + AHEAD]]
+                    for j in range(0, sizeof(LossState), 64):
+                        FS_PREFETCH(ahead + j)
+                    FS_PREFETCH(&self.recs[slots[k + AHEAD]].loss_side0)
+                c = &self.recs[slots[k]]
+                st = &self.lstates[slots[k]]
+                # the originator's end is the state's side 1 when the
+                # first analysed segment came from the responder
+                orig = 1 if c.loss_side0 < LOSS_UNSET and (c.flipped ^ c.loss_side0) == 1 else 0
+                loss_gather(st, orig, cbuf, sbuf, &ttfb[k])
+                # ready for the slot's next connection while in the cache
+                loss_free(st)
+                loss_init(st)
+                for j in range(2 * LC_N):
+                    cp[j * n + k] = <int64_t>cbuf[j]
+                for j in range(2 * LS_N):
+                    sp[j * n + k] = sbuf[j]
+        return {"loss_counts": counts_arr, "loss_seconds": seconds_arr, "ttfb": ttfb_arr}
 
     cdef dict gather(self, const int32_t[::1] slots):
         cdef Py_ssize_t n = slots.shape[0], k, j

@@ -10,7 +10,7 @@ columns (``LOSS_COLUMNS``), row i for connection i.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -19,7 +19,8 @@ from .aggregates import KeyTable, LogHistogram, ValueCounts
 from ._consts import ANALYSIS_FLAGS
 
 __all__ = ["ANALYSIS_FLAGS", "SEGMENT_LOSS_COLUMNS", "LOSS_COLUMNS", "LOSS_NULLS",
-           "analyze_segments", "LossAnalyzer", "with_loss_columns", "endpoint_keys", "flag_names", "loss_report", "LossAggregate",
+           "analyze_segments", "LossAnalyzer", "with_loss_columns", "endpoint_keys", "flag_names",
+           "distinct_flag_names", "flag_names_arrow", "loss_columns", "loss_report", "LossAggregate",
            "LOSS_REPORT_KEYS"]
 
 SEGMENT_LOSS_COLUMNS = ("analysis", "ack_rtt", "bytes_in_flight", "dup_ack_num")
@@ -65,11 +66,12 @@ def endpoint_keys(addrs: np.ndarray, ports: np.ndarray) -> np.ndarray:
 
 
 class LossAnalyzer:
-    """Streaming loss analysis beside a ``fastseg.Tracker``: ``process``
-    each tracked batch (adds the per-segment columns), ``finish`` each
-    Connections table the tracker emits (adds ``LOSS_COLUMNS``).  Memory:
-    one state (about 500 bytes, plus 24 per unacknowledged segment) per
-    connection in progress."""
+    """The loss analysis over segments tracked elsewhere (``fastseg.Tracker``
+    runs the same analysis in its own pass): ``process`` each tracked
+    batch (adds the per-segment columns), ``finish`` each Connections table
+    the tracker emits (adds ``LOSS_COLUMNS``).  Memory: one state (about
+    700 bytes, plus 24 per unacknowledged segment) per connection in
+    progress."""
 
     def __init__(self):
         self._engine = _loss.Engine()
@@ -123,16 +125,22 @@ class LossAnalyzer:
                                 endpoint_keys(connections["orig_h"], connections["orig_p"]),
                                 counts, seconds, ttfb)
         # one transposing copy each, then every column is a contiguous row
-        counts_t = np.ascontiguousarray(counts.transpose(1, 2, 0), dtype=np.int64)
-        seconds_t = np.ascontiguousarray(seconds.transpose(1, 2, 0))
-        out: Dict[str, np.ndarray] = {}
-        for s, side in enumerate(("orig", "resp")):
-            for k, name in enumerate(_COUNTS):
-                out[f"{side}_{name}"] = counts_t[s, k]
-            for k, name in enumerate(_SECONDS):
-                out[f"{side}_{name}"] = seconds_t[s, k]
-        out["ttfb"] = ttfb
-        return {name: out[name] for name in LOSS_COLUMNS}
+        return loss_columns(np.ascontiguousarray(counts.transpose(1, 2, 0), dtype=np.int64),
+                            np.ascontiguousarray(seconds.transpose(1, 2, 0)), ttfb)
+
+
+def loss_columns(counts: np.ndarray, seconds: np.ndarray, ttfb: np.ndarray) -> Dict[str, np.ndarray]:
+    """``LOSS_COLUMNS`` by name from the kernel's per-side arrays: counters
+    (2, 13, n) and seconds (2, 4, n), the originator first, in the order of
+    _loss.pxd's LC_* and LS_*; ``ttfb`` (n,)."""
+    out: Dict[str, np.ndarray] = {}
+    for s, side in enumerate(("orig", "resp")):
+        for k, name in enumerate(_COUNTS):
+            out[f"{side}_{name}"] = counts[s, k]
+        for k, name in enumerate(_SECONDS):
+            out[f"{side}_{name}"] = seconds[s, k]
+    out["ttfb"] = ttfb
+    return {name: out[name] for name in LOSS_COLUMNS}
 
 
 def with_loss_columns(connections, columns: Dict[str, np.ndarray]):
@@ -152,16 +160,41 @@ def analyze_segments(segments, connections) -> Dict[str, np.ndarray]:
     return engine.finish(connections)
 
 
+def distinct_flag_names(analysis) -> Tuple[List[List[str]], np.ndarray]:
+    """The distinct values of an ``analysis`` column as lists of the
+    tcp.analysis names they set (in ``ANALYSIS_FLAGS`` order), and each
+    row's index into them."""
+    uniq, inv = np.unique(np.asarray(analysis, dtype=np.int64).reshape(-1), return_inverse=True)
+    names = [[name for name, bit in ANALYSIS_FLAGS.items() if v & bit] for v in uniq.tolist()]
+    return names, inv.reshape(-1)
+
+
+def flag_names_arrow(analysis):
+    """The tcp.analysis names set in each value of an ``analysis`` column as
+    a pyarrow list<string> array, built from the set bits without a loop
+    over rows."""
+    import pyarrow as pa
+    a = np.asarray(analysis, dtype=np.int64).reshape(-1)
+    bits = np.array(list(ANALYSIS_FLAGS.values()), dtype=np.int64)
+    labels = np.array(list(ANALYSIS_FLAGS), dtype=object)
+    counts = np.zeros(len(a), dtype=np.int32)
+    rows = np.flatnonzero(a)
+    hit = (a[rows, None] & bits[None, :]) != 0          # (flagged rows, flags)
+    counts[rows] = hit.sum(axis=1)
+    offsets = np.zeros(len(a) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    values = pa.array(labels[np.nonzero(hit)[1]], type=pa.string())
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
 def flag_names(analysis) -> List[List[str]]:
-    """The tcp.analysis names set in each value of an ``analysis`` column."""
-    analysis = np.asarray(analysis, dtype=np.int64)
-    items = list(ANALYSIS_FLAGS.items())
-    hits = [(name, (analysis & bit) != 0) for name, bit in items]
-    out: List[List[str]] = [[] for _ in range(len(analysis))]
-    for name, mask in hits:
-        for i in np.flatnonzero(mask).tolist():
-            out[i].append(name)
-    return out
+    """The tcp.analysis names set in each value of an ``analysis`` column
+    (a new list per row)."""
+    names, inv = distinct_flag_names(analysis)
+    table = np.empty(len(names), dtype=object)
+    for k, v in enumerate(names):
+        table[k] = v
+    return list(map(list.copy, table[inv]))
 
 
 # -- the report's loss section ------------------------------------------------

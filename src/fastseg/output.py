@@ -110,8 +110,10 @@ def text_columns(table) -> Dict[str, List]:
                       for v in values]
         out[name] = values
     if "analysis" in out:
-        from .loss import flag_names
-        out["analysis"] = [",".join(n) for n in flag_names(table["analysis"])]
+        from .loss import distinct_flag_names
+        names, inv = distinct_flag_names(table["analysis"])
+        texts = np.array([",".join(n) for n in names] or [""], dtype=object)
+        out["analysis"] = texts[inv].tolist()
     if "checksum_status" in out:
         from ._consts import CHECKSUM_STATUS_NAMES
         out["checksum_status"] = [CHECKSUM_STATUS_NAMES[v] for v in out["checksum_status"]]
@@ -124,16 +126,16 @@ def text_columns(table) -> Dict[str, List]:
 def _analysis_text(col: np.ndarray, json_list: bool) -> np.ndarray:
     """The tcp.analysis names of each bitmask, comma-separated as tshark
     prints them: a JSON string, or a CSV field (quoted when it has a comma)."""
-    from .loss import flag_names
-    uniq, inv = np.unique(col, return_inverse=True)
+    from .loss import distinct_flag_names
+    distinct, inv = distinct_flag_names(col)
     texts = []
-    for names in flag_names(uniq):
+    for names in distinct:
         text = ",".join(names)
         if json_list:
             texts.append(json.dumps(text))
         else:
             texts.append(text if len(names) < 2 else '"' + text + '"')
-    return np.array([t.encode() for t in texts] or [b""], dtype="S")[inv.reshape(-1)]
+    return np.array([t.encode() for t in texts] or [b""], dtype="S")[inv]
 
 
 def _text_fields(table, json_strings: bool):

@@ -367,8 +367,8 @@ class Segments:
             elif name in _NULLS:
                 arr = pa.array(col, mask=col == _NULLS[name])
             elif name == "analysis":
-                from .loss import flag_names
-                arr = pa.array(flag_names(col), type=pa.list_(pa.string()))
+                from .loss import flag_names_arrow
+                arr = flag_names_arrow(col)
             elif name == "ack_rtt":
                 arr = pa.array(col, from_pandas=True)      # NaN: no RTT -> null
             else:

@@ -75,7 +75,7 @@ import numpy as np
 from . import _consts, _track
 from .checksum import ChecksumVerdict
 from .connections import CONNECTION_COLUMNS, Connections
-from .loss import LOSS_COLUMNS, LossAnalyzer
+from .loss import LOSS_COLUMNS, SEGMENT_LOSS_COLUMNS, loss_columns
 from .segments import Segments
 
 __all__ = ["track", "Tracker", "transition", "TRANSITIONS", "Connections",
@@ -203,8 +203,9 @@ class Tracker:
     ``loss`` (default on: Wireshark's tcp.analysis per segment, the
     ``analysis``/``ack_rtt``/``bytes_in_flight``/``dup_ack_num`` columns,
     and the per-side loss columns of ``fastseg.loss.LOSS_COLUMNS`` per
-    connection; about 500 bytes more per connection in progress, plus 24
-    per unacknowledged segment).
+    connection, computed in the tracking pass from a state held beside each
+    connection record: about 700 bytes more per connection in progress,
+    plus 24 per unacknowledged segment; ``loss=False`` skips all of it).
 
     Checksums: ``"verify"`` keeps every bad-checksum segment out of the
     state machine; ``"ignore"`` trusts every segment; ``"auto"`` (default)
@@ -225,7 +226,6 @@ class Tracker:
         if max_connections is not None and int(max_connections) < 1:
             raise ValueError("max_connections must be at least 1")
         self.max_connections = None if max_connections is None else int(max_connections)
-        self._loss = LossAnalyzer() if loss else None
         self.evicted = 0
         self.verdict = ChecksumVerdict(checksums, offload_hosts=offload_hosts,
                                        min_share=offload_fraction)
@@ -240,7 +240,12 @@ class Tracker:
         self._last_scan = -(1 << 62)
         self._engine = _track.Engine(k0, k1, int(attempt_delay * ns), int(close_delay * ns),
                                      int(idle_timeout * ns), likely,
-                                     np.ascontiguousarray(TRANSITIONS))
+                                     np.ascontiguousarray(TRANSITIONS), loss=bool(loss))
+
+    @property
+    def loss(self) -> bool:
+        """Whether the loss analysis runs (the ``loss`` option)."""
+        return self._engine.loss
 
     @property
     def next_id(self) -> int:
@@ -295,6 +300,7 @@ class Tracker:
             if seg[name].shape != (n, 16):
                 raise ValueError(f"column {name!r} must be (n, 16) address rows")
         conn = np.empty(n, dtype=np.int64)
+        loss = self._loss_columns(seg) if self.loss else {}
         if n:
             c = lambda name, dt: np.ascontiguousarray(seg[name], dtype=dt)  # noqa: E731
             status = self._engine.process(
@@ -303,12 +309,14 @@ class Tracker:
                 c("ack", np.uint32), c("flags", np.uint16), c("payload_len", np.uint32),
                 c("window", np.uint16), c("mss", np.int32), c("wscale", np.int16),
                 c("sack_perm", np.uint8), c("tsval", np.int64), c("ip_version", np.uint8),
-                c("flow_key", np.uint64), self.verdict.dropped(seg), _payload_cut(seg), conn)
+                c("flow_key", np.uint64), self.verdict.dropped(seg), _payload_cut(seg), conn,
+                **loss)
             if status != 0:
                 raise MemoryError("connection tracker: out of memory")
         segments["conn"] = conn
-        if self._loss is not None:
-            self._loss.process(segments)
+        for name in SEGMENT_LOSS_COLUMNS:
+            if name in loss:
+                segments[name] = loss[name]
         # Expired connections are found by a scan of every live record, so
         # scan at most once per second of capture time.  When a connection
         # is emitted does not change what is emitted: a later segment of an
@@ -323,19 +331,39 @@ class Tracker:
             if status != 0:
                 raise MemoryError("connection tracker: out of memory")
             self.evicted += int(evicted)
-        return self._with_loss(self._engine.take_done())
+        return self._take_done()
 
     def flush_columns(self) -> dict:
         """As ``flush``, as kernel columns (see ``update_columns``)."""
         if self._engine.finish_all() != 0:
             raise MemoryError("connection tracker: out of memory")
-        return self._with_loss(self._engine.take_done())
+        return self._take_done()
 
-    def _with_loss(self, k: dict) -> dict:
-        """Kernel columns of finished connections plus their loss columns."""
-        if self._loss is not None:
-            k.update(self._loss.finish(k))
+    def _take_done(self) -> dict:
+        """Kernel columns of the finished connections, their loss columns
+        (``LOSS_COLUMNS``) named."""
+        k = self._engine.take_done()
+        if "loss_counts" in k:
+            k.update(loss_columns(k.pop("loss_counts"), k.pop("loss_seconds"), k.pop("ttfb")))
         return k
+
+    @staticmethod
+    def _loss_columns(seg: Segments) -> dict:
+        """The loss analysis's inputs beyond the tracker's own and its
+        per-segment outputs, as keyword arguments of the kernel's process."""
+        n = len(seg)
+        out = {"analysis": np.empty(n, np.uint32), "ack_rtt": np.empty(n, np.float64),
+               "bytes_in_flight": np.empty(n, np.int64), "dup_ack_num": np.empty(n, np.uint32)}
+        if "opt_status" in seg:
+            out["opt_status"] = np.ascontiguousarray(seg["opt_status"], dtype=np.uint8)
+        if (seg.data is not None and all(k in seg for k in ("sack_blocks", "_l3_off",
+                                                              "_l3_caplen", "_l4_off"))):
+            c = lambda name, dt: np.ascontiguousarray(seg[name], dtype=dt)  # noqa: E731
+            out.update(sack_blocks=c("sack_blocks", np.uint8),
+                       data=np.frombuffer(seg.data, dtype=np.uint8),
+                       l3_off=c("_l3_off", np.int64), l3_caplen=c("_l3_caplen", np.uint32),
+                       l4_off=c("_l4_off", np.int64), hdr_len=c("hdr_len", np.uint8))
+        return out
 
 
 def _payload_cut(seg: Segments) -> np.ndarray:
