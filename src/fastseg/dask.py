@@ -316,9 +316,9 @@ class _Decided:
         return np.ascontiguousarray(seg["_dropped"], np.uint8)
 
 
-def _track(scan: _Scan, before, opts: dict) -> _Scan:
+def _track(scan: _Scan, before: list, opts: dict) -> _Scan:
     """Track a read partition.  Its checksum verdict starts from ``before``,
-    the tally of every earlier partition: where one process's verdict stands
+    the tallies of every earlier partition: where one process's verdict stands
     when it reaches this partition, so each segment is dropped (or not) as
     one process drops it; the decision is kept with the segment (``_dropped``)
     for when a fragment is tracked again.  Fills ``scan`` in (the same
@@ -326,7 +326,9 @@ def _track(scan: _Scan, before, opts: dict) -> _Scan:
     from .checksum import ChecksumVerdict
     from .track import Tracker
 
-    verdict = ChecksumVerdict(_mode(opts)).merge(before)
+    verdict = ChecksumVerdict(_mode(opts))
+    for tally in before:
+        verdict.merge(tally)
     tracker = Tracker(**_track_opts(opts))
     tracker.verdict = _Decided(_mode(opts))
     scan.done = []
@@ -366,11 +368,12 @@ def _tally(scan: _Scan):
     return scan.verdict
 
 
-def _lookup(scan: _Scan, wanted: np.ndarray) -> dict:
-    """First and last time in this partition of its open keys and of
-    ``wanted`` (keys open at the end of an earlier partition), sorted by key."""
+def _lookup(scan: _Scan, earlier: list) -> dict:
+    """First and last time in this partition of its open keys and of the
+    keys open at the end of the ``earlier`` partitions (their heads), sorted
+    by key."""
     key, first, last = scan.key_times()
-    want = np.union1d(wanted, scan.open["flow_key"])
+    want = np.unique(np.concatenate([scan.open["flow_key"]] + [h["open_keys"] for h in earlier]))
     hit = np.isin(key, want)
     key, first, last = key[hit], first[hit], last[hit]
     order = np.argsort(key, kind="stable")
@@ -551,26 +554,24 @@ def _merge2(first, second):
 async def _plan(ex, parts: List[Partition], opts: dict, window):
     """Read, track and plan every partition.  Returns the tracked scans
     (handles), per partition the dirty and the carried keys, and the
-    capture's checksum verdict."""
+    capture's checksum verdict.  Partition *j* is tracked as soon as the
+    partitions before it are read (it needs their checksum tallies) and
+    looked up as soon as they are tracked (it needs their open keys): one
+    wait on the driver, for the small tables."""
     from .checksum import ChecksumVerdict
     read = ex.map(_read, parts, opts=opts, window=window)
-    tallies = await ex.gather(ex.map(_tally, read))
-    before, total = [], ChecksumVerdict(_mode(opts))
-    for t in tallies:
-        before.append(ChecksumVerdict(_mode(opts)).merge(total))
-        total.merge(t)
-    scans = ex.map(_track, read, before, opts=opts)
+    tallies = ex.map(_tally, read)
+    scans = [ex.submit(_track, r, tallies[:j], opts) for j, r in enumerate(read)]
     del read
-    heads = await ex.gather(ex.map(_head, scans))
-    # the keys an earlier partition left open: where do they occur here?
-    wanted, seen = [], np.zeros(0, np.uint64)
-    for h in heads:
-        wanted.append(seen)
-        seen = np.union1d(seen, h["open_keys"])
-    tables = await ex.gather(ex.map(_lookup, scans, wanted))
+    heads = ex.map(_head, scans)
+    tables = [ex.submit(_lookup, s, heads[:j]) for j, s in enumerate(scans)]
+    tables, heads, tallies = await ex.gather([tables, heads, tallies])
     for h, t in zip(heads, tables):
         t.update(start=h["start"], open_keys=h["open_keys"])
     dirty, carried = _boundary_keys(tables, opts.get("idle_timeout", 300.0))
+    total = ChecksumVerdict(_mode(opts))
+    for t in tallies:
+        total.merge(t)
     return scans, dirty, carried, total
 
 
