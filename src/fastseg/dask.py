@@ -13,45 +13,47 @@ Partitions
     (``start``/``end``) skips those outside it (pruning, not Dask divisions:
     the frames are not indexed by time).
 
-One pass per partition (``_scan``)
-    Each partition is read, parsed and tracked once on its worker, which
-    keeps the tracked columns (no packet bytes) and the connections the
-    tracker emitted, batch by batch.  Connections are independent per
+One pass per partition (``_read``, ``_track``)
+    Each partition is read and parsed once on its worker, which keeps the
+    parsed columns (no packet bytes) and tallies its checksums.  It is
+    tracked once, as soon as the partitions before it are read: its checksum
+    verdict starts from their tallies (where one process's verdict stands
+    when it reaches the partition, batch for batch, so each segment is
+    dropped for a bad checksum or kept as one process does; the decision
+    stays with the segment).  The worker keeps the connections its tracker
+    emitted after each batch.  Connections are independent per
     ``flow_key``, so a partition's connections are final unless their key
     was still alive at the end of an earlier partition.
 
 Plan (driver, keys only)
-    Each partition sends the keys of its connections still open at its end
-    (``_head``); each then reports when the earlier partitions' open keys
-    occur in it (``_lookup``).  A key is alive after partition *j* when *j*
-    ended with a live connection on it, or when its segments in *j* were
-    themselves a continuation, until ``idle_timeout`` (plus one second)
-    after its last segment there (every connection expires after that much
-    silence) (``_boundary_keys``).  The segments of those keys in later
-    partitions (*dirty*), and of every open connection whose key goes on
-    (*carried*), are the fragments.
+    Each partition reports when the keys left open at the end of the
+    earlier partitions occur in it, and its own open keys (``_lookup``).  A
+    key is alive after partition *j* when *j* ended with a live connection
+    on it, or when its segments in *j* were themselves a continuation, until
+    ``idle_timeout`` (plus one second) after its last segment there (every
+    connection expires after that much silence) (``_boundary_keys``).  The
+    segments of those keys in later partitions (*dirty*), and of every open
+    connection whose key goes on (*carried*), are the fragments.
 
 Split and stitch
     Every other connection is final: the partition's report aggregates are
     folded from the connections its tracker already emitted (``_Replay``
     hands them to an ``_Analysis``; nothing is tracked twice).  Only the
     fragments are cut into buckets by ``flow_key`` and moved; each bucket is
-    put back in capture order and tracked by a fresh tracker
-    (``_stitch``): a fragment chain starts at a connection that began on a
-    key with no live connection, so the tracker sees what one process saw.
-    The analyses are merged on the workers in a tree (``_Analysis.merge``),
-    in capture order, and only the final one goes to the driver.
-    Connection uids derive from ``flow_key`` and the first timestamp, so
-    they are the single-process uids.
+    put back in capture order and tracked by a fresh tracker with the
+    fragments' own drop decisions (``_stitch``): a fragment chain starts at
+    a connection that began on a key with no live connection, so the
+    tracker sees what one process saw.  The analyses are merged on the
+    workers in a tree (``_Analysis.merge``), in capture order, and the
+    report is built there: only it goes to the driver.  Connection uids
+    derive from ``flow_key`` and the first timestamp, so they are the
+    single-process uids.
 
-Checksum offload
-    Each partition's tracker diagnoses offloading senders from its own
-    segments.  The report's verdict is the whole capture's (the partitions'
-    tallies merged).  A partition whose own verdict differs from the
-    whole capture's is tracked again with the capture's offload hosts
-    forced, as are the fragments.  One process decides batch by batch, so
-    its first segments of a sender diagnosed late can differ (see
-    docs/scale.md).
+Equal to one process
+    Reports and connections equal ``fastseg.analyze(files)`` with the same
+    ``batch_packets`` (default 65536, as ``analyze``): the checksum verdict
+    is reached batch by batch, so batches must match; byte ranges end at
+    batch ends for that reason.  ``max_connections`` is not supported.
 
 Clients
     ``client``: a ``dask.distributed.Client`` (default: the current one, if
