@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from fastseg import loss
-from fastseg.aggregates import KeyTable, LogHistogram, ValueCounts
+from fastseg.aggregates import KeyTable, LogHistogram, ValueCounts, peaks_in_window
 
 
 @settings(max_examples=60, deadline=None)
@@ -101,3 +101,33 @@ def test_loss_report_quantiles_against_the_exact_ones():
         assert row["connections"] == mine.sum() and row["packets"] == pkts[mine].sum()
     rates = [row["retrans_rate"] for row in rep["per_server"]]
     assert rates == sorted(rates, reverse=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 40).map(lambda v: v * 5.0)),
+                max_size=40))
+def test_peaks_in_window_against_counting_every_window(rows):
+    group = np.array([g for g, _ in rows], np.int64)
+    t = np.array([x for _, x in rows], np.float64)
+    peaks, at = peaks_in_window(group, t, 60.0, 4)
+    for g in range(4):
+        mine = t[group == g]
+        # intervals [x, x + 60) open at s: closes before opens at equal times
+        level = [int(np.count_nonzero((mine <= s) & (mine + 60.0 > s))) for s in mine]
+        want = max(level, default=0)
+        assert peaks[g] == want
+        if want:
+            assert at[g] == min(s for s, n in zip(mine, level) if n == want)
+        else:
+            assert np.isnan(at[g])
+
+
+def test_key_table_lookups_across_its_two_levels():
+    rng = np.random.default_rng(5)
+    table, seen = KeyTable(), {}
+    for _ in range(40):
+        keys = rng.integers(0, 20000, 700).astype(np.uint64)
+        got = table.index(keys)
+        for k, i in zip(keys.tolist(), got.tolist()):
+            assert seen.setdefault(k, len(seen)) == i
+    assert len(table) == len(seen) > 4096

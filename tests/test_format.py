@@ -123,3 +123,19 @@ def test_addresses_fixed_vectors():
     assert list(_format.address_text(np.zeros((0, 16), np.uint8), np.zeros(0, np.uint8))) == []
     with pytest.raises(ValueError):
         _format.address_bytes(np.zeros((2, 16), np.uint8), np.zeros(3, np.uint8))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(allow_nan=False), min_size=1, max_size=50))
+def test_float_repr_is_pythons_repr(values):
+    got = _format.float_repr(np.array(values, dtype=np.float64))
+    assert [g.decode() for g in got] == [repr(float(v)) for v in values]
+
+
+def test_float_repr_vectors():
+    values = [0.0, -0.0, 1e-05, 0.0001, 9.999e-05, 1e16, 1e15, 123456789012345678.0, 0.1, 0.3,
+              4294967296.0, 4294967295.999999, 1796678678.478281, 5e-324, -1.5e-320,
+              1.7976931348623157e308, float("inf"), -float("inf")]
+    got = [g.decode() for g in _format.float_repr(np.array(values))]
+    assert got == [repr(v) for v in values]
+    assert got[:3] == ["0.0", "-0.0", "1e-05"] and got[12] == "1796678678.478281"

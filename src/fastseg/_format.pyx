@@ -2,12 +2,14 @@
 # from numpy columns in one GIL-free loop per chunk of rows.
 #
 # A column is one of: signed integers (int64), floats with a fixed number of
-# decimals (float64, as printf's %.Nf), fixed-width byte strings ('S' dtype,
-# cut at the first NUL), or one constant for every row.  Any column may carry
+# decimals (float64, as printf's %.Nf), floats as Python's repr() writes them
+# (the shortest text that reads back as the same double), fixed-width byte
+# strings ('S' dtype, cut at the first NUL), or one constant for every row.  Any column may carry
 # a mask whose set rows print the unset marker instead.
 from libc.stdint cimport int64_t, uint8_t
+from libc.math cimport fabs, llround, signbit
 from libc.stdio cimport snprintf
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free, malloc, strtod
 from libc.string cimport memcpy
 
 import numpy as np
@@ -17,7 +19,9 @@ cdef enum:
     K_FLOAT = 1
     K_BYTES = 2
     K_CONST = 3
+    K_REPR = 4
     FLOAT_MAX = 40        # longest %.Nf we print (|x| < 1e30, N <= 9)
+    REPR_MAX = 32         # longest repr of a double ("-1.2345678901234567e-308")
 
 
 cdef struct Col:
@@ -51,11 +55,195 @@ cdef inline Py_ssize_t put_int(char* p, int64_t v) noexcept nogil:
     return k
 
 
+cdef Py_ssize_t layout_repr(char* p, bint negative, const char* digits, int ndigits,
+                            int decpt) noexcept nogil:
+    """Python's float repr from the shortest digits and the decimal point's
+    position (value = 0.DIGITS x 10**decpt): positional when -4 < decpt <= 16,
+    else d.ddde+XX."""
+    cdef Py_ssize_t k = 0
+    cdef int i, e
+    if negative:
+        p[k] = 45
+        k += 1
+    if -4 < decpt <= 16:
+        if decpt <= 0:
+            p[k] = 48
+            p[k + 1] = 46
+            k += 2
+            for i in range(-decpt):
+                p[k] = 48
+                k += 1
+            memcpy(p + k, digits, ndigits)
+            return k + ndigits
+        if decpt >= ndigits:
+            memcpy(p + k, digits, ndigits)
+            k += ndigits
+            for i in range(decpt - ndigits):
+                p[k] = 48
+                k += 1
+            p[k] = 46
+            p[k + 1] = 48
+            return k + 2
+        memcpy(p + k, digits, decpt)
+        k += decpt
+        p[k] = 46
+        k += 1
+        memcpy(p + k, digits + decpt, ndigits - decpt)
+        return k + ndigits - decpt
+    p[k] = digits[0]
+    k += 1
+    if ndigits > 1:
+        p[k] = 46
+        k += 1
+        memcpy(p + k, digits + 1, ndigits - 1)
+        k += ndigits - 1
+    e = decpt - 1
+    p[k] = 101        # 'e'
+    p[k + 1] = 45 if e < 0 else 43
+    k += 2
+    if e < 0:
+        e = -e
+    if e < 10:
+        p[k] = 48
+        k += 1
+    return k + put_int(p + k, e)
+
+
+cdef bint bump_last_digit(char* s, int step) noexcept nogil:
+    """Add ``step`` (+1 or -1) to the last mantissa digit of printf's
+    d.dddde+XX text, carrying; False when it would change the exponent."""
+    cdef int i = 0
+    while s[i] != 101:
+        i += 1
+    i -= 1
+    while i >= 0:
+        if s[i] == 46:
+            i -= 1
+            continue
+        if step > 0:
+            if s[i] != 57:
+                s[i] += 1
+                return True
+            s[i] = 48
+        else:
+            if s[i] != 48:
+                if i == 0 and s[i] == 49:
+                    return False
+                s[i] -= 1
+                return True
+            s[i] = 57
+        i -= 1
+    return False
+
+
+cdef Py_ssize_t put_repr(char* p, double x) noexcept nogil:
+    """Write ``repr(x)`` at ``p`` (at most REPR_MAX bytes); its length."""
+    cdef char tmp[48]
+    cdef char digits[20]
+    cdef double ax = fabs(x)
+    cdef bint neg = signbit(x)
+    cdef int64_t n = -1, whole, frac
+    cdef int nd = 0, decpt, prec, i, e, esign
+    cdef Py_ssize_t k = 0
+    if x != x:
+        memcpy(p, b"nan", 3)
+        return 3
+    if ax == 1.0 / 0.0:
+        if neg:
+            memcpy(p, b"-inf", 4)
+            return 4
+        memcpy(p, b"inf", 3)
+        return 3
+    if ax == 0:
+        if neg:
+            memcpy(p, b"-0.0", 4)
+            return 4
+        memcpy(p, b"0.0", 3)
+        return 3
+    if 1e-4 <= ax < 4294967296.0:
+        # At most six decimals below 2**32 (timestamps, durations): the
+        # digits of round(|x| * 1e6) are the shortest text when they read
+        # back as |x|, since doubles there are closer than 1e-6 apart.
+        n = llround(ax * 1e6)
+        # n / 1e6 is correctly rounded, as strtod of the text would be
+        if <double>n / 1e6 != ax:
+            n = -1
+    if n >= 0:
+        whole = n // 1000000
+        frac = n % 1000000
+        k = put_int(tmp, whole)
+        tmp[k] = 46
+        k += 1
+        if frac == 0:
+            tmp[k] = 48
+            k += 1
+        else:
+            for i in range(6):
+                tmp[k + 5 - i] = <char>(48 + frac % 10)
+                frac //= 10
+            k += 6
+            while tmp[k - 1] == 48:
+                k -= 1
+        if neg:
+            p[0] = 45
+            memcpy(p + 1, tmp, k)
+            return k + 1
+        memcpy(p, tmp, k)
+        return k
+    # the shortest of 15, 16 and 17 significant digits that reads back
+    # (subnormals carry fewer: from 1 digit up)
+    for prec in range(14 if ax >= 2.2250738585072014e-308 else 0, 17):
+        snprintf(tmp, sizeof(tmp), "%.*e", prec, ax)
+        if prec == 16 or strtod(tmp, NULL) == ax:
+            break
+        # next to a power of two the doubles below are twice as close as
+        # those above: the decimal one step away may read back when the
+        # nearest does not
+        if bump_last_digit(tmp, 1) and strtod(tmp, NULL) == ax:
+            break
+        snprintf(tmp, sizeof(tmp), "%.*e", prec, ax)
+        if bump_last_digit(tmp, -1) and strtod(tmp, NULL) == ax:
+            break
+    # tmp is d.dddde[+-]XX
+    i = 0
+    while tmp[i] != 101:
+        if tmp[i] != 46:
+            digits[nd] = tmp[i]
+            nd += 1
+        i += 1
+    while nd > 1 and digits[nd - 1] == 48:
+        nd -= 1
+    i += 1
+    esign = -1 if tmp[i] == 45 else 1
+    i += 1
+    e = 0
+    while tmp[i] != 0:
+        e = e * 10 + (tmp[i] - 48)
+        i += 1
+    decpt = esign * e + 1
+    return layout_repr(p, neg, digits, nd, decpt)
+
+
+def float_repr(values):
+    """``repr()`` of each float64, as an 'S' array (the row kernel's text)."""
+    cdef const double[::1] v = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
+    cdef Py_ssize_t n = v.shape[0], i
+    out = np.zeros(n, dtype="S%d" % REPR_MAX)
+    if n == 0:
+        return out
+    cdef char* buf = <char*><size_t>out.ctypes.data
+    with nogil:
+        for i in range(n):
+            put_repr(buf + i * REPR_MAX, v[i])
+    return out
+
+
 def format_rows(list columns, bytes sep=b"\t", bytes unset=b"-", bytes end=b"\n",
                 write=None, Py_ssize_t chunk_rows=8192):
     """Format rows from ``columns``, a list of ``(kind, values, decimals,
     unset_mask)`` with kind "int" (int64 array), "float" (float64 array,
-    ``decimals`` places), "bytes" ('S' array) or "const" (``values`` is one
+    ``decimals`` places), "repr" (float64 array, as Python's repr; NaN
+    unset), "bytes" ('S' array) or "const" (``values`` is one
     bytes value); ``unset_mask`` is None or a bool array.  Rows are formatted
     ``chunk_rows`` at a time into one reused buffer; each chunk goes to
     ``write`` (a callable taking a bytes-like object) when given, and the
@@ -95,6 +283,10 @@ def format_rows(list columns, bytes sep=b"\t", bytes unset=b"-", bytes end=b"\n"
                     cols[j].kind = K_FLOAT
                     cols[j].decimals = int(decimals)
                     row_max += FLOAT_MAX
+                elif kind == "repr":
+                    arr = np.ascontiguousarray(values, dtype=np.float64)
+                    cols[j].kind = K_REPR
+                    row_max += REPR_MAX
                 elif kind == "bytes":
                     arr = np.ascontiguousarray(values)
                     if arr.dtype.kind != "S":
@@ -167,6 +359,13 @@ cdef Py_ssize_t _fill(const Col* cols, Py_ssize_t ncol, Py_ssize_t lo, Py_ssize_
                     pos += nunset
                 else:
                     pos += snprintf(p + pos, FLOAT_MAX, "%.*f", cols[j].decimals, x)
+            elif cols[j].kind == K_REPR:
+                x = (<const double*>cols[j].data)[i]
+                if x != x:
+                    memcpy(p + pos, unset, nunset)
+                    pos += nunset
+                else:
+                    pos += put_repr(p + pos, x)
             elif cols[j].kind == K_BYTES:
                 s = cols[j].data + i * cols[j].width
                 k = 0

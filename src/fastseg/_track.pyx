@@ -356,6 +356,18 @@ cdef class Engine:
                     m = self.recs[i].id
         return m
 
+    def min_live_first_ts(self):
+        """The earliest first_ts (ns) among live connections (-1 when none):
+        every connection emitted later starts at or after it, or at or
+        after the latest segment seen."""
+        cdef Py_ssize_t i
+        cdef int64_t m = -1
+        with nogil:
+            for i in range(self.nrec):
+                if self.recs[i].live == 1 and (m < 0 or self.recs[i].first_ts < m):
+                    m = self.recs[i].first_ts
+        return m
+
     def memory_bytes(self):
         """Bytes held by records, flow table and slot lists."""
         return (self.cap * sizeof(Conn) + (self.tmask + 1) * sizeof(int32_t)

@@ -13,7 +13,8 @@ from typing import Dict, Optional
 
 import numpy as np
 
-__all__ = ["LogHistogram", "ValueCounts", "KeyTable", "quantiles"]
+__all__ = ["DistinctValues", "LogHistogram", "ValueCounts", "KeyTable", "quantiles",
+           "peaks_in_window"]
 
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
 
@@ -91,6 +92,43 @@ class ValueCounts:
                 "max": float(values[-1])}
 
 
+class DistinctValues:
+    """The set of distinct integer values seen, folded into one sorted
+    array when the appended batches outgrow it."""
+
+    def __init__(self, dtype=np.int64):
+        self._dtype = dtype
+        self._values = np.empty(0, dtype)
+        self._parts = []
+        self._pending = 0
+
+    def add(self, values: np.ndarray) -> None:
+        values = np.asarray(values, self._dtype)
+        if len(values) == 0:
+            return
+        self._parts.append(values)
+        self._pending += len(values)
+        if self._pending > max(65536, len(self._values)):
+            self._compact()
+
+    def _compact(self) -> None:
+        if self._parts:
+            v = np.sort(np.concatenate([self._values] + self._parts))
+            self._parts, self._pending = [], 0
+            self._values = v[np.concatenate([[True], v[1:] != v[:-1]])] if len(v) else v
+
+    def merge(self, other: "DistinctValues") -> None:
+        self.add(other.values())
+
+    def values(self) -> np.ndarray:
+        """The distinct values, sorted."""
+        self._compact()
+        return self._values
+
+    def __len__(self) -> int:
+        return len(self.values())
+
+
 class LogHistogram:
     """Fixed-size, mergeable histogram of durations in seconds, for quantiles.
 
@@ -165,46 +203,101 @@ class LogHistogram:
 class KeyTable:
     """Dense indices for 64-bit keys, in first-seen order, with the columns
     that describe each key (e.g. an address and port) kept from its first
-    row.  Lookups are vectorised (a sorted copy of the keys and
-    ``searchsorted``)."""
+    row.  Lookups are vectorised: the keys are kept sorted in two levels (a
+    large one and a small recent one folded into it when it grows), so
+    adding k new keys to a table of K costs O(k log k) plus O(K) now and
+    then, not O(K log K) per batch."""
 
     def __init__(self, **dtypes):
-        self._dtypes = dtypes
         self.keys = np.empty(0, np.uint64)
         self.cols = {name: np.empty((0,) + tuple(shape), dt)
                      for name, (dt, shape) in dtypes.items()}
-        self._sorted = np.empty(0, np.uint64)
-        self._where = np.empty(0, np.int64)
+        # (sorted keys, their indices) for the large level and the recent one
+        self._levels = [(np.empty(0, np.uint64), np.empty(0, np.int64)),
+                        (np.empty(0, np.uint64), np.empty(0, np.int64))]
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def _find(self, keys: np.ndarray, out: np.ndarray) -> np.ndarray:
+        known = np.zeros(len(keys), bool)
+        for sorted_keys, where in self._levels:
+            if len(sorted_keys) == 0:
+                continue
+            pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+            hit = sorted_keys[pos] == keys
+            out[hit] = where[pos[hit]]
+            known |= hit
+        return known
 
     def index(self, keys: np.ndarray, **cols) -> np.ndarray:
         """The index of each key, adding the keys not seen before (their
         columns from their first row here)."""
         keys = np.asarray(keys, np.uint64)
         out = np.empty(len(keys), np.int64)
-        known = np.zeros(len(keys), bool)
-        if len(self._sorted):
-            pos = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
-            known = self._sorted[pos] == keys
-            out[known] = self._where[pos[known]]
-        new = np.flatnonzero(~known)
-        if len(new):
-            nk, first, inv = np.unique(keys[new], return_index=True, return_inverse=True)
-            # first-seen order among the new keys
-            order = np.argsort(first, kind="stable")
-            rank = np.empty(len(order), np.int64)
-            rank[order] = np.arange(len(order))
-            base = len(self.keys)
-            out[new] = base + rank[inv.reshape(-1)]
-            rows = new[first[order]]
-            self.keys = np.concatenate([self.keys, nk[order]])
-            for name, col in cols.items():
-                self.cols[name] = np.concatenate(
-                    [self.cols[name], np.asarray(col)[rows].astype(self.cols[name].dtype)])
-            merged = np.concatenate([self._sorted, nk])
-            where = np.concatenate([self._where, base + rank])
-            o = np.argsort(merged, kind="stable")
-            self._sorted, self._where = merged[o], where[o]
+        new = np.flatnonzero(~self._find(keys, out))
+        if len(new) == 0:
+            return out
+        nk, first, inv = np.unique(keys[new], return_index=True, return_inverse=True)
+        # first-seen order among the new keys
+        order = np.argsort(first, kind="stable")
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
+        base = len(self.keys)
+        out[new] = base + rank[inv.reshape(-1)]
+        rows = new[first[order]]
+        self.keys = np.concatenate([self.keys, nk[order]])
+        for name, col in cols.items():
+            self.cols[name] = np.concatenate(
+                [self.cols[name], np.asarray(col)[rows].astype(self.cols[name].dtype)])
+        (big_k, big_w), (rec_k, rec_w) = self._levels
+        rec_k = np.concatenate([rec_k, nk])
+        rec_w = np.concatenate([rec_w, base + rank])
+        o = np.argsort(rec_k, kind="stable")
+        rec_k, rec_w = rec_k[o], rec_w[o]
+        if len(rec_k) > max(4096, len(big_k) // 4):
+            big_k, big_w = np.concatenate([big_k, rec_k]), np.concatenate([big_w, rec_w])
+            o = np.argsort(big_k, kind="stable")        # two sorted runs: a merge
+            big_k, big_w = big_k[o], big_w[o]
+            rec_k, rec_w = rec_k[:0], rec_w[:0]
+        self._levels = [(big_k, big_w), (rec_k, rec_w)]
         return out
+
+    def merge_index(self, other: "KeyTable") -> np.ndarray:
+        """Add ``other``'s keys (with their columns); returns, for each of
+        its indices, the index here."""
+        return self.index(other.keys, **other.cols)
+
+
+def peaks_in_window(group: np.ndarray, t: np.ndarray, width: float, ngroups: int):
+    """For each group, the largest number of its times that fall in one
+    window ``(s - width, s]`` ending at one of them, and the earliest such
+    ``s``: the peak concurrency of intervals ``[t, t + width)`` that all
+    last ``width`` (an interval ending at ``s`` no longer counts at ``s``).
+    Returns (peaks, at) indexed by group (0 and NaN for groups without
+    times).  Works on integer ranks, a few 8-byte arrays per time."""
+    peaks = np.zeros(ngroups, np.int64)
+    at = np.full(ngroups, np.nan)
+    if len(t) == 0:
+        return peaks, at
+    # times as ranks among the distinct times, so that group and time
+    # make one sortable integer
+    u = np.unique(t)
+    m = np.int64(len(u) + 1)
+    comp = np.asarray(group, np.int64) * m + np.searchsorted(u, t)
+    order = np.argsort(comp, kind="stable")
+    comp = comp[order]
+    g = np.asarray(group, np.int64)[order]
+    ts = np.asarray(t)[order]
+    del order
+    lo = g * m + np.searchsorted(u, ts - width, side="right")
+    count = np.searchsorted(comp, comp, side="right") - np.searchsorted(comp, lo, side="left")
+    del lo, comp
+    starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
+    top = np.maximum.reduceat(count, starts)
+    peaks[g[starts]] = top
+    best = np.flatnonzero(count == np.repeat(top, np.diff(np.append(starts, len(g)))))
+    # rows are in time order within a group: the first hit is the earliest
+    first = best[np.concatenate([[True], g[best][1:] != g[best][:-1]])]
+    at[g[first]] = ts[first]
+    return peaks, at

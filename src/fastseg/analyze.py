@@ -20,7 +20,7 @@ from typing import Dict, Iterator, List, Optional
 import numpy as np
 
 from . import _consts
-from .aggregates import LogHistogram
+from .aggregates import DistinctValues, KeyTable, LogHistogram, peaks_in_window
 from .loss import ANALYSIS_FLAGS, LOSS_REPORT_KEYS, LossAggregate
 from .segments import CaptureStats, Segments, format_addresses
 
@@ -49,6 +49,8 @@ MSL2 = 60.0                  # Linux TIME-WAIT length (TCP_TIMEWAIT_LEN)
 EPHEMERAL_RANGE = 28232      # Linux default ip_local_port_range 32768-60999
 PORT_PRESSURE_MIN = 0.01     # share of the range in one window that is worth a row
 PORT_PRESSURE_ROWS = 10
+# conn_flags bits
+COMPLETED, SYNACK_SEEN, SYN_RECORDED = 1, 2, 4
 SYN = _consts.SYN
 ACK = _consts.ACK
 FIN = _consts.FIN
@@ -112,37 +114,6 @@ def _round_floats(obj, digits: int):
     return obj
 
 
-def _peak_concurrency(group: np.ndarray, start: np.ndarray, end: np.ndarray):
-    """Peak number of overlapping [start, end) intervals per group id.
-    Returns (group ids, peaks, time of peak).  Works in narrow types over the
-    2n open/close events (a few tens of bytes per interval at the peak)."""
-    if len(group) == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
-    narrow = np.int32 if int(group.max()) < 2**31 else np.int64
-    g = np.concatenate([group, group]).astype(narrow, copy=False)
-    t = np.concatenate([start, end])
-    delta = np.ones(len(g), np.int8)
-    delta[len(start):] = -1
-    order = np.lexsort((delta, t, g))      # at equal times, closes before opens
-    g = g[order]
-    t = t[order]
-    delta = delta[order]
-    del order
-    running = np.cumsum(delta, dtype=np.int64)
-    del delta
-    starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
-    sizes = np.diff(np.concatenate([starts, [len(g)]]))
-    base = np.concatenate([[0], running[starts[1:] - 1]])
-    running -= np.repeat(base, sizes)      # the level within each group
-    peaks = np.maximum.reduceat(running, starts)
-    # the first event of each group at its peak
-    at = np.flatnonzero(running == np.repeat(peaks, sizes))
-    del running
-    block = np.searchsorted(starts, at, side="right") - 1
-    first_max = at[np.concatenate([[True], block[1:] != block[:-1]])]
-    return g[starts].astype(np.int64), peaks, t[first_max]
-
-
 def _mix64(x: np.ndarray) -> np.ndarray:
     """A 64-bit finaliser (splitmix64) over uint64 arrays, for row keys."""
     x = np.asarray(x, dtype=np.uint64)
@@ -156,6 +127,12 @@ def _row_hash(rows: np.ndarray) -> np.ndarray:
     """A 64-bit key per 16-byte address row."""
     w = np.ascontiguousarray(rows).view(np.uint64).reshape(-1, 2)
     return _mix64(_mix64(w[:, 0]) ^ w[:, 1])
+
+
+def _endpoint_key(addr: np.ndarray, port: np.ndarray, ver: np.ndarray) -> np.ndarray:
+    """A 64-bit key per (address row, port, IP version)."""
+    return _mix64(_row_hash(addr) ^ ((np.asarray(port).astype(np.uint64) << np.uint64(8))
+                                     | np.asarray(ver).astype(np.uint64)))
 
 
 # -- the report -----------------------------------------------------------
@@ -291,16 +268,28 @@ class _Analysis:
         # a few numbers per finished connection
         self.times = {name: LogHistogram() for name in ("rtt", "syn_synack", "synack_ack")}
         self.cw_pending = _Chunks(fin_in=np.float64)
-        self.pairs = _Chunks(pair=np.uint64, key=np.uint64, conn=np.int64)
-        self.pressure_rows = _Chunks(key=np.uint64, orig_h=np.uint8, resp_h=np.uint8,
-                                     resp_p=np.uint16, ver=np.uint8, win=np.int64)
-        self.tuples = _Chunks(key=np.uint64)
-        self.tw = {who: _Chunks(addr=np.uint8, port=np.uint16, ver=np.uint8, t=np.float64)
-                   for who in ("server", "client")}
-        self.conn_flags = np.zeros(1024, np.uint8)   # by connection id: 1 completed, 2 SYN-ACK seen
-        # one record per SYN (floods, backoff)
-        self.syns = _Chunks(ts=np.float64, conn=np.int64, listener=np.uint64, source=np.uint64)
-        self.listeners = _Chunks(key=np.uint64, dst=np.uint8, dport=np.uint16, ver=np.uint8)
+        # ephemeral ports: (client, server address:port, 2*MSL window) rows,
+        # the distinct (row, client port) pairs, the distinct 4-tuples
+        self.port_rows = KeyTable(orig_h=(np.uint8, (16,)), resp_h=(np.uint8, (16,)),
+                                  resp_p=(np.uint16, ()), ver=(np.uint8, ()), win=(np.int64, ()),
+                                  conn=(np.int64, ()))
+        self.ports_used = DistinctValues()
+        self.tuples = DistinctValues(np.uint64)
+        # TIME-WAIT holders (servers by address:port, clients by address) and,
+        # per TIME-WAIT, the holder's index and the time it began
+        self.tw = {"server": KeyTable(addr=(np.uint8, (16,)), port=(np.uint16, ()),
+                                      ver=(np.uint8, ())),
+                   "client": KeyTable(addr=(np.uint8, (16,)), port=(np.uint16, ()),
+                                      ver=(np.uint8, ()))}
+        self.tw_rows = {who: _Chunks(gid=np.int32, t=np.float64) for who in self.tw}
+        # by connection id: COMPLETED, SYNACK_SEEN, SYN_RECORDED
+        self.conn_flags = np.zeros(1024, np.uint8)
+        # one record per SYN (floods, backoff): its listener's index, whether
+        # it is its connection's first
+        self.syns = _Chunks(ts=np.float64, conn=np.int64, listener=np.int32, source=np.uint64,
+                            first=np.bool_)
+        self.listeners = KeyTable(dst=(np.uint8, (16,)), dport=(np.uint16, ()),
+                                  ver=(np.uint8, ()))
         # the loss section, and retransmission times
         self.loss = LossAggregate()
         self.retrans = _Chunks(ts=np.float64)
@@ -319,7 +308,7 @@ class _Analysis:
         self._fold(self.tracker.update_columns(seg))
         if not self.aggregates:
             return
-        if "analysis" in seg:
+        if self.keep_connections and "analysis" in seg:
             retrans = (seg["analysis"] & ANALYSIS_FLAGS["retransmission"]) != 0
             if retrans.any():
                 self.retrans.add(ts=ts_ns[retrans] / 1e9)
@@ -328,13 +317,37 @@ class _Analysis:
         if len(syn):
             dst = np.ascontiguousarray(seg["dst"][syn])
             dport = seg["dport"][syn]
-            listener = _mix64(_row_hash(dst) ^ dport.astype(np.uint64))
-            self.syns.add(ts=ts_ns[syn] / 1e9, conn=seg["conn"][syn], listener=listener,
-                          source=_row_hash(np.ascontiguousarray(seg["src"][syn])))
-            _, first = np.unique(listener, return_index=True)
-            self.listeners.add(key=listener[first], dst=dst[first], dport=dport[first],
-                               ver=seg["ip_version"][syn][first])
+            listener = self.listeners.index(_mix64(_row_hash(dst) ^ dport.astype(np.uint64)),
+                                            dst=dst, dport=dport, ver=seg["ip_version"][syn])
+            conn = seg["conn"][syn]
+            self.syns.add(ts=ts_ns[syn] / 1e9, conn=conn, listener=listener,
+                          source=_row_hash(np.ascontiguousarray(seg["src"][syn])),
+                          first=self._first_syns(conn))
             self.cookie_requests += int(np.count_nonzero(seg["tfo_cookie_len"][syn] == 0))
+
+    def _grow_flags(self, top: int) -> None:
+        if top > len(self.conn_flags):
+            grown = np.zeros(max(top, 2 * len(self.conn_flags)), np.uint8)
+            grown[:len(self.conn_flags)] = self.conn_flags
+            self.conn_flags = grown
+
+    def _first_syns(self, conn: np.ndarray) -> np.ndarray:
+        """Which of these SYNs (capture order) is the first of its
+        connection; SYNs of no connection (-1) each count as a first."""
+        first = np.ones(len(conn), bool)
+        tracked = np.flatnonzero(conn >= 0)
+        if len(tracked):
+            c = conn[tracked]
+            self._grow_flags(int(c.max()) + 1)
+            here = np.zeros(len(c), bool)
+            here[np.unique(c, return_index=True)[1]] = True
+            first[tracked] = here & ((self.conn_flags[c] & SYN_RECORDED) == 0)
+            self.conn_flags[c] |= SYN_RECORDED
+        return first
+
+    def _conn_flags_of(self, conn: np.ndarray) -> np.ndarray:
+        self._grow_flags(int(conn.max()) + 1 if len(conn) else 0)
+        return np.where(conn >= 0, self.conn_flags[np.maximum(conn, 0)], 0)
 
     def _fold(self, k: dict) -> None:
         """Fold a batch of finished connections (kernel columns) into the
@@ -359,7 +372,9 @@ class _Analysis:
         cnt = self.count
         ack_ns, syn_ns, synack_ns = k["ack_ts"], k["hs_last_syn"], k["synack_ts"]
         completed = ack_ns >= 0
-        refused = code == CONN_STATES.index("REJ")
+        # a handshake that completed is not also refused (a REJ state can
+        # come from a RST after an ACK the tracker did not take as a reply)
+        refused = (code == CONN_STATES.index("REJ")) & ~completed
         syn_count, synack_count = k["syn_count"], k["synack_count"]
         cnt["completed"] += int(np.count_nonzero(completed))
         cnt["refused"] += int(np.count_nonzero(refused))
@@ -384,12 +399,10 @@ class _Analysis:
         _counts_into(self.wscale, wscale[wscale >= 0])
         # flags by connection id, for the SYN-flood counts
         ids = k["_conn"]
-        top = int(ids.max()) + 1
-        if top > len(self.conn_flags):
-            grown = np.zeros(max(top, 2 * len(self.conn_flags)), np.uint8)
-            grown[:len(self.conn_flags)] = self.conn_flags
-            self.conn_flags = grown
-        self.conn_flags[ids] = completed.astype(np.uint8) | ((synack_count > 0).astype(np.uint8) << 1)
+        self._grow_flags(int(ids.max()) + 1)
+        self.conn_flags[ids] = ((self.conn_flags[ids] & SYN_RECORDED)
+                                | np.where(completed, COMPLETED, 0).astype(np.uint8)
+                                | np.where(synack_count > 0, SYNACK_SEEN, 0).astype(np.uint8))
         self._fold_teardowns(k, completed, history)
         if "ttfb" in k:
             cols = dict(k, ip_version=ver, orig_pkts=k["pkts"][:, 0], resp_pkts=k["pkts"][:, 1],
@@ -446,10 +459,12 @@ class _Analysis:
         ver = k["ip_version"]
         orig_h, resp_h = k["orig_h"], k["resp_h"]
         orig_p, resp_p = k["orig_p"], k["resp_p"]
-        self.tw["server"].add(addr=resp_h[tw_resp], port=resp_p[tw_resp], ver=ver[tw_resp],
-                              t=tw_end[tw_resp])
-        self.tw["client"].add(addr=orig_h[tw_orig], port=orig_p[tw_orig], ver=ver[tw_orig],
-                              t=tw_end[tw_orig])
+        for who, held, addr, port in (("server", tw_resp, resp_h, resp_p),
+                                      ("client", tw_orig, orig_h, np.zeros_like(orig_p))):
+            if held.any():
+                a, p, v = addr[held], port[held], ver[held]
+                gid = self.tw[who].index(_endpoint_key(a, p, v), addr=a, port=p, ver=v)
+                self.tw_rows[who].add(gid=gid, t=tw_end[held])
 
         # ephemeral ports: distinct client ports toward one server address:port
         # within one 2*MSL window, and reuse of whole 4-tuples (64-bit keys)
@@ -457,13 +472,10 @@ class _Analysis:
         oh, rh = _row_hash(orig_h), _row_hash(resp_h)
         dest = _mix64(_mix64(oh ^ rh * np.uint64(3)) ^ resp_p.astype(np.uint64))
         key = _mix64(dest ^ win.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
-        pair = _mix64(key ^ (orig_p.astype(np.uint64) << np.uint64(1)))
-        upair, first = np.unique(pair, return_index=True)     # rows are in id order
-        self.pairs.add(pair=upair, key=key[first], conn=k["_conn"][first])
-        _, first = np.unique(key, return_index=True)
-        self.pressure_rows.add(key=key[first], orig_h=orig_h[first], resp_h=resp_h[first],
-                               resp_p=resp_p[first], ver=ver[first], win=win[first])
-        self.tuples.add(key=_distinct(_mix64(_mix64(dest ^ oh) ^ orig_p.astype(np.uint64))))
+        row = self.port_rows.index(key, orig_h=orig_h, resp_h=resp_h, resp_p=resp_p, ver=ver,
+                                   win=win, conn=k["_conn"])
+        self.ports_used.add((row << 16) | orig_p.astype(np.int64))
+        self.tuples.add(_mix64(_mix64(dest ^ oh) ^ orig_p.astype(np.uint64)))
 
     def _release(self, limit) -> None:
         """Hand on, in first-seen order, the finished connections whose ids
@@ -517,19 +529,26 @@ class _Analysis:
         for mine, theirs in ((self.mss, other.mss), (self.wscale, other.wscale)):
             for key, value in theirs.items():
                 mine[key] = mine.get(key, 0) + value
-        other.pairs._parts["conn"] = [p + offset for p in other.pairs._parts["conn"]]
+        other.port_rows.cols["conn"] = other.port_rows.cols["conn"] + offset
+        remap = self.port_rows.merge_index(other.port_rows)
+        used = other.ports_used.values()
+        self.ports_used.add((remap[used >> 16] << 16) | (used & 0xFFFF))
+        self.tuples.merge(other.tuples)
         for name, hist in self.times.items():
             hist.merge(other.times[name])
         self.loss.merge(other.loss)
         for mine, theirs in ((self.cw_pending, other.cw_pending),
-                             (self.pairs, other.pairs), (self.pressure_rows, other.pressure_rows),
-                             (self.tuples, other.tuples), (self.tw["server"], other.tw["server"]),
-                             (self.tw["client"], other.tw["client"]),
-                             (self.listeners, other.listeners),
                              (self.retrans, other.retrans)):
             mine.extend(theirs)
+        for who, table in self.tw.items():
+            remap = table.merge_index(other.tw[who])
+            rows = other.tw_rows[who]
+            rows._parts["gid"] = [remap[p] for p in rows._parts["gid"]]
+            self.tw_rows[who].extend(rows)
         syns = other.syns
-        syns._parts["conn"] = [p + offset for p in syns._parts["conn"]]
+        remap = self.listeners.merge_index(other.listeners)
+        syns._parts["conn"] = [np.where(p >= 0, p + offset, p) for p in syns._parts["conn"]]
+        syns._parts["listener"] = [remap[p] for p in syns._parts["listener"]]
         self.syns.extend(syns)
         flags = np.zeros(offset + len(other.conn_flags), np.uint8)
         flags[:min(len(self.conn_flags), offset)] = self.conn_flags[:offset]
@@ -552,7 +571,9 @@ class _Analysis:
             conns = (Connections.concat(self.conn_parts) if self.conn_parts
                      else Connections.empty())
             self.conn_parts = []
-        series = {"syn_ts": self.syns.get("ts"), "retrans_ts": self.retrans.get("ts")}
+        # the time series (for plots) come with the connections
+        series = ({"syn_ts": self.syns.get("ts"), "retrans_ts": self.retrans.get("ts")}
+                  if self.keep_connections else {})
         return Report(self._build(files), conns, series)
 
     def _build(self, files) -> dict:
@@ -623,9 +644,12 @@ class _Analysis:
     def _backoff(self) -> Dict[str, int]:
         """Intervals between successive SYNs of one connection, rounded to the
         nearest power of two seconds (Linux: 1 s, 2 s, 4 s ...)."""
-        conn, ts = self.syns.get("conn"), self.syns.get("ts")
-        if not len(conn):
+        conn, first = self.syns.get("conn"), self.syns.get("first")
+        # only connections that sent more than one SYN have intervals
+        again = np.flatnonzero(np.isin(conn, conn[~first]))
+        if not len(again):
             return {}
+        conn, ts = conn[again], self.syns.get("ts")[again]
         order = np.lexsort((ts, conn))
         conn, ts = conn[order], ts[order]
         same = conn[1:] == conn[:-1]
@@ -640,32 +664,24 @@ class _Analysis:
     def _teardowns(self) -> dict:
         cnt = self.count
         pressure = []
-        pair_key = self.pairs.get("key")
-        if len(pair_key):
+        rows = self.port_rows
+        if len(rows):
             # Kept: the busiest rows using at least PORT_PRESSURE_MIN of the
             # range, else only the busiest one, so that its maximum is still
-            # known; ties go to the row seen first.
-            pair, pair_conn = self.pairs.get("pair"), self.pairs.get("conn")
-            order = np.lexsort((pair_conn, pair))
-            first_pair = order[np.concatenate([[True], pair[order][1:] != pair[order][:-1]])]
-            uk, first_key, cnt_k = np.unique(pair_key[first_pair], return_index=True,
-                                             return_counts=True)
-            busiest = np.lexsort((pair_conn[first_pair][first_key], -cnt_k))
-            busy = int(np.count_nonzero(cnt_k >= PORT_PRESSURE_MIN * EPHEMERAL_RANGE))
-            rows_key = self.pressure_rows.get("key")
-            rk, rfirst = np.unique(rows_key, return_index=True)
-            for i in busiest[:max(1, min(busy, PORT_PRESSURE_ROWS))]:
-                r = rfirst[np.searchsorted(rk, uk[i])]
-                v = self.pressure_rows.get("ver")[r:r + 1]
+            # known; ties go to the row whose first connection came first.
+            ports = np.bincount(self.ports_used.values() >> 16, minlength=len(rows))
+            busiest = np.lexsort((rows.cols["conn"], -ports))
+            busy = int(np.count_nonzero(ports >= PORT_PRESSURE_MIN * EPHEMERAL_RANGE))
+            for r in busiest[:max(1, min(busy, PORT_PRESSURE_ROWS))]:
+                v = rows.cols["ver"][r:r + 1]
                 pressure.append({
-                    "client": str(format_addresses(self.pressure_rows.get("orig_h")[r:r + 1], v)[0]),
-                    "server": str(format_addresses(self.pressure_rows.get("resp_h")[r:r + 1], v)[0]),
-                    "port": int(self.pressure_rows.get("resp_p")[r]),
-                    "window_start": float(self.pressure_rows.get("win")[r] * MSL2),
-                    "ports": int(cnt_k[i]),
-                    "fraction_of_range": round(float(cnt_k[i]) / EPHEMERAL_RANGE, 6),
+                    "client": str(format_addresses(rows.cols["orig_h"][r:r + 1], v)[0]),
+                    "server": str(format_addresses(rows.cols["resp_h"][r:r + 1], v)[0]),
+                    "port": int(rows.cols["resp_p"][r]),
+                    "window_start": float(rows.cols["win"][r] * MSL2),
+                    "ports": int(ports[r]),
+                    "fraction_of_range": round(float(ports[r]) / EPHEMERAL_RANGE, 6),
                 })
-        tuples = self.tuples.get("key")
         return {
             "fin": cnt["fin"], "rst": cnt["rst"], "by_orig": cnt["by_orig"],
             "by_resp": cnt["by_resp"], "close_wait_leaks": cnt["close_wait_leaks"],
@@ -673,34 +689,26 @@ class _Analysis:
             "half_open": cnt["half_open"],
             "time_wait": {
                 "held_by_orig": cnt["held_by_orig"], "held_by_resp": cnt["held_by_resp"],
-                "peak_per_server": self._peak_table(self.tw["server"], "server", True),
-                "peak_per_client": self._peak_table(self.tw["client"], "client", False),
+                "peak_per_server": self._peak_table("server", True),
+                "peak_per_client": self._peak_table("client", False),
             },
             "port_pressure": pressure,
-            "port_reuse": int(self.n - len(_distinct(tuples))) if self.n else 0,
+            "port_reuse": int(self.n - len(self.tuples)) if self.n else 0,
         }
 
-    def _peak_table(self, rows: _Chunks, who: str, with_port: bool) -> List[dict]:
-        addr = rows.get("addr")
-        if not len(addr):
-            return []
-        cols = [addr]
-        if with_port:
-            cols.append(rows.get("port").astype(">u2").view(np.uint8).reshape(-1, 2))
-        key = np.concatenate(cols, axis=1)
-        kv = np.ascontiguousarray(key).view(np.dtype((np.void, key.shape[1]))).reshape(-1)
-        uk, first, gid = np.unique(kv, return_index=True, return_inverse=True)
-        t0 = rows.get("t")
-        groups, peaks, when = _peak_concurrency(gid.reshape(-1), t0, t0 + MSL2)
+    def _peak_table(self, who: str, with_port: bool) -> List[dict]:
+        """The ten holders with the most TIME-WAITs at once (each lasts
+        2*MSL), ties in first-seen order."""
+        table, rows = self.tw[who], self.tw_rows[who]
+        peaks, when = peaks_in_window(rows.get("gid"), rows.get("t"), MSL2, len(table))
         out = []
-        vv = rows.get("ver")
-        for i in np.argsort(-peaks)[:10]:
-            g = groups[i]
-            row = np.frombuffer(bytes(uk[g]), np.uint8)
-            text = str(format_addresses(row[:16].reshape(1, 16), np.array([vv[first[g]]]))[0])
-            item = {who: text, "peak": int(peaks[i]), "at": float(when[i])}
+        for g in np.argsort(-peaks, kind="stable")[:10]:
+            if peaks[g] == 0:
+                break
+            text = str(format_addresses(table.cols["addr"][g:g + 1], table.cols["ver"][g:g + 1])[0])
+            item = {who: text, "peak": int(peaks[g]), "at": float(when[g])}
             if with_port:
-                item["port"] = int(row[16]) << 8 | int(row[17])
+                item["port"] = int(table.cols["port"][g])
             out.append(item)
         return out
 
@@ -721,27 +729,19 @@ class _Analysis:
         if not len(ts):
             return []
         k = max(int(self.flood_min_syns), 1)
-        listener = self.syns.get("listener")
-        uk, gid, total = np.unique(listener, return_inverse=True, return_counts=True)
-        gid = gid.reshape(-1)
-        cand = np.flatnonzero(total >= k)
+        gid = self.syns.get("listener")
+        flags = self._conn_flags_of(self.syns.get("conn"))
+        stray = (flags & COMPLETED) == 0
+        # a suspect window holds at least k strays: listeners with fewer in
+        # all are passed over
+        cand = np.flatnonzero(np.bincount(gid[stray], minlength=len(self.listeners)) >= k)
         if len(cand) == 0:
             return []
-        conn = self.syns.get("conn")
         src = self.syns.get("source")
-        flags = self.conn_flags
-        if len(flags) <= conn.max():
-            flags = np.concatenate([flags, np.zeros(int(conn.max()) + 1 - len(flags), np.uint8)])
-        done = (flags & 1).astype(bool)
-        synack = (flags & 2).astype(bool)
-        first_syn = np.ones(len(conn), bool)
-        order = np.lexsort((ts, conn))
-        first_syn[order[1:]] = conn[order[1:]] != conn[order[:-1]]
-        completed = first_syn & done[conn]
-        stray = ~done[conn]
-        unanswered = first_syn & synack[conn] & ~done[conn]
-        lk = self.listeners.get("key")
-        lkeys, lfirst = np.unique(lk, return_index=True)
+        first_syn = self.syns.get("first")
+        completed = first_syn & ~stray
+        unanswered = first_syn & ((flags & SYNACK_SEEN) != 0) & stray
+        del flags
         out = []
         w = self.flood_window
         for g in cand:
@@ -766,10 +766,9 @@ class _Analysis:
             new = np.concatenate([[True], starts[1:] > reach[:-1]])
             first = np.flatnonzero(new)
             last = np.concatenate([first[1:] - 1, [len(bad) - 1]])
-            r = lfirst[np.searchsorted(lkeys, uk[g])]
-            server = str(format_addresses(self.listeners.get("dst")[r:r + 1],
-                                          self.listeners.get("ver")[r:r + 1])[0])
-            port = int(self.listeners.get("dport")[r])
+            cols = self.listeners.cols
+            server = str(format_addresses(cols["dst"][g:g + 1], cols["ver"][g:g + 1])[0])
+            port = int(cols["dport"][g])
             for a, b in zip(first, last):
                 s0 = t[strays[np.searchsorted(strays, lo[bad[a]], side="left")]]
                 e0 = t[strays[np.searchsorted(strays, bad[b], side="right") - 1]]

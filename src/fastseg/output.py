@@ -159,7 +159,9 @@ def _text_fields(table, json_strings: bool):
         elif col.dtype.kind == "f":
             nan = np.isnan(col)
             mask = nan if mask is None else (mask | nan)
-            values = np.round(col, 6).astype("S32")    # as text_columns: to the microsecond
+            # to the microsecond, as text_columns; written as repr() writes
+            out.append((name, ("repr", np.round(col, 6), 0, mask)))
+            continue
         elif col.dtype.kind == "u" and col.dtype.itemsize == 8:
             values = col.astype("S20")
         elif col.dtype.kind in "iu":
