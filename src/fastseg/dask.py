@@ -577,12 +577,13 @@ async def _plan(ex, parts: List[Partition], opts: dict, window):
     return scans, dirty, carried, total
 
 
-async def _analyses(ex, parts: List[Partition], opts: dict, keep: bool, nbuckets: int,
-                    window=None):
+async def _analyses(ex, parts: List[Partition], opts: dict, keep: bool,
+                    npartitions: Optional[int], window=None):
     """The finished analyses (handles): one per partition (its final
     connections), then one per bucket of stitched fragments."""
     scans, dirty, carried, total = await _plan(ex, parts, opts, window)
     n = len(parts)
+    nbuckets = _nbuckets(n, npartitions, sum(map(len, dirty)) + sum(map(len, carried)))
     splits = ex.map(_split, scans, dirty, carried, list(range(n)), opts=opts,
                     nbuckets=nbuckets, keep=keep)
     del scans
@@ -602,7 +603,7 @@ def _bucket(split, b: int):
 
 async def _summary(ex, paths, opts, partition_bytes):
     parts = await _partitions(ex, paths, partition_bytes, None, _batch_packets(opts))
-    accs, total = await _analyses(ex, parts, opts, keep=False, nbuckets=_nbuckets(parts, None))
+    accs, total = await _analyses(ex, parts, opts, keep=False, npartitions=None)
     while len(accs) > 1:        # a tree, in capture order, on the workers
         pairs = [ex.submit(_merge2, accs[i], accs[i + 1]) for i in range(0, len(accs) - 1, 2)]
         accs = pairs + accs[len(accs) - len(accs) % 2:]
@@ -615,8 +616,15 @@ def _finish(acc, verdict, paths):
     return acc.finish(paths)
 
 
-def _nbuckets(parts, npartitions) -> int:
-    return max(1, int(npartitions or max(1, len(parts) // 2)))
+_KEYS_PER_BUCKET = 65536
+
+
+def _nbuckets(nparts: int, npartitions: Optional[int], crossing_keys: int) -> int:
+    """Buckets of fragments: as asked, else one per ``_KEYS_PER_BUCKET``
+    crossing keys, at most half the partitions."""
+    if npartitions:
+        return max(1, int(npartitions))
+    return max(1, min(nparts // 2, -(-crossing_keys // _KEYS_PER_BUCKET)))
 
 
 def summary(paths_or_glob: Union[str, Sequence[str]], client=None,
@@ -664,7 +672,7 @@ async def _connections(ex, paths, opts, partition_bytes, npartitions, window):
     if not parts:
         return dd.from_pandas(_connections_meta(), npartitions=1)
     accs, _ = await _analyses(ex, parts, opts, keep=True,
-                              nbuckets=_nbuckets(parts, npartitions), window=window)
+                              npartitions=npartitions, window=window)
     if isinstance(ex, _Workers):
         return dd.from_delayed(ex.map(_conn_frame, accs), meta=_connections_meta(),
                                verify_meta=False)
@@ -677,8 +685,8 @@ def connections(paths_or_glob, client=None, npartitions: Optional[int] = None,
                 partition_bytes: Optional[int] = None, start=None, end=None, **opts):
     """A Dask DataFrame of every connection of the files read in order as one
     capture: one partition per file or byte range (its final connections)
-    and ``npartitions`` (default: half the partitions) of stitched
-    connections that crossed a boundary.  Rows equal ``fastseg.track`` over
+    and ``npartitions`` (default: one per 65,536 crossing flow keys, at most
+    half the partitions) of stitched connections that crossed a boundary.  Rows equal ``fastseg.track`` over
     the files read as one capture (uids included); row order is not capture
     order.  ``start``/``end`` (seconds since the epoch or timestamps): the
     connections of the segments with ``start <= ts < end`` only, as if the
