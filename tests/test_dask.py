@@ -361,3 +361,20 @@ def test_checksum_offload_diagnosed_earlier_holds_in_later_files(tmp_path):
     conns = fdask.connections(parts, **kw).compute().sort_values("uid")
     assert conns["history"].tolist() == ref.connections.to_pandas().sort_values("uid")[
         "history"].tolist()
+
+
+@needs_editcap
+def test_a_tracked_partition_moves_between_workers_intact(captures):
+    """A worker may hand a partition's state to another (pickled): the
+    report folded from the copy is the report folded from the original."""
+    import pickle
+    from fastseg import dask as fdask
+    from fastseg.checksum import ChecksumVerdict
+    whole, parts = captures["synth"]
+    scan = fdask._track(fdask._read(fdask.Partition(parts[2]), {}), [ChecksumVerdict()], {})
+    copy = pickle.loads(pickle.dumps(scan, protocol=5))
+    assert copy.__sizeof__() == scan.__sizeof__() > 100_000
+    none = np.zeros(0, np.uint64)
+    reports = [fdask._split(s, none, none, 0, {}, 1, False)[0].finish([parts[2]]).to_dict()
+               for s in (scan, copy)]
+    assert reports[0] == reports[1] == fastseg.analyze(parts[2]).to_dict()
