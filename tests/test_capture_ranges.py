@@ -10,8 +10,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
 import rangecaps
+
 from fastseg.capture import ByteRange, index_capture, open_capture
 
 COLUMNS = ("offset", "caplen", "wirelen", "ts_ns", "linktype", "record_offset", "frame")

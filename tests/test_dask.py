@@ -15,8 +15,9 @@ import pytest
 
 dd = pytest.importorskip("dask.dataframe")
 
-import fastseg
 import rangecaps
+
+import fastseg
 from fastseg import synth
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -305,8 +306,9 @@ def _offload_capture(path):
     """A sender whose checksums are left unfilled (offload): diagnosed in the
     first file's first batch; in the second file its first batch holds only
     two such segments, too few to diagnose it from that file alone."""
-    import dpkt
     import struct
+
+    import dpkt
 
     def pkt(t, src, sport, dst, dport, flags, seq, ack=0, data=b"", unfilled=False):
         tcp = dpkt.tcp.TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags,
@@ -368,9 +370,10 @@ def test_a_tracked_partition_moves_between_workers_intact(captures):
     """A worker may hand a partition's state to another (pickled): the
     report folded from the copy is the report folded from the original."""
     import pickle
+
     from fastseg import dask as fdask
     from fastseg.checksum import ChecksumVerdict
-    whole, parts = captures["synth"]
+    _, parts = captures["synth"]
     scan = fdask._track(fdask._read(fdask.Partition(parts[2]), {}), [ChecksumVerdict()], {})
     copy = pickle.loads(pickle.dumps(scan, protocol=5))
     assert copy.__sizeof__() == scan.__sizeof__() > 100_000

@@ -66,9 +66,12 @@ from __future__ import annotations
 import glob as _glob
 import os
 import warnings
-from typing import List, NamedTuple, Optional, Sequence, Union
+from typing import TYPE_CHECKING, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .capture import ByteRange
 
 __all__ = ["segments", "connections", "summary", "plan", "partitions", "Partition",
            "PARTITION_BYTES"]
@@ -113,7 +116,7 @@ class Partition(NamedTuple):
     :class:`fastseg.capture.ByteRange` of one."""
 
     path: str
-    byte_range: Optional[object] = None
+    byte_range: Optional["ByteRange"] = None
 
     @property
     def time_range(self):
@@ -358,12 +361,11 @@ def _clip(seg, window):
 
 
 def _head(scan: _Scan) -> dict:
-    """What the driver needs first (small): the partition's start, the keys
-    of its open connections, its checksum tally."""
+    """What the plan needs of a tracked partition (small): its first packet
+    time and the keys of its open connections."""
     ts = [b["ts_ns"] for b in scan.batches if len(b)]
     return {"start": int(min(t.min() for t in ts)) if ts else None,
-            "open_keys": np.unique(scan.open["flow_key"]),
-            "segments": int(sum(len(b) for b in scan.batches))}
+            "open_keys": np.unique(scan.open["flow_key"])}
 
 
 def _tally(scan: _Scan):
@@ -686,9 +688,9 @@ def connections(paths_or_glob, client=None, npartitions: Optional[int] = None,
     """A Dask DataFrame of every connection of the files read in order as one
     capture: one partition per file or byte range (its final connections)
     and ``npartitions`` (default: one per 65,536 crossing flow keys, at most
-    half the partitions) of stitched connections that crossed a boundary.  Rows equal ``fastseg.track`` over
-    the files read as one capture (uids included); row order is not capture
-    order.  ``start``/``end`` (seconds since the epoch or timestamps): the
+    half the partitions) of stitched connections that crossed a boundary.
+    Rows equal ``fastseg.track`` over the files read as one capture (uids
+    included); row order is not capture order.  ``start``/``end`` (seconds since the epoch or timestamps): the
     connections of the segments with ``start <= ts < end`` only, as if the
     capture held nothing else; partitions outside the window are not read.
     The boundary plan is computed eagerly (the scans stay on the workers);
