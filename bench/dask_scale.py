@@ -10,10 +10,10 @@ processes (1 thread each, warm):
 and checks that both Dask reports equal one process's.  ``--tuned`` starts
 the workers with ``MALLOC_MMAP_THRESHOLD_`` = 1 GiB (see docs/scale.md).
 
-    python bench/dask_scale.py /tmp/pl_6m.pcap /tmp/rot --files 8 --tuned
+    python bench/dask_scale.py 6m.pcap rotated/ --files 8 --tuned
 
 (the 6M-packet capture: ``bench/scale_capture.py bench/data/lo_http.pcap.gz
-/tmp/pl_6m.pcap --packets 6000000``)
+6m.pcap --packets 6000000``)
 """
 import argparse
 import glob
