@@ -37,6 +37,16 @@ Damage
     does compressed input cut short (a failed download): every whole record
     its bytes decompress to is read, as tshark reads them.
 
+Byte ranges
+    :func:`index_capture` cuts an uncompressed file into :class:`ByteRange`
+    pieces of about ``target_bytes`` at record boundaries, reading only
+    record and block headers (the scanner, no packet parsing).  A pcapng
+    range names the SHB and IDBs in force at its start;
+    ``open_capture(path, byte_range=r)`` reads those blocks, then the
+    range's records only, so the ranges of a file read on their own (on
+    different machines) give exactly the batches of one pass, frame numbers
+    included.
+
 Frames
     ``first_frame`` counts packet records (EPB, SPB, PB, pcap records).
     tshark also numbers pcapng custom, systemd-journal and event blocks as
@@ -49,13 +59,14 @@ import struct
 import sys
 import warnings
 import zlib
+from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from . import _capture
 from .errors import CaptureError, TruncatedCaptureWarning
 
-__all__ = ["PacketBatch", "CaptureReader", "open_capture",
+__all__ = ["PacketBatch", "CaptureReader", "open_capture", "ByteRange", "index_capture",
            "CAPLEN_MAX", "BLOCK_MAX", "INTERFACES_MAX", "STDIN"]
 
 STDIN = "-"         # the path that names standard input (as in tcpdump -r -)
@@ -136,6 +147,27 @@ class PacketBatch:
     def __repr__(self):
         return (f"PacketBatch({len(self)} packets, frames {self.first_frame}.."
                 f"{self.first_frame + len(self) - 1})")
+
+
+class ByteRange(NamedTuple):
+    """A piece of an uncompressed capture file, readable on its own.
+
+    ``start``/``stop``: file offsets of its first byte (a record or block
+    boundary) and one past its last; ``first_frame``: the 1-based frame
+    number of its first packet record; ``packets``: its packet records;
+    ``ts_first``/``ts_last``: the smallest and largest packet time in it
+    (ns, ``None`` without packets); ``header_blocks``: file offsets of the
+    pcapng SHB and IDBs in force at ``start`` (empty for pcap);
+    ``section``: that SHB's section number (0-based)."""
+
+    start: int
+    stop: int
+    first_frame: int
+    packets: int
+    ts_first: Optional[int]
+    ts_last: Optional[int]
+    header_blocks: Tuple[int, ...] = ()
+    section: int = 0
 
 
 class _Prefixed(io.RawIOBase):
@@ -361,7 +393,8 @@ class CaptureReader:
     call :meth:`close`.
     """
 
-    def __init__(self, path, *, batch_packets=262144, batch_bytes=64 << 20, use_mmap=True):
+    def __init__(self, path, *, batch_packets=262144, batch_bytes=64 << 20, use_mmap=True,
+                 byte_range: Optional[ByteRange] = None):
         if int(batch_packets) < 1 or int(batch_bytes) < 1:
             raise ValueError("batch_packets and batch_bytes must be positive")
         self._batch_packets = int(batch_packets)
@@ -376,6 +409,7 @@ class CaptureReader:
         self._raw = None
         self._iterated = False
         self._section = -1
+        self._blocks: List[int] = []    # offsets of the SHB and IDBs in force
         self._big = False
         if isinstance(path, (str, bytes, os.PathLike)) and os.fsdecode(path) == STDIN:
             # as libpcap's pcap_open_offline("-"): standard input, streamed
@@ -393,6 +427,8 @@ class CaptureReader:
         try:
             self._src = self._open_source(fileobj, owned, use_mmap)
             self._read_file_header()
+            if byte_range is not None:
+                self._enter_range(byte_range)
         except BaseException:
             self.close()
             if owned:
@@ -526,6 +562,31 @@ class CaptureReader:
         self._pos = pos
         self.bytes_read = self._src.base + pos
 
+    def _enter_range(self, rng: ByteRange):
+        """Position the reader on ``rng``: its header blocks read, the buffer
+        ending at its stop."""
+        src = self._src
+        if not isinstance(src, _MappedSource):
+            raise ValueError(f"{self.path}: byte ranges need an uncompressed regular file")
+        start, stop = int(rng.start), int(rng.stop)
+        if not 0 <= start <= stop <= len(src.buf):
+            raise ValueError(f"{self.path}: byte range {start}..{stop} outside the file "
+                             f"({len(src.buf)} bytes)")
+        if self.format == "pcapng" and rng.header_blocks:
+            self.interfaces = []
+            self._section = int(rng.section) - 1
+            for off in rng.header_blocks:
+                off = int(off)
+                read = self._read_shb if bytes(src.buf[off:off + 4]) == _SHB_TYPE \
+                    else self._read_idb
+                _, need, err = read(off)
+                if err is not None or need:
+                    raise CaptureError(self.path, off, err or "header block cut short")
+        src.buf = src.buf[:stop]
+        self._pos = max(start, self._pos)
+        self.bytes_read = self._pos
+        self.packets_read = int(rng.first_frame) - 1
+
     # -- pcapng blocks Python interprets -------------------------------------
     def _block_len(self, pos, big):
         """Validated total length of the block at pos, or (None, reason)."""
@@ -572,6 +633,7 @@ class CaptureReader:
                     "ts_mul": np.zeros(n, np.uint64), "ts_div": np.ones(n, np.uint64),
                     "ts_off_ns": np.zeros(n, np.int64)}
         self._n_if = 0
+        self._blocks = [self._src.base + pos]
         return pos + blen, 0, None
 
     def _read_idb(self, pos):
@@ -649,6 +711,7 @@ class CaptureReader:
         self._if["ts_off_ns"][i] = off_ns
         self._n_if = i + 1
         self.interfaces.append(info)
+        self._blocks.append(self._src.base + pos)
         return pos + blen, 0, None
 
     # -- iteration ---------------------------------------------------------
@@ -787,7 +850,8 @@ class CaptureReader:
                 f"compression={self.compression!r}, interfaces={len(self.interfaces)})")
 
 
-def open_capture(path, *, batch_packets=262144, batch_bytes=64 << 20, use_mmap=True):
+def open_capture(path, *, batch_packets=262144, batch_bytes=64 << 20, use_mmap=True,
+                 byte_range: Optional[ByteRange] = None):
     """Open a pcap / pcapng capture (plain, gzip or zstd) for batch reading.
 
     ``path`` is a file path, ``"-"`` for standard input (as tcpdump's
@@ -795,9 +859,45 @@ def open_capture(path, *, batch_packets=262144, batch_bytes=64 << 20, use_mmap=T
     files named by path are memory-mapped (``use_mmap=False`` streams them
     instead); file objects, pipes and compressed input are streamed.
     Batches hold at most ``batch_packets`` packets and about ``batch_bytes``
-    bytes of records.
+    bytes of records.  ``byte_range`` (from :func:`index_capture`) reads
+    only that piece of the file.
     Raises :class:`fastseg.CaptureError` when the file is empty, cut inside
     its header or not a capture.
     """
     return CaptureReader(path, batch_packets=batch_packets, batch_bytes=batch_bytes,
-                         use_mmap=use_mmap)
+                         use_mmap=use_mmap, byte_range=byte_range)
+
+
+def index_capture(path, target_bytes: int = 128 << 20, *, batch_packets: int = 65536,
+                  batch_bytes: int = 64 << 20) -> Optional[List[ByteRange]]:
+    """Cut an uncompressed capture file into byte ranges of about
+    ``target_bytes`` at record boundaries, in one pass over the record and
+    block headers; ``None`` when the file cannot be read by ranges
+    (compressed input, not a regular file).  The ranges cover the file from
+    the end of its header to its end, in order.  Ranges end where a reader
+    with ``batch_packets`` and ``batch_bytes`` ends a batch, so reading the
+    ranges with those gives the batches of one pass over the file.  Damage
+    stops the pass as it stops reading (:class:`fastseg.CaptureError`)."""
+    target = max(int(target_bytes), 1)
+    ranges: List[ByteRange] = []
+    with CaptureReader(path, batch_packets=batch_packets, batch_bytes=batch_bytes) as reader:
+        if reader.compression is not None or not isinstance(reader._src, _MappedSource):
+            return None
+        start, frame, blocks, section = reader.bytes_read, 1, tuple(reader._blocks), \
+            max(reader._section, 0)
+        packets, lo, hi = 0, None, None
+        for batch in reader:
+            if len(batch):
+                packets += len(batch)
+                b_lo, b_hi = int(batch.ts_ns.min()), int(batch.ts_ns.max())
+                lo = b_lo if lo is None else min(lo, b_lo)
+                hi = b_hi if hi is None else max(hi, b_hi)
+            end = reader.bytes_read
+            if end - start >= target:
+                ranges.append(ByteRange(start, end, frame, packets, lo, hi, blocks, section))
+                start, frame, packets, lo, hi = end, frame + packets, 0, None, None
+                blocks, section = tuple(reader._blocks), max(reader._section, 0)
+        stop = reader.size if reader.size is not None else reader.bytes_read
+        if packets or start < stop or not ranges:
+            ranges.append(ByteRange(start, stop, frame, packets, lo, hi, blocks, section))
+    return ranges

@@ -1,5 +1,5 @@
 from os import PathLike
-from typing import IO, Any, Iterator, Optional, Union
+from typing import IO, Any, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +34,16 @@ class PacketBatch:
     @property
     def frame(self) -> npt.NDArray[np.int64]: ...
 
+class ByteRange(NamedTuple):
+    start: int
+    stop: int
+    first_frame: int
+    packets: int
+    ts_first: Optional[int]
+    ts_last: Optional[int]
+    header_blocks: Tuple[int, ...] = ...
+    section: int = ...
+
 class CaptureReader:
     path: str
     format: Optional[str]
@@ -51,6 +61,7 @@ class CaptureReader:
         batch_packets: int = ...,
         batch_bytes: int = ...,
         use_mmap: bool = ...,
+        byte_range: Optional[ByteRange] = ...,
     ) -> None: ...
     def __iter__(self) -> Iterator[PacketBatch]: ...
     def close(self) -> None: ...
@@ -63,4 +74,13 @@ def open_capture(
     batch_packets: int = 262144,
     batch_bytes: int = 67108864,
     use_mmap: bool = True,
+    byte_range: Optional[ByteRange] = None,
 ) -> CaptureReader: ...
+
+def index_capture(
+    path: Union[str, bytes, PathLike[str]],
+    target_bytes: int = 134217728,
+    *,
+    batch_packets: int = 65536,
+    batch_bytes: int = 67108864,
+) -> Optional[List[ByteRange]]: ...
