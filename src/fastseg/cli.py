@@ -110,8 +110,14 @@ def _dask_summary(args):
                 raise _Fail(f"--dask {address}: expected local:N") from None
             if workers < 1:
                 raise _Fail(f"--dask {address}: expected local:N with N >= 1")
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+            import dask
+            # Dask starts workers with MALLOC_TRIM_THRESHOLD_, which also
+            # freezes glibc's mmap threshold: every batch array would then be
+            # a fresh mapping, paid in page faults (docs/scale.md)
+            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_":
+                                  1 << 30}):
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
             client = Client(cluster)
         else:
             client = Client(address, timeout="10s")
