@@ -14,7 +14,7 @@
 from libc.math cimport NAN
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memmove, memset
 
 from fastseg._bytes cimport ld_be32
 from fastseg._consts cimport (
@@ -24,7 +24,7 @@ from fastseg._consts cimport (
     A_ZERO_WINDOW_PROBE, A_ZERO_WINDOW_PROBE_ACK, A_WINDOW_FULL, A_WINDOW_UPDATE,
     A_KEEP_ALIVE, A_KEEP_ALIVE_ACK,
 )
-from fastseg._loss cimport (LossState, LossSide, LossOut, Unacked, LOSS_RING, LOSS_INLINE,
+from fastseg._loss cimport (LossState, LossSide, LossStats, LossOut, Unacked, LOSS_RING, LOSS_INLINE,
                             LC_RETRANS_PKTS, LC_RETRANS_BYTES, LC_FAST_RETRANS,
                             LC_SPURIOUS_RETRANS, LC_OUT_OF_ORDER, LC_LOST_SEGMENTS, LC_DUP_ACKS,
                             LC_ZERO_WINDOWS, LC_KEEPALIVES, LC_RTT_SAMPLES, LC_MAX_IN_FLIGHT,
@@ -61,15 +61,15 @@ cdef inline void loss_init(LossState* st) noexcept nogil:
         st.side[s].zero_window_since = -1
         st.side[s].first_data_ts = -1
         st.side[s].first_flight_open = 1
-        st.side[s].rtt_min = NAN
-        st.side[s].rtt_max = NAN
+        st.stats[s].rtt_min = NAN
+        st.stats[s].rtt_max = NAN
 
 
-cdef inline Unacked* _ring(LossSide* side) noexcept nogil:
+cdef inline Unacked* _ring(LossState* st, int s) noexcept nogil:
     # a short flight lives inside the state; a longer one on the heap
-    if side.ring == NULL:
-        return &side.inline_ring[0]
-    return side.ring
+    if st.side[s].ring == NULL:
+        return &st.inline_ring[s * LOSS_INLINE]
+    return st.side[s].ring
 
 
 cdef inline void loss_free(LossState* st) noexcept nogil:
@@ -96,51 +96,66 @@ cdef inline void _set_window_scale(LossSide* fwd, LossSide* rev, uint16_t flags,
         fwd.win_scale = -2
 
 
-cdef inline void _add_unacked(LossSide* fwd, uint32_t seq, uint32_t nextseq, int64_t ts,
-                              uint8_t data) noexcept nogil:
-    cdef int i, n = fwd.n_unacked
-    cdef int cap
-    cdef Unacked* grown
+cdef Unacked* _ring_room(LossState* st, int s) noexcept nogil:
+    # The ring of side s is full: double it (up to LOSS_RING entries) or,
+    # when it cannot grow, merge its two oldest entries: the union keeps
+    # bytes in flight exact and the newer one's time answers an ACK of their
+    # common end.  Returns the ring, with room for one more entry.
+    cdef LossSide* fwd = &st.side[s]
+    cdef int i, n = fwd.n_unacked, cap
+    cdef Unacked* grown = NULL
     cdef Unacked* r
-    if n == fwd.ring_cap and fwd.ring_cap < LOSS_RING:
+    if fwd.ring_cap < LOSS_RING:
         cap = 2 * fwd.ring_cap
         if fwd.ring == NULL:
             grown = <Unacked*>malloc(cap * sizeof(Unacked))
             if grown != NULL:
-                memcpy(grown, fwd.inline_ring, n * sizeof(Unacked))
+                memcpy(grown, &st.inline_ring[s * LOSS_INLINE], n * sizeof(Unacked))
         else:
             grown = <Unacked*>realloc(fwd.ring, cap * sizeof(Unacked))
         if grown != NULL:
             fwd.ring = grown
             fwd.ring_cap = <uint16_t>cap
-    r = _ring(fwd)
-    if n == fwd.ring_cap:
-        # merge the two oldest: the union keeps bytes in flight exact and
-        # the newer one's time answers an ACK of their common end
-        if lt_seq(r[1].seq, r[0].seq):
-            r[0].seq = r[1].seq
-        if gt_seq(r[1].nextseq, r[0].nextseq):
-            r[0].nextseq = r[1].nextseq
-        r[0].ts = r[1].ts
-        r[0].data = r[0].data | r[1].data
-        for i in range(1, n - 1):
-            r[i] = r[i + 1]
-        n -= 1
-    r[n].seq = seq
-    r[n].nextseq = nextseq
-    r[n].ts = ts
-    r[n].data = data
-    fwd.n_unacked = <uint16_t>(n + 1)
+            return grown
+    r = _ring(st, s)
+    if lt_seq(r[1].seq, r[0].seq):
+        r[0].seq = r[1].seq
+    if gt_seq(r[1].nextseq, r[0].nextseq):
+        r[0].nextseq = r[1].nextseq
+    r[0].ts = r[1].ts
+    r[0].data = r[0].data | r[1].data
+    memmove(&r[1], &r[2], (n - 2) * sizeof(Unacked))
+    fwd.n_unacked = <uint16_t>(n - 1)
+    return r
 
 
-cdef inline void _ack_unacked(LossSide* rev, uint32_t ack, int64_t ts, LossOut* out,
-                              LossSide* fwd) noexcept nogil:
+cdef inline void _add_unacked(LossState* st, int s, uint32_t seq, uint32_t nextseq, int64_t ts,
+                              uint8_t data) noexcept nogil:
+    cdef LossSide* fwd = &st.side[s]
+    cdef Unacked* r
+    if fwd.n_unacked == fwd.ring_cap:
+        r = _ring_room(st, s)
+    else:
+        r = _ring(st, s)
+    r += fwd.n_unacked
+    r.seq = seq
+    r.nextseq = nextseq
+    r.ts = ts
+    r.data = data
+    fwd.n_unacked += 1
+
+
+cdef inline void _ack_unacked(LossState* st, int s, uint32_t ack, int64_t ts,
+                              LossOut* out) noexcept nogil:
+    # Drop what ``ack`` acknowledges of side s's unacknowledged segments.
     # Wireshark walks newest first and the last exact match sets the RTT,
     # i.e. the oldest segment that ends at this ack; here oldest comes first.
+    cdef LossSide* rev = &st.side[s]
+    cdef LossStats* stats
     cdef int i, k = 0, n = rev.n_unacked
     cdef bint matched = False
     cdef double rtt
-    cdef Unacked* r = _ring(rev)
+    cdef Unacked* r = _ring(st, s)
     for i in range(n):
         if ack == r[i].nextseq:
             if not matched:
@@ -149,27 +164,29 @@ cdef inline void _ack_unacked(LossSide* rev, uint32_t ack, int64_t ts, LossOut* 
                 out.ack_rtt = rtt
                 if r[i].data:
                     # RTT statistics belong to the side whose data was acked
-                    rev.count[LC_RTT_SAMPLES] += 1
-                    rev.rtt_sum += rtt
-                    if not (rtt >= rev.rtt_min):
-                        rev.rtt_min = rtt
-                    if not (rtt <= rev.rtt_max):
-                        rev.rtt_max = rtt
+                    stats = &st.stats[s]
+                    stats.count[LC_RTT_SAMPLES] += 1
+                    stats.rtt_sum += rtt
+                    if not (rtt >= stats.rtt_min):
+                        stats.rtt_min = rtt
+                    if not (rtt <= stats.rtt_max):
+                        stats.rtt_max = rtt
             continue
-        if gt_seq(ack, r[i].seq) and le_seq(ack, r[i].nextseq):
+        if <int32_t>(ack - r[i].nextseq) > 0:       # acked in full
+            continue
+        if gt_seq(ack, r[i].seq):                   # in part
             r[i].seq = ack
-        elif not gt_seq(r[i].nextseq, ack):
-            continue
         if k != i:
             r[k] = r[i]
         k += 1
     rev.n_unacked = <uint16_t>k
 
 
-cdef inline int64_t _bytes_in_flight(LossSide* fwd, const LossSide* rev) noexcept nogil:
+cdef inline int64_t _bytes_in_flight(LossState* st, int s, const LossSide* rev) noexcept nogil:
+    cdef const LossSide* fwd = &st.side[s]
     cdef uint32_t first_seq, last_seq, v, in_flight
     cdef int i
-    cdef Unacked* r = _ring(fwd)
+    cdef const Unacked* r = _ring(st, s)
     first_seq = r[0].seq - fwd.base_seq
     last_seq = r[0].nextseq - fwd.base_seq
     for i in range(1, fwd.n_unacked):
@@ -189,6 +206,69 @@ cdef inline int64_t _bytes_in_flight(LossSide* fwd, const LossSide* rev) noexcep
     return -1
 
 
+cdef void _count_flags(LossStats* stats, uint32_t a, uint32_t seglen) noexcept nogil:
+    # the per-connection counters of a flagged segment (a rare event)
+    if a & A_RETRANSMISSION:
+        stats.count[LC_RETRANS_PKTS] += 1
+        stats.count[LC_RETRANS_BYTES] += seglen
+    if a & A_FAST_RETRANSMISSION:
+        stats.count[LC_FAST_RETRANS] += 1
+    if a & A_SPURIOUS_RETRANSMISSION:
+        stats.count[LC_SPURIOUS_RETRANS] += 1
+    if a & A_OUT_OF_ORDER:
+        stats.count[LC_OUT_OF_ORDER] += 1
+    if a & A_LOST_SEGMENT:
+        stats.count[LC_LOST_SEGMENTS] += 1
+    if a & A_DUPLICATE_ACK:
+        stats.count[LC_DUP_ACKS] += 1
+    if a & A_KEEP_ALIVE:
+        stats.count[LC_KEEPALIVES] += 1
+    if a & A_ZERO_WINDOW:
+        stats.count[LC_ZERO_WINDOWS] += 1
+
+
+cdef inline uint32_t _flags_pure_ack(LossSide* fwd, const LossSide* rev, uint32_t window,
+                                     LossOut* out) noexcept nogil:
+    # a segment without payload at nextseq that repeats the last ack
+    # (Wireshark tests each condition in turn)
+    cdef uint32_t a = 0
+    if window and window != fwd.window:
+        a |= A_WINDOW_UPDATE
+    if window and window == fwd.window and (rev.lastsegmentflags & A_KEEP_ALIVE):
+        return a | A_KEEP_ALIVE_ACK
+    if window == 0 and window == fwd.window and (rev.lastsegmentflags & A_ZERO_WINDOW_PROBE):
+        return a | A_ZERO_WINDOW_PROBE_ACK
+    if window and window == fwd.window:
+        fwd.dupacknum += 1
+        a |= A_DUPLICATE_ACK
+        out.dup_ack_num = fwd.dupacknum
+    return a
+
+
+cdef inline uint32_t _retransmission_type(const LossState* st, const LossSide* fwd,
+                                          const LossSide* rev, int64_t ts_ns, uint32_t seq,
+                                          uint32_t seglen, bint syn_or_fin) noexcept nogil:
+    # Wireshark's retransmission checks of a segment that carries data, SYN
+    # or FIN and is no keep-alive
+    cdef bint seq_not_advanced = fwd.nextseq != 0 and lt_seq(seq, fwd.nextseq)
+    cdef uint64_t ooo_thres
+    # data the peer has already acked is spurious before anything else
+    if seglen > 0 and rev.lastack and le_seq(seq + seglen, rev.lastack):
+        return A_SPURIOUS_RETRANSMISSION | A_RETRANSMISSION
+    # one byte short of nextseq with more than one byte is new data
+    # after a (possible) zero-window probe, not a retransmission
+    if not seq_not_advanced or (seglen > 1 and fwd.nextseq - 1 == seq):
+        return 0
+    if (rev.dupacknum >= 2 and rev.lastack == seq
+            and <uint64_t>(ts_ns - rev.lastack_ts) < FAST_RETRANS_NS):
+        return A_FAST_RETRANSMISSION | A_RETRANSMISSION
+    ooo_thres = <uint64_t>st.irtt_ns if st.irtt_ns != 0 else OOO_DEFAULT_NS
+    if (<uint64_t>(ts_ns - fwd.nextseq_ts) < ooo_thres
+            and fwd.nextseq != seq + seglen + (1 if syn_or_fin else 0)):
+        return A_OUT_OF_ORDER
+    return A_RETRANSMISSION
+
+
 cdef inline void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t seq, uint32_t ack,
                               uint16_t flags, uint32_t seglen, uint16_t raw_window,
                               int16_t wscale_opt, int64_t sack_bytes, LossOut* out) noexcept nogil:
@@ -197,24 +277,29 @@ cdef inline void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t s
     # a segment without them clears them)
     cdef LossSide* fwd = &st.side[side]
     cdef LossSide* rev = &st.side[1 - side]
-    cdef uint32_t a = 0, window, nextseq
-    cdef bint seq_not_advanced, syn_or_fin = (flags & (SYN | FIN)) != 0
+    cdef uint32_t a = 0, window, nextseq, fwd_nextseq = fwd.nextseq
+    cdef bint syn_or_fin = (flags & (SYN | FIN)) != 0
     cdef bint no_sfr = (flags & (SYN | FIN | RST)) == 0
-    cdef uint64_t t, ooo_thres
+    cdef int64_t bif = -1
 
     out.ack_rtt = NAN
-    out.bytes_in_flight = -1
     out.dup_ack_num = 0
     fwd.last_ts = ts_ns
 
-    # iRTT: most recent SYN to the first ACK without SYN (ts_first_rtt)
-    if (flags & (SYN | ACK)) == SYN:
-        st.syn_ts = ts_ns
-    elif (flags & (SYN | ACK)) == ACK and st.syn_ts >= 0 and st.irtt_ns == 0:
+    if not no_sfr:
+        if flags & SYN:
+            # iRTT: most recent SYN to the first ACK without SYN (ts_first_rtt)
+            if not (flags & ACK):
+                st.syn_ts = ts_ns
+            _set_window_scale(fwd, rev, flags, wscale_opt)
+            if not fwd.data_base_set:
+                # tcptrace's first data byte (SYN + 1)
+                fwd.data_base = seq + 1
+                fwd.data_base_set = 1
+    if (flags & (SYN | ACK)) == ACK and st.irtt_ns == 0 and st.syn_ts >= 0:
         st.irtt_ns = ts_ns - st.syn_ts
 
     if flags & SYN:
-        _set_window_scale(fwd, rev, flags, wscale_opt)
         window = raw_window
     elif fwd.win_scale >= 0:
         window = (<uint32_t>raw_window) << fwd.win_scale
@@ -224,144 +309,114 @@ cdef inline void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t s
     if not fwd.base_seq_set:
         fwd.base_seq = seq if (flags & SYN) else seq - 1
         fwd.base_seq_set = 1
-    if not rev.base_seq_set and (flags & ACK):
-        rev.base_seq = ack - 1
-        rev.base_seq_set = 1
     if flags & ACK:
+        if not rev.base_seq_set:
+            rev.base_seq = ack - 1
+            rev.base_seq_set = 1
         rev.valid_bif = 1
     fwd.has_sack = sack_bytes >= 0
     fwd.sack_bytes = <uint32_t>sack_bytes
 
-    while True:    # one pass; break is Wireshark's "goto finished_fwd"
-        if seglen == 1 and seq == fwd.nextseq and rev.window == 0:
-            a |= A_ZERO_WINDOW_PROBE
+    # Wireshark's checks up to "finished_fwd"; a break skips the rest
+    while True:
+        if seq == fwd_nextseq and fwd_nextseq != 0:
+            # the common case: the next segment in order (no lost segment,
+            # no keep-alive)
+            if seglen == 1 and rev.window == 0:
+                a = A_ZERO_WINDOW_PROBE
+                break
+            if window == 0 and no_sfr:
+                a = A_ZERO_WINDOW
+            if seglen > 0:
+                if (no_sfr and rev.win_scale != -1
+                        and seq + seglen == rev.lastack + rev.window):
+                    a |= A_WINDOW_FULL
+            elif ack == fwd.lastack and no_sfr:
+                a |= _flags_pure_ack(fwd, rev, window, out)
+            break
+        if seglen == 1 and seq == fwd_nextseq and rev.window == 0:
+            a = A_ZERO_WINDOW_PROBE
             break
         if window == 0 and no_sfr:
-            a |= A_ZERO_WINDOW
-        if fwd.nextseq and gt_seq(seq, fwd.nextseq) and not (flags & RST):
+            a = A_ZERO_WINDOW
+        if fwd_nextseq and gt_seq(seq, fwd_nextseq) and not (flags & RST):
             a |= A_LOST_SEGMENT
             fwd.valid_bif = 0
-        if seglen <= 1 and seq == fwd.nextseq - 1 and no_sfr:
+        if seglen <= 1 and seq == fwd_nextseq - 1 and no_sfr:
             a |= A_KEEP_ALIVE
         if seglen > 0:
             if (rev.win_scale != -1 and no_sfr
                     and seq + seglen == rev.lastack + rev.window):
                 a |= A_WINDOW_FULL
             break
-        # what follows is for segments without payload at nextseq that
-        # repeat the last ack (Wireshark tests each condition in turn)
-        if not (seq == fwd.nextseq and ack == fwd.lastack and no_sfr):
-            break
-        if window and window != fwd.window:
-            a |= A_WINDOW_UPDATE
-        if window and window == fwd.window and (rev.lastsegmentflags & A_KEEP_ALIVE):
-            a |= A_KEEP_ALIVE_ACK
-            break
-        if window == 0 and window == fwd.window and (rev.lastsegmentflags & A_ZERO_WINDOW_PROBE):
-            a |= A_ZERO_WINDOW_PROBE_ACK
-            break
-        if window and window == fwd.window:
-            fwd.dupacknum += 1
-            a |= A_DUPLICATE_ACK
-            out.dup_ack_num = fwd.dupacknum
+        if seq == fwd_nextseq and ack == fwd.lastack and no_sfr:
+            a |= _flags_pure_ack(fwd, rev, window, out)
         break
 
     # finished_fwd
     if ack != fwd.lastack:
         fwd.dupacknum = 0
 
-    if rev.maxseqtobeacked and gt_seq(ack, rev.maxseqtobeacked) and (flags & ACK):
+    if (flags & ACK) and rev.maxseqtobeacked and gt_seq(ack, rev.maxseqtobeacked):
         a |= A_ACK_LOST_SEGMENT
         rev.maxseqtobeacked = rev.nextseq
 
-    if (seglen > 0 or syn_or_fin) and not (a & A_KEEP_ALIVE):
-        seq_not_advanced = fwd.nextseq != 0 and lt_seq(seq, fwd.nextseq)
-        # one byte short of nextseq with more than one byte is new data
-        # after a (possible) zero-window probe, not a retransmission
-        if seglen > 1 and fwd.nextseq - 1 == seq:
-            seq_not_advanced = False
-        t = <uint64_t>(ts_ns - rev.lastack_ts)
-        ooo_thres = <uint64_t>st.irtt_ns if st.irtt_ns != 0 else OOO_DEFAULT_NS
-        # data the peer has already acked is spurious before anything else
-        if seglen > 0 and rev.lastack and le_seq(seq + seglen, rev.lastack):
-            a |= A_SPURIOUS_RETRANSMISSION | A_RETRANSMISSION
-        elif (seq_not_advanced and rev.dupacknum >= 2 and rev.lastack == seq
-                and t < FAST_RETRANS_NS):
-            a |= A_FAST_RETRANSMISSION | A_RETRANSMISSION
-        elif (seq_not_advanced and <uint64_t>(ts_ns - fwd.nextseq_ts) < ooo_thres
-                and fwd.nextseq != seq + seglen + (1 if syn_or_fin else 0)):
-            a |= A_OUT_OF_ORDER
-        elif seq_not_advanced:
-            a |= A_RETRANSMISSION
-
-    # finished_checking_retransmission_type
     nextseq = seq + seglen
     if seglen or syn_or_fin:
+        if not (a & A_KEEP_ALIVE):
+            a |= _retransmission_type(st, fwd, rev, ts_ns, seq, seglen, syn_or_fin)
+        # finished_checking_retransmission_type
         if syn_or_fin:
             nextseq += 1
-        _add_unacked(fwd, seq, nextseq, ts_ns, seglen > 0)
-    if (gt_seq(nextseq, fwd.nextseq) or not fwd.nextseq) and not (a & A_ZERO_WINDOW_PROBE):
-        fwd.nextseq = nextseq
-        fwd.nextseq_ts = ts_ns
-    if (seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked) and not (a & A_ZERO_WINDOW_PROBE):
-        fwd.maxseqtobeacked = fwd.nextseq
+        _add_unacked(st, side, seq, nextseq, ts_ns, seglen > 0)
+    if not (a & A_ZERO_WINDOW_PROBE):
+        if gt_seq(nextseq, fwd_nextseq) or not fwd_nextseq:
+            fwd.nextseq = nextseq
+            fwd.nextseq_ts = ts_ns
+        if seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked:
+            fwd.maxseqtobeacked = fwd.nextseq
 
     fwd.window = window
     fwd.lastack = ack
     fwd.lastack_ts = ts_ns
-    fwd.lastsegmentflags = a
+    fwd.lastsegmentflags = <uint16_t>a
 
-    _ack_unacked(rev, ack, ts_ns, out, fwd)
+    if rev.n_unacked:
+        _ack_unacked(st, 1 - side, ack, ts_ns, out)
 
-    if seglen != 0 and fwd.n_unacked and fwd.valid_bif:
-        out.bytes_in_flight = _bytes_in_flight(fwd, rev)
-        if out.bytes_in_flight > 0 and syn_or_fin:
-            # the SYN or FIN is not a byte on the wire
-            out.bytes_in_flight -= 1
-    out.analysis = a
-
-    # -- per-connection summary ------------------------------------------
-    if a:
-        if a & A_RETRANSMISSION:
-            fwd.count[LC_RETRANS_PKTS] += 1
-            fwd.count[LC_RETRANS_BYTES] += seglen
-        if a & A_FAST_RETRANSMISSION:
-            fwd.count[LC_FAST_RETRANS] += 1
-        if a & A_SPURIOUS_RETRANSMISSION:
-            fwd.count[LC_SPURIOUS_RETRANS] += 1
-        if a & A_OUT_OF_ORDER:
-            fwd.count[LC_OUT_OF_ORDER] += 1
-        if a & A_LOST_SEGMENT:
-            fwd.count[LC_LOST_SEGMENTS] += 1
-        if a & A_DUPLICATE_ACK:
-            fwd.count[LC_DUP_ACKS] += 1
-        if a & A_KEEP_ALIVE:
-            fwd.count[LC_KEEPALIVES] += 1
-    if a & A_ZERO_WINDOW:
-        fwd.count[LC_ZERO_WINDOWS] += 1
-        if fwd.zero_window_since < 0:
-            fwd.zero_window_since = ts_ns
-    elif raw_window != 0 and fwd.zero_window_since >= 0:
-        fwd.zero_window_ns += ts_ns - fwd.zero_window_since
-        fwd.zero_window_since = -1
-    if out.bytes_in_flight > <int64_t>fwd.count[LC_MAX_IN_FLIGHT]:
-        fwd.count[LC_MAX_IN_FLIGHT] = <uint64_t>out.bytes_in_flight
-    # tcptrace's initial window: data sent before any of it is acked
-    # (an ACK of anything past the SYN ends the peer's first flight)
-    if (flags & SYN) and not fwd.data_base_set:
-        fwd.data_base = seq + 1
-        fwd.data_base_set = 1
-    if (flags & ACK) and rev.data_base_set and gt_seq(ack, rev.data_base):
-        rev.first_flight_open = 0
-    if seglen > 0:
+    if seglen != 0:
+        if fwd.n_unacked and fwd.valid_bif:
+            bif = _bytes_in_flight(st, side, rev)
+            if bif > 0:
+                if syn_or_fin:
+                    # the SYN or FIN is not a byte on the wire
+                    bif -= 1
+                if bif > fwd.max_in_flight:
+                    fwd.max_in_flight = <uint32_t>bif
+        # tcptrace's initial window: data sent before any of it is acked
         if fwd.first_data_ts < 0:
             fwd.first_data_ts = ts_ns
         if not fwd.data_base_set:
             fwd.data_base = seq
             fwd.data_base_set = 1
-        if fwd.first_flight_open and not (a & A_RETRANSMISSION):
-            fwd.count[LC_FIRST_FLIGHT_BYTES] += seglen
-            fwd.count[LC_FIRST_FLIGHT_SEGS] += 1
+    out.bytes_in_flight = bif
+    out.analysis = a
+
+    # -- per-connection summary ------------------------------------------
+    if a:
+        _count_flags(&st.stats[side], a, seglen)
+    if a & A_ZERO_WINDOW:
+        if fwd.zero_window_since < 0:
+            fwd.zero_window_since = ts_ns
+    elif raw_window != 0 and fwd.zero_window_since >= 0:
+        st.stats[side].zero_window_ns += ts_ns - fwd.zero_window_since
+        fwd.zero_window_since = -1
+    # (an ACK of anything past the SYN ends the peer's first flight)
+    if (flags & ACK) and rev.first_flight_open and rev.data_base_set and gt_seq(ack, rev.data_base):
+        rev.first_flight_open = 0
+    if seglen > 0 and fwd.first_flight_open and not (a & A_RETRANSMISSION):
+        st.stats[side].count[LC_FIRST_FLIGHT_BYTES] += seglen
+        st.stats[side].count[LC_FIRST_FLIGHT_SEGS] += 1
 
 
 cdef inline void loss_gather(const LossState* st, int orig, uint64_t* counts,
@@ -369,24 +424,28 @@ cdef inline void loss_gather(const LossState* st, int orig, uint64_t* counts,
     """Per-side counters (2 x LC_N) and seconds (2 x LS_N), the
     originator's (side ``orig``) first; ``ttfb`` from the originator's first
     data to the responder's."""
-    cdef int s, i
+    cdef int s, i, e
     cdef const LossSide* sd
+    cdef const LossStats* ss
     cdef const LossSide* o = &st.side[orig]
     cdef const LossSide* r = &st.side[1 - orig]
     cdef int64_t end = st.side[0].last_ts
     if st.side[1].last_ts > end:
         end = st.side[1].last_ts
     for s in range(2):
-        sd = o if s == 0 else r
+        e = orig if s == 0 else 1 - orig
+        sd = &st.side[e]
+        ss = &st.stats[e]
         for i in range(LC_N):
-            counts[s * LC_N + i] = sd.count[i]
+            counts[s * LC_N + i] = ss.count[i]
+        counts[s * LC_N + LC_MAX_IN_FLIGHT] = sd.max_in_flight
         seconds[s * LS_N + LS_ZERO_WINDOW_TIME] = (
-            sd.zero_window_ns + (end - sd.zero_window_since if sd.zero_window_since >= 0 else 0)
+            ss.zero_window_ns + (end - sd.zero_window_since if sd.zero_window_since >= 0 else 0)
         ) * 1e-9
-        seconds[s * LS_N + LS_RTT_MIN] = sd.rtt_min
-        seconds[s * LS_N + LS_RTT_MAX] = sd.rtt_max
-        seconds[s * LS_N + LS_RTT_AVG] = (sd.rtt_sum / sd.count[LC_RTT_SAMPLES]
-                                          if sd.count[LC_RTT_SAMPLES] else NAN)
+        seconds[s * LS_N + LS_RTT_MIN] = ss.rtt_min
+        seconds[s * LS_N + LS_RTT_MAX] = ss.rtt_max
+        seconds[s * LS_N + LS_RTT_AVG] = (ss.rtt_sum / ss.count[LC_RTT_SAMPLES]
+                                          if ss.count[LC_RTT_SAMPLES] else NAN)
     if o.first_data_ts >= 0 and r.first_data_ts >= o.first_data_ts:
         ttfb[0] = (r.first_data_ts - o.first_data_ts) * 1e-9
     else:
