@@ -219,12 +219,13 @@ class _Analysis:
     """Accumulates what the report needs, one batch at a time.
 
     Segments are read once, by the tracker (plus the SYN rows, for floods and
-    SYN backoff); every finished connection is folded into exact counters the
-    moment the tracker emits it, keeping only a few numbers per connection
-    for the sections that need a global view (64-bit keys for port reuse
-    and pressure, TIME-WAIT holders, SYN times; handshake times go into
-    fixed-size histograms), so memory follows the connections alive at once plus a few tens of bytes per
-    finished one."""
+    SYN backoff); every finished connection is folded into exact counters,
+    per-key tables and histograms (``fastseg.aggregates``) the moment the
+    tracker emits it.  What stays per connection is what the sections with a
+    global view need exactly: its 4-tuple key (port reuse), its (client
+    host, server, window) row and client port (port pressure), the holder
+    and start of a TIME-WAIT (peaks), one record per SYN (floods, backoff):
+    about 50 bytes, besides the connections alive at once."""
 
     def __init__(self, checksums="auto", idle_timeout=300.0, close_wait_threshold=60.0,
                  flood_window=1.0, flood_min_syns=50, flood_max_completed_ratio=0.5,
@@ -884,7 +885,7 @@ def analyze(path_or_segments, *, checksums: str = "auto",
     seconds an endpoint may sit in CLOSE-WAIT before it counts as a leak.
     ``keep_connections=True`` keeps every connection's full row in
     ``Report.connections`` (a Connections table); by default the report keeps
-    only the few columns it needs per connection (about 150 bytes each).
+    only what its sections need (about 50 bytes per connection).
     ``max_connections`` bounds the connections the tracker holds at once
     (the least recently active are finished early, counted in
     ``connections.evicted``).
