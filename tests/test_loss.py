@@ -627,3 +627,27 @@ def test_flag_names_per_row_and_as_arrow_lists():
     assert all("x" not in n for n in names[1:])
     assert loss.flag_names_arrow(analysis).to_pylist() == expected
     assert loss.flag_names([]) == [] and loss.flag_names_arrow([]).to_pylist() == []
+
+
+def test_a_flight_longer_than_the_ring(tmp_path, tshark):
+    """600 segments in flight, more than the 512 unacknowledged segments an
+    endpoint keeps (the ring moves to the heap, doubles, then merges its two
+    oldest entries): bytes in flight stay exact, and ACKs that end at a
+    segment that was not merged get their RTT, as in tshark (which keeps
+    up to 10000)."""
+    n, size = 600, 10
+    body = [(30 + 0.01 * i, "c", "A", 1 + size * i, 1, size, 64240) for i in range(n)]
+    body += [(50, "s", "A", 1, 1 + size * 201, 0, 65160),     # the end of segment 200
+             (60, "s", "A", 1, 1 + size * n, 0, 65160)]       # everything
+    path = _write(tmp_path, HANDSHAKE + body)
+    seg, _, _ = _analyzed(path)
+    theirs = tshark_analysis(str(path))
+    bif = seg["bytes_in_flight"][3:3 + n].tolist()
+    assert bif == [size * (i + 1) for i in range(n)]
+    assert bif == [theirs[4 + i][2] for i in range(n)]
+    rtt = seg["ack_rtt"]
+    assert rtt[3 + n] == pytest.approx((50 - (30 + 0.01 * 200)) / 1000)
+    assert rtt[3 + n + 1] == pytest.approx((60 - (30 + 0.01 * (n - 1))) / 1000)
+    for k in (3 + n, 4 + n):
+        assert abs(rtt[k] - theirs[k + 1][1]) < 1e-6
+    assert not seg["analysis"].any()
