@@ -16,7 +16,8 @@ cdef enum:
     LOSS_RING = 512
     LOSS_INLINE = 4            # entries held inside the state before the heap
 
-# Per-side counters written by loss_gather, in this order.
+# Per-side counters written by loss_gather, in this order; the flag counters
+# come first (LossStats.count holds those before LC_RTT_SAMPLES).
 cdef enum:  # LossCount
     LC_RETRANS_PKTS = 0
     LC_RETRANS_BYTES
@@ -79,13 +80,19 @@ cdef struct LossSide:
                                # NULL while LossState.inline_ring holds them
 
 cdef struct LossStats:
-    # per-connection summary of one endpoint beyond LossSide's, touched by
-    # ACKs of its data and by its flagged segments
+    # per-connection summary of one endpoint beyond LossSide's: first what
+    # ACKs of its data and its first flight touch, then what its flagged
+    # segments count
     double rtt_sum
     double rtt_min
     double rtt_max
+    uint64_t rtt_samples
+    uint64_t first_flight_bytes
+    uint64_t first_flight_segs
     int64_t zero_window_ns
-    uint64_t count[LC_N]       # LC_MAX_IN_FLIGHT is LossSide.max_in_flight
+    uint64_t count[LC_RTT_SAMPLES]   # the flag counters (LossCount up to
+                                     # LC_KEEPALIVES); the others are the fields
+                                     # above and LossSide.max_in_flight
 
 cdef struct LossState:
     LossSide side[2]

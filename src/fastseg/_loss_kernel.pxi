@@ -165,7 +165,7 @@ cdef inline void _ack_unacked(LossState* st, int s, uint32_t ack, int64_t ts,
                 if r[i].data:
                     # RTT statistics belong to the side whose data was acked
                     stats = &st.stats[s]
-                    stats.count[LC_RTT_SAMPLES] += 1
+                    stats.rtt_samples += 1
                     stats.rtt_sum += rtt
                     if not (rtt >= stats.rtt_min):
                         stats.rtt_min = rtt
@@ -415,8 +415,8 @@ cdef inline void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t s
     if (flags & ACK) and rev.first_flight_open and rev.data_base_set and gt_seq(ack, rev.data_base):
         rev.first_flight_open = 0
     if seglen > 0 and fwd.first_flight_open and not (a & A_RETRANSMISSION):
-        st.stats[side].count[LC_FIRST_FLIGHT_BYTES] += seglen
-        st.stats[side].count[LC_FIRST_FLIGHT_SEGS] += 1
+        st.stats[side].first_flight_bytes += seglen
+        st.stats[side].first_flight_segs += 1
 
 
 cdef inline void loss_gather(const LossState* st, int orig, uint64_t* counts,
@@ -436,16 +436,19 @@ cdef inline void loss_gather(const LossState* st, int orig, uint64_t* counts,
         e = orig if s == 0 else 1 - orig
         sd = &st.side[e]
         ss = &st.stats[e]
-        for i in range(LC_N):
+        for i in range(LC_RTT_SAMPLES):
             counts[s * LC_N + i] = ss.count[i]
+        counts[s * LC_N + LC_RTT_SAMPLES] = ss.rtt_samples
         counts[s * LC_N + LC_MAX_IN_FLIGHT] = sd.max_in_flight
+        counts[s * LC_N + LC_FIRST_FLIGHT_BYTES] = ss.first_flight_bytes
+        counts[s * LC_N + LC_FIRST_FLIGHT_SEGS] = ss.first_flight_segs
         seconds[s * LS_N + LS_ZERO_WINDOW_TIME] = (
             ss.zero_window_ns + (end - sd.zero_window_since if sd.zero_window_since >= 0 else 0)
         ) * 1e-9
         seconds[s * LS_N + LS_RTT_MIN] = ss.rtt_min
         seconds[s * LS_N + LS_RTT_MAX] = ss.rtt_max
-        seconds[s * LS_N + LS_RTT_AVG] = (ss.rtt_sum / ss.count[LC_RTT_SAMPLES]
-                                          if ss.count[LC_RTT_SAMPLES] else NAN)
+        seconds[s * LS_N + LS_RTT_AVG] = (ss.rtt_sum / ss.rtt_samples
+                                          if ss.rtt_samples else NAN)
     if o.first_data_ts >= 0 and r.first_data_ts >= o.first_data_ts:
         ttfb[0] = (r.first_data_ts - o.first_data_ts) * 1e-9
     else:
