@@ -145,23 +145,22 @@ cdef inline void _add_unacked(LossState* st, int s, uint32_t seq, uint32_t nexts
     fwd.n_unacked += 1
 
 
-cdef inline void _ack_unacked(LossState* st, int s, uint32_t ack, int64_t ts,
-                              LossOut* out) noexcept nogil:
-    # Drop what ``ack`` acknowledges of side s's unacknowledged segments.
-    # Wireshark walks newest first and the last exact match sets the RTT,
-    # i.e. the oldest segment that ends at this ack; here oldest comes first.
+cdef inline double _ack_unacked(LossState* st, int s, uint32_t ack, int64_t ts) noexcept nogil:
+    # Drop what ``ack`` acknowledges of side s's unacknowledged segments;
+    # returns the RTT it measures (NaN: none).  Wireshark walks newest first
+    # and the last exact match sets the RTT, i.e. the oldest segment that
+    # ends at this ack; here oldest comes first.
     cdef LossSide* rev = &st.side[s]
     cdef LossStats* stats
     cdef int i, k = 0, n = rev.n_unacked
     cdef bint matched = False
-    cdef double rtt
+    cdef double rtt = NAN
     cdef Unacked* r = _ring(st, s)
     for i in range(n):
         if ack == r[i].nextseq:
             if not matched:
                 matched = True
                 rtt = (ts - r[i].ts) * 1e-9
-                out.ack_rtt = rtt
                 if r[i].data:
                     # RTT statistics belong to the side whose data was acked
                     stats = &st.stats[s]
@@ -180,6 +179,7 @@ cdef inline void _ack_unacked(LossState* st, int s, uint32_t ack, int64_t ts,
             r[k] = r[i]
         k += 1
     rev.n_unacked = <uint16_t>k
+    return rtt
 
 
 cdef inline int64_t _bytes_in_flight(LossState* st, int s, const LossSide* rev) noexcept nogil:
@@ -227,10 +227,11 @@ cdef void _count_flags(LossStats* stats, uint32_t a, uint32_t seglen) noexcept n
         stats.count[LC_ZERO_WINDOWS] += 1
 
 
-cdef inline uint32_t _flags_pure_ack(LossSide* fwd, const LossSide* rev, uint32_t window,
-                                     LossOut* out) noexcept nogil:
+cdef inline uint32_t _flags_pure_ack(LossSide* fwd, const LossSide* rev,
+                                     uint32_t window) noexcept nogil:
     # a segment without payload at nextseq that repeats the last ack
-    # (Wireshark tests each condition in turn)
+    # (Wireshark tests each condition in turn; a duplicate ACK's number is
+    # fwd.dupacknum)
     cdef uint32_t a = 0
     if window and window != fwd.window:
         a |= A_WINDOW_UPDATE
@@ -241,7 +242,6 @@ cdef inline uint32_t _flags_pure_ack(LossSide* fwd, const LossSide* rev, uint32_
     if window and window == fwd.window:
         fwd.dupacknum += 1
         a |= A_DUPLICATE_ACK
-        out.dup_ack_num = fwd.dupacknum
     return a
 
 
@@ -281,10 +281,7 @@ cdef inline void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t s
     cdef bint syn_or_fin = (flags & (SYN | FIN)) != 0
     cdef bint no_sfr = (flags & (SYN | FIN | RST)) == 0
     cdef int64_t bif = -1
-
-    out.ack_rtt = NAN
-    out.dup_ack_num = 0
-    fwd.last_ts = ts_ns
+    cdef double rtt = NAN
 
     if not no_sfr:
         if flags & SYN:
@@ -309,13 +306,9 @@ cdef inline void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t s
     if not fwd.base_seq_set:
         fwd.base_seq = seq if (flags & SYN) else seq - 1
         fwd.base_seq_set = 1
-    if flags & ACK:
-        if not rev.base_seq_set:
-            rev.base_seq = ack - 1
-            rev.base_seq_set = 1
-        rev.valid_bif = 1
-    fwd.has_sack = sack_bytes >= 0
-    fwd.sack_bytes = <uint32_t>sack_bytes
+    if (flags & ACK) and not rev.base_seq_set:
+        rev.base_seq = ack - 1
+        rev.base_seq_set = 1
 
     # Wireshark's checks up to "finished_fwd"; a break skips the rest
     while True:
@@ -332,7 +325,7 @@ cdef inline void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t s
                         and seq + seglen == rev.lastack + rev.window):
                     a |= A_WINDOW_FULL
             elif ack == fwd.lastack and no_sfr:
-                a |= _flags_pure_ack(fwd, rev, window, out)
+                a |= _flags_pure_ack(fwd, rev, window)
             break
         if seglen == 1 and seq == fwd_nextseq and rev.window == 0:
             a = A_ZERO_WINDOW_PROBE
@@ -350,7 +343,7 @@ cdef inline void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t s
                 a |= A_WINDOW_FULL
             break
         if seq == fwd_nextseq and ack == fwd.lastack and no_sfr:
-            a |= _flags_pure_ack(fwd, rev, window, out)
+            a |= _flags_pure_ack(fwd, rev, window)
         break
 
     # finished_fwd
@@ -379,10 +372,15 @@ cdef inline void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t s
     fwd.window = window
     fwd.lastack = ack
     fwd.lastack_ts = ts_ns
+    fwd.last_ts = ts_ns
     fwd.lastsegmentflags = <uint16_t>a
+    fwd.has_sack = sack_bytes >= 0
+    fwd.sack_bytes = <uint32_t>sack_bytes
+    if flags & ACK:
+        rev.valid_bif = 1
 
     if rev.n_unacked:
-        _ack_unacked(st, 1 - side, ack, ts_ns, out)
+        rtt = _ack_unacked(st, 1 - side, ack, ts_ns)
 
     if seglen != 0:
         if fwd.n_unacked and fwd.valid_bif:
@@ -399,8 +397,10 @@ cdef inline void loss_segment(LossState* st, int side, int64_t ts_ns, uint32_t s
         if not fwd.data_base_set:
             fwd.data_base = seq
             fwd.data_base_set = 1
-    out.bytes_in_flight = bif
     out.analysis = a
+    out.ack_rtt = rtt
+    out.bytes_in_flight = bif
+    out.dup_ack_num = fwd.dupacknum if (a & A_DUPLICATE_ACK) else 0
 
     # -- per-connection summary ------------------------------------------
     if a:
