@@ -219,12 +219,13 @@ class _Analysis:
     """Accumulates what the report needs, one batch at a time.
 
     Segments are read once, by the tracker (plus the SYN rows, for floods and
-    SYN backoff); every finished connection is folded into exact counters the
-    moment the tracker emits it, keeping only a few numbers per connection
-    for the sections that need a global view (64-bit keys for port reuse
-    and pressure, TIME-WAIT holders, SYN times; handshake times go into
-    fixed-size histograms), so memory follows the connections alive at once plus a few tens of bytes per
-    finished one."""
+    SYN backoff); every finished connection is folded into exact counters,
+    per-key tables and histograms (``fastseg.aggregates``) the moment the
+    tracker emits it.  What stays per connection is what the sections with a
+    global view need exactly: its 4-tuple key (port reuse), its (client
+    host, server, window) row and client port (port pressure), the holder
+    and start of a TIME-WAIT (peaks), one record per SYN (floods, backoff):
+    about 50 bytes, besides the connections alive at once."""
 
     def __init__(self, checksums="auto", idle_timeout=300.0, close_wait_threshold=60.0,
                  flood_window=1.0, flood_min_syns=50, flood_max_completed_ratio=0.5,
@@ -297,6 +298,19 @@ class _Analysis:
 
     # -- per batch ----------------------------------------------------------
     def add(self, seg: Segments) -> None:
+        """Track one batch and fold it in."""
+        self.fold(seg, self.track(seg))
+
+    def track(self, seg: Segments):
+        """The tracking half of ``add``: batches in capture order, on any one
+        thread; its result goes to ``fold``, in the same order."""
+        if len(seg) == 0:
+            return None
+        finished = self.tracker.update_columns(seg)
+        return finished, (self.tracker.min_live_id() if self.keep_connections else None)
+
+    def fold(self, seg: Segments, tracked) -> None:
+        """The folding half of ``add``, given what ``track`` returned."""
         self.stats += seg.stats
         n = len(seg)
         if n == 0:
@@ -306,7 +320,7 @@ class _Analysis:
         ts_ns = seg["ts_ns"]
         self.t_first = min(self.t_first, float(ts_ns.min()) / 1e9)
         self.t_last = max(self.t_last, float(ts_ns.max()) / 1e9)
-        self._fold(self.tracker.update_columns(seg))
+        self._fold(*tracked)
         if not self.aggregates:
             return
         if self.keep_connections and "analysis" in seg:
@@ -350,16 +364,17 @@ class _Analysis:
         self._grow_flags(int(conn.max()) + 1 if len(conn) else 0)
         return np.where(conn >= 0, self.conn_flags[np.maximum(conn, 0)], 0)
 
-    def _fold(self, k: dict) -> None:
+    def _fold(self, k: dict, limit=None) -> None:
         """Fold a batch of finished connections (kernel columns) into the
-        report's aggregates."""
+        report's aggregates; ``limit``: the tracker's smallest live id when
+        they were emitted."""
         from .track import _conn_state, _finish, CONN_STATES
         n = len(k["_conn"])
         if n == 0:
             return
         if self.keep_connections:
             self._pending.append(dict(k, _min=int(k["_conn"].min())))
-            self._release(self.tracker.min_live_id())
+            self._release(self.tracker.min_live_id() if limit is None else limit)
         if not self.aggregates:
             return
         zs, rfc, nbytes, opts = k["zstate"], k["rfc"], k["bytes"], k["opts"]
@@ -870,7 +885,7 @@ def analyze(path_or_segments, *, checksums: str = "auto",
     seconds an endpoint may sit in CLOSE-WAIT before it counts as a leak.
     ``keep_connections=True`` keeps every connection's full row in
     ``Report.connections`` (a Connections table); by default the report keeps
-    only the few columns it needs per connection (about 150 bytes each).
+    only what its sections need (about 50 bytes per connection).
     ``max_connections`` bounds the connections the tracker holds at once
     (the least recently active are finished early, counted in
     ``connections.evicted``).
@@ -911,8 +926,14 @@ def _feed(acc: "_Analysis", path_or_segments, threads: int, progress: bool,
         with open_capture(path, **reader_kwargs) as cap:
             bar = Progress(progress, getattr(cap.reader, "size", None), path)
             batches = cap.batches()
-            for seg in (read_ahead(batches) if threads > 1 else batches):
-                acc.add(seg)
+            if threads > 1:
+                # three stages: read + parse, track, fold (each in batch order)
+                parsed = read_ahead(batches, depth=1)
+                tracked = read_ahead(((seg, acc.track(seg)) for seg in parsed), depth=1)
+            else:
+                tracked = ((seg, acc.track(seg)) for seg in batches)
+            for seg, done in tracked:
+                acc.fold(seg, done)
                 bar.update(getattr(cap.reader, "raw_bytes_read", 0))
             bar.close()
     return paths
