@@ -196,8 +196,8 @@ def test_damaged_options_are_segments_flagged_bad():
 
 
 # ------------------------------------------------------------- Zeek
-# Zeek's tunnel and link-layer cases; gre-aruba-amsdu carries 802.11 frames
-# (Aruba's GRE), which fastseg does not decode.
+# Zeek's tunnel and link-layer cases; gre-aruba-amsdu (802.11 in Aruba's GRE)
+# is checked on its own below: Zeek counts each A-MSDU subframe as a packet.
 ZEEK_CASES = r"core\.(tunnels\.(ayiya|gre|gre-over-udp|teredo.*|vxlan.*|geneve.*|gtp.*)" \
              r"|mpls-in-vlan|vlan-mpls|pbb|pppoe.*|cisco-fabric-path|tunnels\.teredo)$"
 
@@ -221,3 +221,138 @@ def test_zeek_tunnel_cases(tmp_path):
            or any(s[0] != s[1] for k, s in c["scores"].items()
                   if k in ("conn_state", "history", "pkts"))}
     assert not bad, bad
+
+
+def test_zeek_aruba_amsdu_is_decoded():
+    """Zeek's GRE analyzer hands protocol types 0x8200-0x8370 to its 802.11
+    analyzer (Aruba); the TCP in the A-MSDU's first subframe is found."""
+    cases = pb.zeek_dev()
+    if cases is None:
+        pytest.skip("../shared/zeek-dev (Zeek's traces and conn.log rows) is not here")
+    seg = read_any(cases / "traces" / "tunnels" / "gre-aruba-amsdu.pcap")
+    assert len(seg) == 1
+    assert seg["encap"][0] == O.ENC_VLAN | O.ENC_GRE | O.ENC_IEEE80211
+    assert {int(seg["sport"][0]), int(seg["dport"][0])} == {443, 49392}
+    assert seg["payload_len"][0] == 229
+
+
+def read_any(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return fastseg.read_segments(path)
+
+
+# ------------------------------------------------------------- 802.11
+def _dot11_frames(tmp_path):
+    """veth_eth.pcap's frames re-wrapped by scapy: as 802.11 QoS data in
+    Aruba's GRE (every other one as an A-MSDU of one subframe), and as
+    plain 802.11 data frames (link type 105)."""
+    from scapy.all import GRE, IP, LLC, SNAP, Dot11, Dot11QoS, Ether, PcapWriter, rdpcap
+    gre, wlan = tmp_path / "aruba.pcap", tmp_path / "wlan.pcap"
+    pkts = rdpcap(str(DATA / "veth_eth.pcap"))
+    with PcapWriter(str(gre), linktype=1) as wg, PcapWriter(str(wlan), linktype=105) as ww:
+        for i, p in enumerate(pkts):
+            inner = bytes(p[Ether].payload)
+            llc = bytes(LLC(dsap=0xAA, ssap=0xAA, ctrl=3) / SNAP(OUI=0, code=p[Ether].type))
+            amsdu = i % 2 == 1
+            qos = bytes(Dot11(type=2, subtype=8, FCfield=0x02, addr1=p.dst, addr2=p.src,
+                              addr3=p.src) / Dot11QoS(A_MSDU_Present=int(amsdu)))
+            body = llc + inner
+            if amsdu:
+                body = bytes.fromhex(p.dst.replace(":", "") + p.src.replace(":", "")) \
+                    + len(body).to_bytes(2, "big") + body
+            outer = Ether() / IP(src="10.226.22.9", dst="10.102.16.187") / GRE(proto=0x8240)
+            frame = outer / (qos + body)
+            frame.time = p.time
+            wg.write(frame)
+            plain = Dot11(type=2, subtype=0, FCfield=0x01, addr1=p.dst, addr2=p.src,
+                          addr3=p.dst) / (llc + inner)
+            plain.time = p.time
+            ww.write(plain)
+    return gre, wlan
+
+
+def test_ieee80211_frames_carry_the_plain_segments(tmp_path):
+    """802.11 in Aruba's GRE and the 802.11 link type: the same segments as
+    the plain capture, and tshark finds the same ports and sequence numbers."""
+    plain = read("veth_eth.pcap")
+    for path, bits in zip(_dot11_frames(tmp_path),
+                          (O.ENC_GRE | O.ENC_IEEE80211, O.ENC_IEEE80211)):
+        seg = read_any(path)
+        assert len(seg) == len(plain)
+        assert np.all(seg["encap"] == bits)
+        for col in ("sport", "dport", "seq", "ack", "flags", "payload_len", "flow_key"):
+            assert np.array_equal(seg[col], plain[col]), col
+        out = subprocess.run(["tshark", "-r", str(path), "-Y", "tcp", "-T", "fields",
+                              "-o", "tcp.relative_sequence_numbers:FALSE",
+                              "-e", "tcp.srcport", "-e", "tcp.seq_raw"],
+                             capture_output=True, text=True, check=True).stdout.split()
+        ports = [int(x) for x in out[0::2]]
+        seqs = [int(x) for x in out[1::2]]
+        assert ports == seg["sport"].tolist() and seqs == seg["seq"].tolist()
+
+
+@pytest.mark.parametrize("frame,reason", [
+    (bytes([0x80, 0x00]) + bytes(30), "not_ip"),                       # beacon (management)
+    (bytes([0x48, 0x01]) + bytes(30), "not_ip"),                       # null data, no payload
+    (bytes([0x08, 0x41]) + bytes(22) + bytes.fromhex("aaaa03000000") + b"\x08\x00",
+     "not_ip"),                                                        # protected data
+    (bytes([0x08, 0x01]) + bytes(22) + bytes.fromhex("aaaa03"), "truncated"),
+])
+def test_ieee80211_frames_that_carry_no_ip(frame, reason):
+    got = outcome(frame, linktype=105, wirelen=len(frame) + (40 if reason == "truncated" else 0))
+    assert got == reason
+
+
+# -------------------------------------------------- tunnels and flow keys
+def _rewrap(tmp_path, name, outer_for):
+    """veth_eth.pcap's frames in GRE (IPv4, protocol 0x0800) whose outer
+    addresses ``outer_for(index, packet)`` returns (None: left plain)."""
+    from scapy.all import GRE, IP, Ether, PcapWriter, rdpcap
+    path = tmp_path / name
+    with PcapWriter(str(path), linktype=1) as w:
+        for i, p in enumerate(rdpcap(str(DATA / "veth_eth.pcap"))):
+            ends = outer_for(i, p)
+            if ends is None:
+                w.write(p)
+                continue
+            frame = Ether() / IP(src=ends[0], dst=ends[1]) / GRE(proto=p[Ether].type) \
+                / bytes(p[Ether].payload)
+            frame.time = p.time
+            w.write(frame)
+    return path
+
+
+def _same_connections(path):
+    plain = fastseg.track(read("veth_eth.pcap"))
+    seg = read_any(path)
+    ours = fastseg.track(seg)
+    assert len(ours) == len(plain)
+    for col in ("conn_state", "history", "orig_pkts", "resp_pkts"):
+        assert sorted(ours[col].tolist()) == sorted(plain[col].tolist()), col
+    return seg
+
+
+def test_tunnel_endpoints_that_change_keep_one_connection(tmp_path):
+    """Zeek keys a connection by its inner 5-tuple and only notes a tunnel
+    change: other outer endpoints per direction (as GTP's uplink and
+    downlink) or halfway through do not split it."""
+    from scapy.all import Ether
+    first = read("veth_eth.pcap")["ts_ns"][0]
+    half = first + (read("veth_eth.pcap")["ts_ns"][-1] - first) // 2
+
+    def ends(i, p):
+        up = p[Ether].src < p[Ether].dst
+        late = int(p.time * 10**9) > half
+        return ("192.0.2.1", "198.51.100.1") if up else \
+            ("198.51.100.%d" % (7 if late else 2), "192.0.2.%d" % (9 if late else 1))
+    seg = _same_connections(_rewrap(tmp_path, "moving.pcap", ends))
+    assert len(np.unique(seg["tunnel_id"])) == 3     # the segments still say which tunnel
+
+
+def test_path_in_and_out_of_a_tunnel_keeps_one_connection(tmp_path):
+    """Half the packets tunnelled, half plain (a tunnel bypass): one set of
+    connections, as Zeek (its tunnel_changed event, not a new connection)."""
+    seg = _same_connections(_rewrap(tmp_path, "bypass.pcap",
+                                    lambda i, p: None if i % 2 else ("192.0.2.1", "198.51.100.1")))
+    assert 0 < np.count_nonzero(seg["tunnel"] == O.TUN_GRE) < len(seg)

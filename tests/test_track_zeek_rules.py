@@ -231,3 +231,50 @@ def test_agreement_with_zeek_on_its_test_traces(tmp_path):
 def _agreement(report):
     """{field: per cent} from the scorer's JSON report (totals: [agree, rows])."""
     return {field: 100.0 * agree / rows for field, (agree, rows) in report["totals"].items() if rows}
+
+
+# -- Conn::port_inactivity_timeouts and likely_server_ports ------------------
+
+QUIET_SSH = HANDSHAKE + [
+    (0.030, ">", "PA", 1001, 5001, 10),
+    (0.040, "<", "A", 5001, 1011, 0),
+    (1200.0, ">", "PA", 1011, 5001, 10),     # 20 minutes of silence
+    (1200.01, "<", "A", 5001, 1021, 0),
+]
+
+
+@pytest.mark.parametrize("port,conns", [(22, 1), (21, 1), (23, 1), (513, 1), (80, 2), (2222, 2)])
+def test_established_interactive_services_idle_an_hour(port, conns):
+    """base/protocols/conn/inactivity.zeek: at connection_established the
+    ports 21, 22, 23 and 513 get a 1 h inactivity timeout; any other
+    connection ends after tcp_inactivity_timeout (5 min) of silence."""
+    out = fastseg.track(build(QUIET_SSH, server=f"10.0.0.2:{port}"))
+    assert len(out) == conns
+    if conns == 1:
+        assert out["history"][0] == "ShADa"
+        assert out["conn_state"][0] == "S1"
+
+
+def test_an_hour_and_more_of_silence_ends_even_ssh():
+    late = [(t + 3600.0 if t > 1 else t, *rest) for t, *rest in QUIET_SSH]
+    assert len(fastseg.track(build(late, server="10.0.0.2:22"))) == 2
+
+
+def test_without_a_handshake_ssh_keeps_the_five_minutes():
+    """connection_established needs the responder's SYN: a connection
+    picked up mid-stream keeps the default timeout."""
+    mid = [p for p in QUIET_SSH if "S" not in p[2]]
+    assert len(fastseg.track(build(mid, server="10.0.0.2:22"))) == 2
+
+
+@pytest.mark.parametrize("port,flipped", [(443, True), (8080, True), (5432, True),
+                                          (1023, False), (110, False), (9999, False)])
+def test_default_likely_server_ports_are_those_zeek_registers(port, flipped):
+    """A connection first seen from the server side flips ('^') when the
+    source port is one a default Zeek's protocol scripts register as server
+    ports (Analyzer::register_for_ports): 443 (SSL), 8080 (HTTP), 5432
+    (PostgreSQL), but not 110 (no POP3 ports are registered) or 1023."""
+    out = fastseg.track(build([(0.0, "<", "A", 5001, 1001, 0)], client="10.0.0.1:50000",
+                              server=f"10.0.0.2:{port}"))
+    assert len(out) == 1
+    assert out["history"][0] == ("^a" if flipped else "A")

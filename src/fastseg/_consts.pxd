@@ -57,6 +57,7 @@ cpdef enum LinkType:
     LINKTYPE_RAW = 101
     LINKTYPE_LOOP = 108
     LINKTYPE_C_HDLC = 104       # Cisco HDLC: address, control, ethertype
+    LINKTYPE_IEEE802_11 = 105   # 802.11 frames without a radio header
     LINKTYPE_LINUX_SLL = 113
     LINKTYPE_IPV4 = 228
     LINKTYPE_IPV6 = 229
@@ -111,6 +112,7 @@ cpdef enum EncapBit:
     ENC_TEREDO = 0x08000
     ENC_GTPV1 = 0x10000
     ENC_AYIYA = 0x20000
+    ENC_IEEE80211 = 0x40000     # 802.11 data frame (link type 105, or Aruba's GRE)
 
 # The value a column holds when its option or field was absent from a segment
 # (null in pandas, Arrow, JSON and CSV output).

@@ -41,6 +41,7 @@ ENCAP_BITS = (
     (ENC_MPLS_PW, "mpls_pw"), (ENC_IPIP, "ipip"), (ENC_GRE, "gre"), (ENC_TEB, "teb"),
     (ENC_ERSPAN, "erspan"), (ENC_VXLAN, "vxlan"), (ENC_GENEVE, "geneve"),
     (ENC_TEREDO, "teredo"), (ENC_GTPV1, "gtpv1"), (ENC_AYIYA, "ayiya"),
+    (ENC_IEEE80211, "ieee80211"),
 )
 
 OPT_OTHER_BITS = (

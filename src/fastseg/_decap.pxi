@@ -1,6 +1,6 @@
 # Decapsulation down to the innermost IP header, included by _parse.pyx.
 #
-# Link-level carriers (VLAN, MPLS, PPPoE, FabricPath, PBB, LLC/SNAP, PPP) are
+# Link-level carriers (VLAN, MPLS, PPPoE, FabricPath, PBB, LLC/SNAP, PPP, 802.11) are
 # walked by ether_chain; IP-level tunnels (IP-in-IP, GRE, VXLAN, Geneve,
 # Teredo, GTPv1-U, AYIYA) by ip_tunnel, which the IP parser calls when a
 # packet's protocol is one of them and loops back with the inner header.  The
@@ -23,6 +23,7 @@ cdef enum:
 
 
 cdef struct Carrier:
+    uint64_t vnet_salt       # mixed into the flow key: the outermost VXLAN/Geneve VNI, 0 if none
     uint32_t tunnel_id       # 0 when not tunnelled
     uint32_t encap           # EncapBit of every layer crossed
     uint32_t wire_end        # bytes of the frame the current layer may claim (lengths of outer headers)
@@ -31,6 +32,7 @@ cdef struct Carrier:
 
 
 cdef inline void carrier_init(Carrier* c, uint32_t wirelen) noexcept nogil:
+    c.vnet_salt = 0
     c.tunnel_id = 0
     c.encap = 0
     c.wire_end = wirelen
@@ -160,6 +162,45 @@ cdef inline int ethernet_at(const uint8_t* pkt, uint32_t caplen, uint32_t pos, C
     return ether_chain(pkt, caplen, pos + 14, ld_be16(pkt + pos + 12), True, c, l3, version)
 
 
+cdef int ieee80211_at(const uint8_t* pkt, uint32_t caplen, uint32_t pos, Carrier* c,
+                      uint32_t* l3, int* version) noexcept nogil:
+    """An 802.11 frame at ``pos``, as Zeek's IEEE802_11 analyzer reads it: a
+    data frame that carries data (management, control and null frames are
+    not IP), a fourth address when both DS bits are set, the QoS control
+    field, then LLC/SNAP with a zero OUI.  Protected frames are opaque.  Of
+    an A-MSDU the first subframe is taken (one segment per frame)."""
+    cdef uint32_t hl = 24
+    cdef uint8_t fc
+    cdef bint amsdu = False
+    if caplen < pos + hl + 1:
+        return cut(pos + hl + 1, caplen, c)
+    fc = pkt[pos]
+    if not ((fc >> 2) & 0x02) or ((fc >> 4) & 0x04):
+        return OUT_NOT_IP
+    if (pkt[pos + 1] & 0x03) == 0x03:
+        hl += 6
+    if (fc >> 4) & 0x08:
+        if caplen < pos + hl + 2:
+            return cut(pos + hl + 2, caplen, c)
+        amsdu = (pkt[pos + hl] & 0x80) != 0
+        hl += 2
+    if pkt[pos + 1] & 0x40:
+        return OUT_NOT_IP
+    c.encap |= ENC_IEEE80211
+    pos += hl
+    if amsdu:
+        # Subframe header: destination, source, length of what follows.
+        if caplen < pos + 14:
+            return cut(pos + 14, caplen, c)
+        pos += 14
+    if caplen < pos + 8:
+        return cut(pos + 8, caplen, c)
+    if (pkt[pos] != 0xAA or pkt[pos + 1] != 0xAA or pkt[pos + 2] != 0x03
+            or pkt[pos + 3] != 0 or pkt[pos + 4] != 0 or pkt[pos + 5] != 0):
+        return OUT_NOT_IP
+    return ether_chain(pkt, caplen, pos + 8, ld_be16(pkt + pos + 6), False, c, l3, version)
+
+
 cdef inline int ip_at(const uint8_t* pkt, uint32_t caplen, uint32_t pos, Carrier* c,
                       uint32_t* l3, int* version) noexcept nogil:
     """An IP packet of either version at ``pos`` (by its version nibble)."""
@@ -173,11 +214,15 @@ cdef inline int ip_at(const uint8_t* pkt, uint32_t caplen, uint32_t pos, Carrier
 
 
 cdef void tunnel_note(Carrier* c, uint8_t kind, uint32_t bit, const uint8_t* ip, int ip_version,
-                      uint32_t vni) noexcept nogil:
+                      uint32_t vni, bint has_vni=False) noexcept nogil:
     """Record a tunnel layer; the outermost one names the segment's tunnel
     and its id: a direction-free hash of the outer addresses, the kind and
-    the virtual network id, so equal inner 4-tuples in different tunnels
-    (or tenants) get different flow keys."""
+    the virtual network id.  Only a virtual network id (``has_vni``) goes
+    into the flow key, so equal inner 4-tuples of different overlays stay
+    apart, while a connection whose tunnel changes (other outer endpoints
+    per direction or over time, or a path in and out of the tunnel) stays
+    one, as Zeek keys connections by the inner 5-tuple alone and only notes
+    the tunnel change (Connection::CheckEncapsulation)."""
     cdef uint8_t a[16]
     cdef uint8_t b[16]
     cdef uint64_t h
@@ -201,6 +246,8 @@ cdef void tunnel_note(Carrier* c, uint8_t kind, uint32_t bit, const uint8_t* ip,
     c.tunnel_id = <uint32_t>(h ^ (h >> 32))
     if c.tunnel_id == 0:
         c.tunnel_id = 1
+    if has_vni:
+        c.vnet_salt = (<uint64_t>vni + 1) * <uint64_t>0x9E3779B97F4A7C15
 
 
 cdef int gre_payload(const uint8_t* pkt, uint32_t caplen, uint32_t pos, Carrier* c,
@@ -268,6 +315,12 @@ cdef int gre_payload(const uint8_t* pkt, uint32_t caplen, uint32_t pos, Carrier*
             return cut(pos + 12, caplen, c)
         pos += 20 if (pkt[pos + 11] & 1) else 12
         return ethernet_at(pkt, caplen, pos, c, l3, version)
+    if (((ptype & 0x8200) == 0x8200 and (ptype & 0x0F) == 0)
+            or ((ptype & 0x8300) == 0x8300 and (ptype & 0x0F) == 0 and ptype <= 0x8370)
+            or ptype == 0x9000):
+        # Aruba's access points tunnel 802.11 frames to their controller
+        # under these protocol types (Zeek's GRE analyzer).
+        return ieee80211_at(pkt, caplen, pos, c, l3, version)
     return ether_chain(pkt, caplen, pos, ptype, False, c, l3, version)
 
 
@@ -281,7 +334,7 @@ cdef int udp_tunnel(const uint8_t* pkt, uint32_t caplen, uint32_t pos, uint16_t 
         # RFC 7348: flags, reserved, 24-bit VNI, reserved; then Ethernet.
         if caplen < pos + 8:
             return cut(pos + 8, caplen, c)
-        tunnel_note(c, TUN_VXLAN, ENC_VXLAN, ip, ip_version, ld_be32(pkt + pos + 4) >> 8)
+        tunnel_note(c, TUN_VXLAN, ENC_VXLAN, ip, ip_version, ld_be32(pkt + pos + 4) >> 8, True)
         return ethernet_at(pkt, caplen, pos + 8, c, l3, version)
     if port == PORT_GENEVE:
         # RFC 8926: version, option length (4-byte words), protocol type, VNI.
@@ -291,7 +344,7 @@ cdef int udp_tunnel(const uint8_t* pkt, uint32_t caplen, uint32_t pos, uint16_t 
             return OUT_BAD_TUNNEL
         hl = 8 + (pkt[pos] & 0x3F) * 4
         ptype = ld_be16(pkt + pos + 2)
-        tunnel_note(c, TUN_GENEVE, ENC_GENEVE, ip, ip_version, ld_be32(pkt + pos + 4) >> 8)
+        tunnel_note(c, TUN_GENEVE, ENC_GENEVE, ip, ip_version, ld_be32(pkt + pos + 4) >> 8, True)
         if pos + hl > c.wire_end:
             return OUT_BAD_TUNNEL
         if ptype == 0x6558:
@@ -465,7 +518,7 @@ cdef int nflog_payload(const uint8_t* pkt, uint32_t caplen, Carrier* c, uint32_t
 cdef int other_link(const uint8_t* pkt, uint32_t caplen, uint16_t linktype, Carrier* c,
                     uint32_t* l3, int* version) noexcept nogil:
     """The link types decoded beyond the common ones: PPP, PPP in HDLC
-    framing, PPPoE without Ethernet, Cisco HDLC, NFLOG, FDDI."""
+    framing, PPPoE without Ethernet, Cisco HDLC, NFLOG, FDDI, 802.11."""
     cdef uint32_t pos = 0
     cdef uint16_t ethertype
     if linktype == LINKTYPE_NFLOG:
@@ -475,6 +528,8 @@ cdef int other_link(const uint8_t* pkt, uint32_t caplen, uint16_t linktype, Carr
         if caplen < 13:
             return short_of(13, caplen, c.wire_end, OUT_BAD_LINK_HEADER)
         return ether_chain(pkt, caplen, 13, 1500, True, c, l3, version)
+    if linktype == LINKTYPE_IEEE802_11:
+        return ieee80211_at(pkt, caplen, 0, c, l3, version)
     if linktype == LINKTYPE_C_HDLC:
         if caplen < 4:
             return short_of(4, caplen, c.wire_end, OUT_BAD_LINK_HEADER)

@@ -19,12 +19,12 @@ from fastseg._consts cimport (
     LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_RAW_OLD, LINKTYPE_RAW_OLD2, LINKTYPE_RAW,
     LINKTYPE_LOOP, LINKTYPE_LINUX_SLL, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2,
     LINKTYPE_PPP, LINKTYPE_PPP_HDLC, LINKTYPE_PPP_ETHER, LINKTYPE_C_HDLC, LINKTYPE_NFLOG,
-    LINKTYPE_FDDI,
+    LINKTYPE_FDDI, LINKTYPE_IEEE802_11,
     OPTS_OK, OPTS_CUT, OPTS_BAD, OPT_MPTCP, OPT_MD5, OPT_AO, OPT_UTO, OPT_UNKNOWN,
     TUN_NONE, TUN_IP, TUN_GRE, TUN_VXLAN, TUN_GENEVE, TUN_TEREDO, TUN_GTPV1, TUN_AYIYA,
     ENC_VLAN, ENC_MPLS, ENC_PPPOE, ENC_FABRICPATH, ENC_PBB, ENC_LLC_SNAP, ENC_NFLOG, ENC_PPP,
     ENC_MPLS_PW, ENC_IPIP, ENC_GRE, ENC_TEB, ENC_ERSPAN, ENC_VXLAN, ENC_GENEVE, ENC_TEREDO,
-    ENC_GTPV1, ENC_AYIYA,
+    ENC_GTPV1, ENC_AYIYA, ENC_IEEE80211,
 )
 
 cdef extern from *:
@@ -69,7 +69,7 @@ cdef struct Row:
     # the compiler would reload them after every byte store).
     uint8_t src[16]
     uint8_t dst[16]
-    uint64_t flow_key
+    uint64_t flow_key         # before hashing: the tunnel's salt (Carrier.vnet_salt)
     uint32_t tunnel_id
     uint32_t encap
     int64_t tsval
@@ -541,6 +541,7 @@ cdef inline int parse_packet(const uint8_t* pkt, uint32_t caplen, uint32_t wirel
     r.tunnel = c.tunnel
     r.tunnel_id = c.tunnel_id
     r.encap = c.encap
+    r.flow_key = c.vnet_salt
     return OUT_TCP
 
 
@@ -584,6 +585,7 @@ cdef inline void store_row(Cols* c, Py_ssize_t k, const Row* r, int64_t frame,
         c.encap[k] = r.encap
         c.tunnel[k] = r.tunnel
         c.tunnel_id[k] = r.tunnel_id
+    c.flow_key[k] = r.flow_key     # the salt; hash_rows mixes in the 4-tuple
     c.l3_off[k] = pkt_off + r.l3_off
     c.l4_off[k] = pkt_off + r.l4_off
     c.l3_caplen[k] = r.l3_caplen
@@ -599,10 +601,9 @@ cdef enum:
 cdef inline void hash_rows(Cols* c, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef Py_ssize_t j
     for j in range(lo, hi):
-        c.flow_key[j] = fs_flow_key(c.src + 16 * j, c.sport[j], c.dst + 16 * j, c.dport[j])
-        if c.tunnel[j]:
-            # A tunnel's id keeps equal inner 4-tuples of different tunnels apart.
-            c.flow_key[j] ^= <uint64_t>c.tunnel_id[j] * <uint64_t>0x9E3779B97F4A7C15
+        # An overlay's virtual network id (stored by store_row) keeps equal
+        # inner 4-tuples of different overlays apart; 0 everywhere else.
+        c.flow_key[j] ^= fs_flow_key(c.src + 16 * j, c.sport[j], c.dst + 16 * j, c.dport[j])
 
 
 cdef inline void* _ptr(object arr):

@@ -82,6 +82,7 @@ cdef struct Conn:
     uint8_t flipped
     uint8_t partial           # Zeek's is_partial: did not start with a handshake
     uint8_t seen_resp         # a packet from the responder was seen (first_packet_seen)
+    uint8_t long_idle         # established on a port of Zeek's Conn::port_inactivity_timeouts
     # Which end the loss state's side 0 is: the sender of its first analysed
     # segment, as an end "as created" (0: the first segment's sender; the
     # end's side now is that ^ flipped).  LOSS_UNSET before the first

@@ -245,6 +245,20 @@ cdef inline void flip_roles(Conn* c) noexcept nogil:
     add_history(c, 94)  # '^'
 
 
+# Zeek's Conn::port_inactivity_timeouts (base/protocols/conn/inactivity.zeek):
+# once connection_established, FTP, SSH, telnet and rlogin idle for an hour.
+cdef int64_t PORT_IDLE_NS = <int64_t>3600 * 1000000000
+
+
+cdef inline bint idles_long(Conn* c, const uint8_t* likely) noexcept nogil:
+    # The service port is the responder's, or on a half-established
+    # connection the originator's when only that one is a likely server port.
+    cdef uint16_t port = c.port[1]
+    if c.ep[0].state == Z_INACTIVE and not likely[port] and likely[c.port[0]]:
+        port = c.port[0]
+    return port == 21 or port == 22 or port == 23 or port == 513
+
+
 cdef inline bint is_clean(Endp* a) noexcept nogil:
     return a.state == Z_ESTABLISHED or (a.state == Z_CLOSED and a.prev_state == Z_ESTABLISHED)
 
@@ -578,7 +592,7 @@ cdef class Engine:
     cdef inline bint expired(self, Conn* c, int64_t t) noexcept nogil:
         cdef Endp* o = &c.ep[0]
         cdef Endp* r = &c.ep[1]
-        if t - c.last_ts >= self.idle_ns:
+        if t - c.last_ts >= self.idle_ns and (not c.long_idle or t - c.last_ts >= PORT_IDLE_NS):
             return True
         # tcp_attempt_delay: an unanswered attempt is removed, so a later SYN
         # starts a new connection.
@@ -902,6 +916,8 @@ cdef class Engine:
                     if p.state == Z_SYN_SENT:
                         set_state(p, Z_ESTABLISHED)
                     set_state(e, Z_ESTABLISHED)
+                    if p.state != Z_PARTIAL:     # connection_established
+                        c.long_idle = idles_long(c, self.likely)
             if fin:
                 set_state(e, Z_CLOSED)
                 do_close = True

@@ -35,7 +35,9 @@ base/protocols/conn/main.zeek):
 * bytes come from sequence space (``TCP_Endpoint::Size``);
 * timers: an unanswered attempt expires ``attempt_delay`` (5 s) after its
   first SYN, a closed or reset connection ``close_delay`` (5 s) after its
-  last packet, any connection after ``idle_timeout`` (300 s) of silence;
+  last packet, any connection after ``idle_timeout`` (300 s) of silence
+  (an hour for FTP, SSH, telnet and rlogin once established:
+  ``Conn::port_inactivity_timeouts``);
   a segment for an expired connection, or a SYN that ``IsReuse`` accepts
   (any SYN once a side has closed; a SYN with a new ISN), starts a new
   connection;
@@ -156,13 +158,17 @@ def _build_transitions() -> np.ndarray:
 TRANSITIONS: np.ndarray = _build_transitions()
 
 # Ports Zeek treats as likely servers when a connection starts without a
-# plain SYN (TCPAnalyzer::IsLikelyServerPort over ``likely_server_ports``,
-# which Zeek fills from the ports its loaded analyzers register).  An
-# approximation of the default set: well-known ports plus common services.
-DEFAULT_LIKELY_SERVER_PORTS = frozenset(
-    list(range(1, 1024)) + [1080, 1194, 1433, 1521, 1723, 1812, 1883, 2049, 3128, 3306, 3389,
-                            5060, 5061, 5222, 5432, 5672, 5900, 6379, 6443, 6667, 8000, 8008,
-                            8080, 8443, 8888, 9042, 9092, 9200, 11211, 27017])
+# plain SYN (TCPAnalyzer::IsLikelyServerPort over ``likely_server_ports``).
+# Zeek fills that set from the server ports its protocol scripts register
+# (``Analyzer::register_for_ports`` in scripts/base/protocols/*/main.zeek);
+# these are the TCP ones of a default (non-bare) Zeek: FTP, SSH, SMTP, DNS,
+# finger, HTTP, Kerberos, DCE-RPC, SMB, IMAP, LDAP, Modbus, MQTT, MySQL,
+# PostgreSQL, RDP, Redis, IRC, SSL/TLS, syslog, XMPP, SOCKS, DNP3.
+DEFAULT_LIKELY_SERVER_PORTS = frozenset([
+    21, 2811, 22, 25, 587, 53, 79, 80, 81, 631, 1080, 3128, 8000, 8080, 8888, 88, 135,
+    139, 445, 143, 389, 3268, 502, 1883, 1434, 3306, 5432, 3389, 6379, 6666, 6667, 6668,
+    6669, 443, 465, 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223, 514, 5222, 5269,
+    20000])
 
 
 def transition(states, events) -> np.ndarray:
