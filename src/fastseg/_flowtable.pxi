@@ -104,26 +104,6 @@ cdef inline uint64_t ft_empty_pos(const FlowTable* ft, uint64_t fk) noexcept nog
     return pos
 
 
-cdef inline void ft_prefetch_bucket(const FlowTable* ft, uint64_t fk) noexcept nogil:
-    FS_PREFETCH(&ft.index[ft_bucket(ft, fk)])
-
-
-cdef inline void ft_prefetch_record(const FlowTable* ft, uint64_t fk) noexcept nogil:
-    # The record a bucket prefetched earlier points to (if any).
-    cdef int32_t slot = ft.index[ft_bucket(ft, fk)]
-    cdef const char* rec
-    if slot >= 0:
-        rec = <const char*>&ft.recs[slot]
-        FS_PREFETCH(rec)
-        FS_PREFETCH(rec + 64)
-        FS_PREFETCH(rec + 128)
-        FS_PREFETCH(rec + 192)
-        FS_PREFETCH(rec + 256)
-        FS_PREFETCH(rec + 320)
-        FS_PREFETCH(rec + 384)
-        FS_PREFETCH(rec + sizeof(Conn) - 1)
-
-
 cdef int ft_grow_index(FlowTable* ft) noexcept nogil:
     # Rebuilt by walking the records in memory order (sequential reads)
     # rather than the old index (a random read per entry).

@@ -137,9 +137,9 @@ cdef inline void loss_step(LossState* st, Conn* c, int side, Py_ssize_t i, LossB
     lb.dup_ack_num[i] = out.dup_ack_num
 
 
-cdef inline int track_segment(FlowTable* ft, const ZeekConfig* zc, const RfcTable* rt,
-                              int64_t* now, Py_ssize_t i, const SegBatch* b,
-                              LossBatch* lb) noexcept nogil:
+cdef int track_segment(FlowTable* ft, const ZeekConfig* zc, const RfcTable* rt,
+                       int64_t* now, Py_ssize_t i, const SegBatch* b,
+                       LossBatch* lb) noexcept nogil:
     # Segment i: find or open its connection (a finished or reused one is
     # retired first), then the loss analysis, Zeek's machine and the RFC
     # observer.
@@ -296,6 +296,8 @@ cdef class Engine:
         ``l3_caplen``, ``l4_off``, ``hdr_len`` or none of them)."""
         cdef Py_ssize_t n = ts_ns.shape[0], i
         cdef int status
+        cdef int32_t ahead_slot
+        cdef const char* rec
         cdef int64_t now = self.now
         cdef SegBatch b
         cdef LossBatch lb
@@ -367,10 +369,23 @@ cdef class Engine:
         with nogil:
             status = ST_OK
             for i in range(n):
+                # Written out here, not as a function: GCC takes a void
+                # function that only reads and prefetches for pure, and
+                # drops the call.
                 if i + 2 * AHEAD < n:
-                    ft_prefetch_bucket(ft, b.flow_key[i + 2 * AHEAD])
+                    FS_PREFETCH(&ft.index[ft_bucket(ft, b.flow_key[i + 2 * AHEAD])])
                 if i + AHEAD < n:
-                    ft_prefetch_record(ft, b.flow_key[i + AHEAD])
+                    ahead_slot = ft.index[ft_bucket(ft, b.flow_key[i + AHEAD])]
+                    if ahead_slot >= 0:
+                        rec = <const char*>&ft.recs[ahead_slot]
+                        FS_PREFETCH(rec)
+                        FS_PREFETCH(rec + 64)
+                        FS_PREFETCH(rec + 128)
+                        FS_PREFETCH(rec + 192)
+                        FS_PREFETCH(rec + 256)
+                        FS_PREFETCH(rec + 320)
+                        FS_PREFETCH(rec + 384)
+                        FS_PREFETCH(rec + sizeof(Conn) - 1)
                 status = track_segment(ft, zc, rt, &now, i, &b, lbp)
                 if status != ST_OK:
                     break
