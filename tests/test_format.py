@@ -139,3 +139,9 @@ def test_float_repr_vectors():
     got = [g.decode() for g in _format.float_repr(np.array(values))]
     assert got == [repr(v) for v in values]
     assert got[:3] == ["0.0", "-0.0", "1e-05"] and got[12] == "1796678678.478281"
+
+
+def test_unsigned_64_bit_column():
+    values = np.array([0, 1, 2**63, 2**64 - 1, 12345678901234567890], dtype=np.uint64)
+    text = _format.format_rows([("uint", values, 0, None)]).decode()
+    assert text.splitlines() == [str(int(v)) for v in values]

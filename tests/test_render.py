@@ -1,7 +1,7 @@
 """The report as people read it: tables that hold only rows that mean something."""
 import fastseg
 from fastseg import _consts
-from fastseg.analyze import EPHEMERAL_RANGE
+from fastseg.teardowns import EPHEMERAL_RANGE
 from segbuild import build
 
 

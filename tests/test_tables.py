@@ -1,6 +1,7 @@
 """Segments and Connections tables: an empty table has the dtypes of a full one."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import fastseg
@@ -33,3 +34,16 @@ def test_empty_segments_to_pandas_has_the_dtypes_of_a_full_one():
     pytest.importorskip("pandas")
     full = fastseg.read_segments(str(DATA / "lo_conv.pcap"))
     assert _dtypes(Segments.empty().to_pandas()) == _dtypes(full.to_pandas())
+
+
+def test_tables_pickle_round_trip():
+    """Segments and Connections cross process boundaries (Dask workers)."""
+    import pickle
+    seg = fastseg.read_segments(str(DATA / "lo_conv.pcap"))
+    conns = fastseg.track(seg)
+    seg2, conns2 = pickle.loads(pickle.dumps((seg, conns)))
+    assert seg2.columns == seg.columns and len(seg2) == len(seg)
+    np.testing.assert_array_equal(seg2["seq"], seg["seq"])
+    assert seg2.stats.to_dict() == seg.stats.to_dict()
+    assert conns2.columns == conns.columns
+    assert conns2["uid"].tolist() == conns["uid"].tolist()

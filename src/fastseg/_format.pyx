@@ -6,7 +6,7 @@
 # (the shortest text that reads back as the same double), fixed-width byte
 # strings ('S' dtype, cut at the first NUL), or one constant for every row.  Any column may carry
 # a mask whose set rows print the unset marker instead.
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.math cimport fabs, llround, signbit
 from libc.stdio cimport snprintf
 from libc.stdlib cimport free, malloc, strtod
@@ -20,6 +20,7 @@ cdef enum:
     K_BYTES = 2
     K_CONST = 3
     K_REPR = 4
+    K_UINT = 5
     FLOAT_MAX = 40        # longest %.Nf we print (|x| < 1e30, N <= 9)
     REPR_MAX = 32         # longest repr of a double ("-1.2345678901234567e-308")
 
@@ -33,15 +34,15 @@ cdef struct Col:
 
 
 cdef inline Py_ssize_t put_int(char* p, int64_t v) noexcept nogil:
+    if v < 0:
+        p[0] = 45     # '-'
+        return 1 + put_uint(p + 1, <unsigned long long>(-(v + 1)) + 1)
+    return put_uint(p, <unsigned long long>v)
+
+
+cdef inline Py_ssize_t put_uint(char* p, unsigned long long u) noexcept nogil:
     cdef char tmp[24]
     cdef Py_ssize_t n = 0, k = 0
-    cdef unsigned long long u
-    if v < 0:
-        p[k] = 45     # '-'
-        k += 1
-        u = <unsigned long long>(-(v + 1)) + 1
-    else:
-        u = <unsigned long long>v
     while True:
         tmp[n] = <char>(48 + u % 10)
         n += 1
@@ -241,7 +242,7 @@ def float_repr(values):
 def format_rows(list columns, bytes sep=b"\t", bytes unset=b"-", bytes end=b"\n",
                 write=None, Py_ssize_t chunk_rows=8192):
     """Format rows from ``columns``, a list of ``(kind, values, decimals,
-    unset_mask)`` with kind "int" (int64 array), "float" (float64 array,
+    unset_mask)`` with kind "int" (int64 array), "uint" (uint64 array), "float" (float64 array,
     ``decimals`` places), "repr" (float64 array, as Python's repr; NaN
     unset), "bytes" ('S' array) or "const" (``values`` is one
     bytes value); ``unset_mask`` is None or a bool array.  Rows are formatted
@@ -273,6 +274,10 @@ def format_rows(list columns, bytes sep=b"\t", bytes unset=b"-", bytes end=b"\n"
                 if kind == "int":
                     arr = np.ascontiguousarray(values, dtype=np.int64)
                     cols[j].kind = K_INT
+                    row_max += 21
+                elif kind == "uint":
+                    arr = np.ascontiguousarray(values, dtype=np.uint64)
+                    cols[j].kind = K_UINT
                     row_max += 21
                 elif kind == "float":
                     arr = np.ascontiguousarray(values, dtype=np.float64)
@@ -352,6 +357,8 @@ cdef Py_ssize_t _fill(const Col* cols, Py_ssize_t ncol, Py_ssize_t lo, Py_ssize_
                 pos += nunset
             elif cols[j].kind == K_INT:
                 pos += put_int(p + pos, (<const int64_t*>cols[j].data)[i])
+            elif cols[j].kind == K_UINT:
+                pos += put_uint(p + pos, (<const uint64_t*>cols[j].data)[i])
             elif cols[j].kind == K_FLOAT:
                 x = (<const double*>cols[j].data)[i]
                 if x != x:

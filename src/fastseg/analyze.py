@@ -20,9 +20,11 @@ from typing import Dict, Iterator, List, Optional
 import numpy as np
 
 from . import _consts
-from .aggregates import DistinctValues, KeyTable, LogHistogram, peaks_in_window
+from .aggregates import Chunks, LogHistogram
 from .loss import ANALYSIS_FLAGS, LOSS_REPORT_KEYS, LossAggregate
-from .segments import CaptureStats, Segments, format_addresses
+from .floods import SynRecords
+from .teardowns import Teardowns
+from .segments import CaptureStats, Segments
 
 __all__ = ["analyze", "Report", "connections_of", "default_threads", "read_ahead",
            "stream_connections",
@@ -45,16 +47,6 @@ REPORT_KEYS = {
     "loss": LOSS_REPORT_KEYS,
 }
 
-MSL2 = 60.0                  # Linux TIME-WAIT length (TCP_TIMEWAIT_LEN)
-EPHEMERAL_RANGE = 28232      # Linux default ip_local_port_range 32768-60999
-PORT_PRESSURE_MIN = 0.01     # share of the range in one window that is worth a row
-PORT_PRESSURE_ROWS = 10
-# conn_flags bits
-COMPLETED, SYNACK_SEEN, SYN_RECORDED = 1, 2, 4
-SYN = _consts.SYN
-ACK = _consts.ACK
-FIN = _consts.FIN
-RST = _consts.RST
 
 
 # -- small helpers --------------------------------------------------------
@@ -84,25 +76,6 @@ def _secs(col) -> np.ndarray:
     return _floats(col)
 
 
-def _side(src: np.ndarray, sport: np.ndarray, dst: np.ndarray, dport: np.ndarray) -> np.ndarray:
-    """1 where (src, sport) sorts after (dst, dport): a direction label that
-    needs no knowledge of who the originator is."""
-    s = np.ascontiguousarray(src).view(">u8").reshape(-1, 2)
-    d = np.ascontiguousarray(dst).view(">u8").reshape(-1, 2)
-    gt = (s[:, 0] > d[:, 0]) | ((s[:, 0] == d[:, 0]) & (
-        (s[:, 1] > d[:, 1]) | ((s[:, 1] == d[:, 1]) & (sport > dport))))
-    return gt.astype(np.int8)
-
-
-def _addr_rows(col, version=None) -> np.ndarray:
-    """(n, 16) address rows from a column of rows or of text."""
-    col = np.asarray(col)
-    if col.ndim == 2:
-        return np.ascontiguousarray(col, dtype=np.uint8)
-    from .segments import parse_addresses
-    return parse_addresses(col.tolist())
-
-
 def _round_floats(obj, digits: int):
     """A copy of a JSON-able structure with every float rounded."""
     if isinstance(obj, float):
@@ -112,27 +85,6 @@ def _round_floats(obj, digits: int):
     if isinstance(obj, (list, tuple)):
         return [_round_floats(v, digits) for v in obj]
     return obj
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """A 64-bit finaliser (splitmix64) over uint64 arrays, for row keys."""
-    x = np.asarray(x, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def _row_hash(rows: np.ndarray) -> np.ndarray:
-    """A 64-bit key per 16-byte address row."""
-    w = np.ascontiguousarray(rows).view(np.uint64).reshape(-1, 2)
-    return _mix64(_mix64(w[:, 0]) ^ w[:, 1])
-
-
-def _endpoint_key(addr: np.ndarray, port: np.ndarray, ver: np.ndarray) -> np.ndarray:
-    """A 64-bit key per (address row, port, IP version)."""
-    return _mix64(_row_hash(addr) ^ ((np.asarray(port).astype(np.uint64) << np.uint64(8))
-                                     | np.asarray(ver).astype(np.uint64)))
 
 
 # -- the report -----------------------------------------------------------
@@ -168,47 +120,6 @@ class Report:
         return render_report(self._data)
 
 
-class _Chunks:
-    """Arrays appended batch by batch, concatenated once at the end."""
-
-    def __init__(self, **dtypes):
-        self._dtypes = dtypes
-        self._parts = {k: [] for k in dtypes}
-
-    def add(self, **cols) -> None:
-        for k, v in cols.items():
-            self._parts[k].append(np.asarray(v, dtype=self._dtypes[k]))
-
-    def extend(self, other: "_Chunks") -> None:
-        for k, parts in other._parts.items():
-            self._parts[k].extend(parts)
-
-    def get(self, name) -> np.ndarray:
-        parts = self._parts[name]
-        if not parts:
-            dt = self._dtypes[name]
-            return np.empty((0, 16) if name in ("addr", "orig_h", "resp_h", "dst", "src") else 0, dt)
-        if len(parts) > 1:
-            parts[:] = [np.concatenate(parts)]
-        return parts[0]
-
-
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (np.unique without return arrays takes a hash
-    path that is ~50x slower on random 64-bit keys)."""
-    v = np.sort(values)
-    if len(v):
-        v = v[np.concatenate([[True], v[1:] != v[:-1]])]
-    return v
-
-
-def _ns_seconds(a: np.ndarray, missing: float) -> np.ndarray:
-    """ns timestamps (-1 = none) as float seconds, ``missing`` for none."""
-    out = a / 1e9
-    out[a < 0] = missing
-    return out
-
-
 def _counts_into(acc: Dict, values: np.ndarray) -> None:
     vals, cnt = np.unique(values, return_counts=True)
     for v, c in zip(vals.tolist(), cnt.tolist()):
@@ -219,12 +130,13 @@ class _Analysis:
     """Accumulates what the report needs, one batch at a time.
 
     Segments are read once, by the tracker (plus the SYN rows, for floods and
-    SYN backoff); every finished connection is folded into exact counters the
-    moment the tracker emits it, keeping only a few numbers per connection
-    for the sections that need a global view (64-bit keys for port reuse
-    and pressure, TIME-WAIT holders, SYN times; handshake times go into
-    fixed-size histograms), so memory follows the connections alive at once plus a few tens of bytes per
-    finished one."""
+    SYN backoff); every finished connection is folded into exact counters,
+    per-key tables and histograms (``fastseg.aggregates``) the moment the
+    tracker emits it.  What stays per connection is what the sections with a
+    global view need exactly: its 4-tuple key (port reuse), its (client
+    host, server, window) row and client port (port pressure), the holder
+    and start of a TIME-WAIT (peaks), one record per SYN (floods, backoff):
+    about 50 bytes, besides the connections alive at once."""
 
     def __init__(self, checksums="auto", idle_timeout=300.0, close_wait_threshold=60.0,
                  flood_window=1.0, flood_min_syns=50, flood_max_completed_ratio=0.5,
@@ -238,9 +150,6 @@ class _Analysis:
         self.keep_connections = keep_connections
         self.checksums = checksums
         self.close_wait_threshold = close_wait_threshold
-        self.flood_window = flood_window
-        self.flood_min_syns = flood_min_syns
-        self.flood_ratio = flood_max_completed_ratio
         self.tracker = tracker if tracker is not None else Tracker(
             idle_timeout=idle_timeout, checksums=checksums, max_connections=max_connections)
         self.stats = CaptureStats()
@@ -248,7 +157,6 @@ class _Analysis:
         self.ip_bad = 0
         self.t_first = math.inf
         self.t_last = -math.inf
-        self.cookie_requests = 0
         self.evicted_elsewhere = 0
         self.conn_parts: List = []
         self._pending: List[dict] = []
@@ -261,42 +169,34 @@ class _Analysis:
         from .track import CONN_STATES
         self.state_counts = np.zeros(len(CONN_STATES), np.int64)
         self.count = dict.fromkeys(
-            ("completed", "refused", "unanswered", "syn_retransmits", "syn_with_data", "fin",
-             "rst", "by_orig", "by_resp", "close_wait_leaks", "close_wait_open_at_end",
-             "half_open", "held_by_orig", "held_by_resp", "sack", "timestamps", "ecn"), 0)
+            ("completed", "refused", "unanswered", "syn_retransmits", "syn_with_data", "sack",
+             "timestamps", "ecn"), 0)
         self.mss: Dict[int, int] = {}
         self.wscale: Dict[int, int] = {}
         # a few numbers per finished connection
         self.times = {name: LogHistogram() for name in ("rtt", "syn_synack", "synack_ack")}
-        self.cw_pending = _Chunks(fin_in=np.float64)
-        # ephemeral ports: (client, server address:port, 2*MSL window) rows,
-        # the distinct (row, client port) pairs, the distinct 4-tuples
-        self.port_rows = KeyTable(orig_h=(np.uint8, (16,)), resp_h=(np.uint8, (16,)),
-                                  resp_p=(np.uint16, ()), ver=(np.uint8, ()), win=(np.int64, ()),
-                                  conn=(np.int64, ()))
-        self.ports_used = DistinctValues()
-        self.tuples = DistinctValues(np.uint64)
-        # TIME-WAIT holders (servers by address:port, clients by address) and,
-        # per TIME-WAIT, the holder's index and the time it began
-        self.tw = {"server": KeyTable(addr=(np.uint8, (16,)), port=(np.uint16, ()),
-                                      ver=(np.uint8, ())),
-                   "client": KeyTable(addr=(np.uint8, (16,)), port=(np.uint16, ()),
-                                      ver=(np.uint8, ()))}
-        self.tw_rows = {who: _Chunks(gid=np.int32, t=np.float64) for who in self.tw}
-        # by connection id: COMPLETED, SYNACK_SEEN, SYN_RECORDED
-        self.conn_flags = np.zeros(1024, np.uint8)
-        # one record per SYN (floods, backoff): its listener's index, whether
-        # it is its connection's first
-        self.syns = _Chunks(ts=np.float64, conn=np.int64, listener=np.int32, source=np.uint64,
-                            first=np.bool_)
-        self.listeners = KeyTable(dst=(np.uint8, (16,)), dport=(np.uint16, ()),
-                                  ver=(np.uint8, ()))
+        self.teardowns = Teardowns(close_wait_threshold)
+        # one record per SYN (floods, backoff)
+        self.syns = SynRecords(flood_window, flood_min_syns, flood_max_completed_ratio)
         # the loss section, and retransmission times
         self.loss = LossAggregate()
-        self.retrans = _Chunks(ts=np.float64)
+        self.retrans = Chunks(ts=np.float64)
 
     # -- per batch ----------------------------------------------------------
     def add(self, seg: Segments) -> None:
+        """Track one batch and fold it in."""
+        self.fold(seg, self.track(seg))
+
+    def track(self, seg: Segments):
+        """The tracking half of ``add``: batches in capture order, on any one
+        thread; its result goes to ``fold``, in the same order."""
+        if len(seg) == 0:
+            return None
+        finished = self.tracker.update_columns(seg)
+        return finished, (self.tracker.min_live_id() if self.keep_connections else None)
+
+    def fold(self, seg: Segments, tracked) -> None:
+        """The folding half of ``add``, given what ``track`` returned."""
         self.stats += seg.stats
         n = len(seg)
         if n == 0:
@@ -306,63 +206,29 @@ class _Analysis:
         ts_ns = seg["ts_ns"]
         self.t_first = min(self.t_first, float(ts_ns.min()) / 1e9)
         self.t_last = max(self.t_last, float(ts_ns.max()) / 1e9)
-        self._fold(self.tracker.update_columns(seg))
+        self._fold(*tracked)
         if not self.aggregates:
             return
         if self.keep_connections and "analysis" in seg:
             retrans = (seg["analysis"] & ANALYSIS_FLAGS["retransmission"]) != 0
             if retrans.any():
                 self.retrans.add(ts=ts_ns[retrans] / 1e9)
-        flags = seg["flags"]
-        syn = np.flatnonzero(((flags & SYN) != 0) & ((flags & ACK) == 0))
-        if len(syn):
-            dst = np.ascontiguousarray(seg["dst"][syn])
-            dport = seg["dport"][syn]
-            listener = self.listeners.index(_mix64(_row_hash(dst) ^ dport.astype(np.uint64)),
-                                            dst=dst, dport=dport, ver=seg["ip_version"][syn])
-            conn = seg["conn"][syn]
-            self.syns.add(ts=ts_ns[syn] / 1e9, conn=conn, listener=listener,
-                          source=_row_hash(np.ascontiguousarray(seg["src"][syn])),
-                          first=self._first_syns(conn))
-            self.cookie_requests += int(np.count_nonzero(seg["tfo_cookie_len"][syn] == 0))
+        self.syns.add(seg)
 
-    def _grow_flags(self, top: int) -> None:
-        if top > len(self.conn_flags):
-            grown = np.zeros(max(top, 2 * len(self.conn_flags)), np.uint8)
-            grown[:len(self.conn_flags)] = self.conn_flags
-            self.conn_flags = grown
-
-    def _first_syns(self, conn: np.ndarray) -> np.ndarray:
-        """Which of these SYNs (capture order) is the first of its
-        connection; SYNs of no connection (-1) each count as a first."""
-        first = np.ones(len(conn), bool)
-        tracked = np.flatnonzero(conn >= 0)
-        if len(tracked):
-            c = conn[tracked]
-            self._grow_flags(int(c.max()) + 1)
-            here = np.zeros(len(c), bool)
-            here[np.unique(c, return_index=True)[1]] = True
-            first[tracked] = here & ((self.conn_flags[c] & SYN_RECORDED) == 0)
-            self.conn_flags[c] |= SYN_RECORDED
-        return first
-
-    def _conn_flags_of(self, conn: np.ndarray) -> np.ndarray:
-        self._grow_flags(int(conn.max()) + 1 if len(conn) else 0)
-        return np.where(conn >= 0, self.conn_flags[np.maximum(conn, 0)], 0)
-
-    def _fold(self, k: dict) -> None:
+    def _fold(self, k: dict, limit=None) -> None:
         """Fold a batch of finished connections (kernel columns) into the
-        report's aggregates."""
-        from .track import _conn_state, _finish, CONN_STATES
+        report's aggregates; ``limit``: the tracker's smallest live id when
+        they were emitted."""
+        from .track import _conn_state, CONN_STATES
         n = len(k["_conn"])
         if n == 0:
             return
         if self.keep_connections:
             self._pending.append(dict(k, _min=int(k["_conn"].min())))
-            self._release(self.tracker.min_live_id())
+            self._release(self.tracker.min_live_id() if limit is None else limit)
         if not self.aggregates:
             return
-        zs, rfc, nbytes, opts = k["zstate"], k["rfc"], k["bytes"], k["opts"]
+        zs, nbytes, opts = k["zstate"], k["bytes"], k["opts"]
         history = k["history"]
         code = _conn_state(zs[:, 0], zs[:, 1], nbytes[:, 0], nbytes[:, 1], history, as_codes=True)
         self.state_counts += np.bincount(code, minlength=len(CONN_STATES))
@@ -398,85 +264,12 @@ class _Analysis:
         mss, wscale = k["mss"][:, 0], k["wscale"][:, 0]
         _counts_into(self.mss, mss[mss >= 0])
         _counts_into(self.wscale, wscale[wscale >= 0])
-        # flags by connection id, for the SYN-flood counts
-        ids = k["_conn"]
-        self._grow_flags(int(ids.max()) + 1)
-        self.conn_flags[ids] = ((self.conn_flags[ids] & SYN_RECORDED)
-                                | np.where(completed, COMPLETED, 0).astype(np.uint8)
-                                | np.where(synack_count > 0, SYNACK_SEEN, 0).astype(np.uint8))
-        self._fold_teardowns(k, completed, history)
+        self.syns.finished(k["_conn"], completed, synack_count > 0)
+        self.teardowns.add(k, completed, history, self.t_last)
         if "ttfb" in k:
             cols = dict(k, ip_version=ver, orig_pkts=k["pkts"][:, 0], resp_pkts=k["pkts"][:, 1],
                         orig_bytes=nbytes[:, 0], resp_bytes=nbytes[:, 1])
             self.loss.add(cols)
-
-    def _fold_teardowns(self, k, completed, history) -> None:
-        from .track import CLOSE_WAIT, TIME_WAIT
-        cnt = self.count
-        close, closer, rfc = k["close"], k["closer"], k["rfc"]
-        cnt["fin"] += int(np.count_nonzero(close == 1))
-        cnt["rst"] += int(np.count_nonzero(close == 2))
-        cnt["by_orig"] += int(np.count_nonzero(closer == 0))
-        cnt["by_resp"] += int(np.count_nonzero(closer == 1))
-        orig_fin = _ns_seconds(k["first_fin"][:, 0], np.inf)
-        resp_fin = _ns_seconds(k["first_fin"][:, 1], np.inf)
-        orig_last = _ns_seconds(k["last_seen"][:, 0], -np.inf)
-        resp_last = _ns_seconds(k["last_seen"][:, 1], -np.inf)
-
-        # CLOSE-WAIT: an endpoint received a FIN and sent none for too long.
-        # Without the answering FIN the wait runs to the capture's end, which
-        # is at least the latest time seen so far: decided now when that is
-        # already long enough, else kept (one float) until the end.
-        thr = self.close_wait_threshold
-        both = np.isfinite(orig_fin) & np.isfinite(resp_fin)
-        with np.errstate(invalid="ignore"):
-            leak = both & ((resp_fin - orig_fin > thr) | (orig_fin - resp_fin > thr))
-        one = np.isfinite(orig_fin) ^ np.isfinite(resp_fin)
-        fin_in = np.where(np.isfinite(orig_fin), orig_fin, resp_fin)[one]
-        sure = self.t_last - fin_in > thr
-        cnt["close_wait_leaks"] += int(np.count_nonzero(leak)) + int(np.count_nonzero(sure))
-        self.cw_pending.add(fin_in=fin_in[~sure])
-        cnt["close_wait_open_at_end"] += int(np.count_nonzero(
-            (rfc[:, 0] == CLOSE_WAIT) | (rfc[:, 1] == CLOSE_WAIT)))
-
-        # half-open: established, never closed, and one side kept sending for
-        # at least a second after the other side's last segment
-        half_open = (completed & (close == 0) & (np.abs(orig_last - resp_last) >= 1.0)
-                     & (history != b"") & np.isfinite(orig_last) & np.isfinite(resp_last)
-                     & (np.minimum(k["pkts"][:, 0], k["pkts"][:, 1]) > 0))
-        cnt["half_open"] += int(np.count_nonzero(half_open))
-
-        # TIME-WAIT: held by the side that closed first; lasts 2*MSL from the
-        # last FIN (or the connection's end)
-        tw_orig = rfc[:, 0] == TIME_WAIT
-        tw_resp = rfc[:, 1] == TIME_WAIT
-        cnt["held_by_orig"] += int(np.count_nonzero(tw_orig))
-        cnt["held_by_resp"] += int(np.count_nonzero(tw_resp))
-        ts = k["first_ts"] / 1e9
-        end = ts + (k["last_ts"] - k["first_ts"]) / 1e9
-        fins = np.maximum(np.where(np.isfinite(orig_fin), orig_fin, -np.inf),
-                          np.where(np.isfinite(resp_fin), resp_fin, -np.inf))
-        tw_end = np.where(np.isfinite(fins), fins, end)
-        ver = k["ip_version"]
-        orig_h, resp_h = k["orig_h"], k["resp_h"]
-        orig_p, resp_p = k["orig_p"], k["resp_p"]
-        for who, held, addr, port in (("server", tw_resp, resp_h, resp_p),
-                                      ("client", tw_orig, orig_h, np.zeros_like(orig_p))):
-            if held.any():
-                a, p, v = addr[held], port[held], ver[held]
-                gid = self.tw[who].index(_endpoint_key(a, p, v), addr=a, port=p, ver=v)
-                self.tw_rows[who].add(gid=gid, t=tw_end[held])
-
-        # ephemeral ports: distinct client ports toward one server address:port
-        # within one 2*MSL window, and reuse of whole 4-tuples (64-bit keys)
-        win = np.floor(ts / MSL2).astype(np.int64)
-        oh, rh = _row_hash(orig_h), _row_hash(resp_h)
-        dest = _mix64(_mix64(oh ^ rh * np.uint64(3)) ^ resp_p.astype(np.uint64))
-        key = _mix64(dest ^ win.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
-        row = self.port_rows.index(key, orig_h=orig_h, resp_h=resp_h, resp_p=resp_p, ver=ver,
-                                   win=win, conn=k["_conn"])
-        self.ports_used.add((row << 16) | orig_p.astype(np.int64))
-        self.tuples.add(_mix64(_mix64(dest ^ oh) ^ orig_p.astype(np.uint64)))
 
     def _release(self, limit) -> None:
         """Hand on, in first-seen order, the finished connections whose ids
@@ -535,7 +328,6 @@ class _Analysis:
         self.ip_bad += other.ip_bad
         self.t_first = min(self.t_first, other.t_first)
         self.t_last = max(self.t_last, other.t_last)
-        self.cookie_requests += other.cookie_requests
         self.n += other.n
         self.ipv4 += other.ipv4
         self.ipv6 += other.ipv6
@@ -546,31 +338,12 @@ class _Analysis:
         for mine, theirs in ((self.mss, other.mss), (self.wscale, other.wscale)):
             for key, value in theirs.items():
                 mine[key] = mine.get(key, 0) + value
-        other.port_rows.cols["conn"] = other.port_rows.cols["conn"] + offset
-        remap = self.port_rows.merge_index(other.port_rows)
-        used = other.ports_used.values()
-        self.ports_used.add((remap[used >> 16] << 16) | (used & 0xFFFF))
-        self.tuples.merge(other.tuples)
+        self.teardowns.merge(other.teardowns, offset)
         for name, hist in self.times.items():
             hist.merge(other.times[name])
         self.loss.merge(other.loss)
-        for mine, theirs in ((self.cw_pending, other.cw_pending),
-                             (self.retrans, other.retrans)):
-            mine.extend(theirs)
-        for who, table in self.tw.items():
-            remap = table.merge_index(other.tw[who])
-            rows = other.tw_rows[who]
-            rows._parts["gid"] = [remap[p] for p in rows._parts["gid"]]
-            self.tw_rows[who].extend(rows)
-        syns = other.syns
-        remap = self.listeners.merge_index(other.listeners)
-        syns._parts["conn"] = [np.where(p >= 0, p + offset, p) for p in syns._parts["conn"]]
-        syns._parts["listener"] = [remap[p] for p in syns._parts["listener"]]
-        self.syns.extend(syns)
-        flags = np.zeros(offset + len(other.conn_flags), np.uint8)
-        flags[:min(len(self.conn_flags), offset)] = self.conn_flags[:offset]
-        flags[offset:] = other.conn_flags
-        self.conn_flags = flags
+        self.retrans.extend(other.retrans)
+        self.syns.merge(other.syns, offset)
         for part in other.conn_parts:
             part._cols["_conn"] = part._cols["_conn"] + offset
         self.conn_parts += other.conn_parts
@@ -589,7 +362,7 @@ class _Analysis:
                      else Connections.empty())
             self.conn_parts = []
         # the time series (for plots) come with the connections
-        series = ({"syn_ts": self.syns.get("ts"), "retrans_ts": self.retrans.get("ts")}
+        series = ({"syn_ts": self.syns.times(), "retrans_ts": self.retrans.get("ts")}
                   if self.keep_connections else {})
         return Report(self._build(files), conns, series)
 
@@ -625,11 +398,6 @@ class _Analysis:
 
     def _connections(self, capture_end) -> dict:
         cnt = self.count
-        if capture_end is not None:
-            pending = self.cw_pending.get("fin_in")
-            cnt["close_wait_leaks"] += int(np.count_nonzero(capture_end - pending
-                                                            > self.close_wait_threshold))
-            self.cw_pending = _Chunks(fin_in=np.float64)
         from .track import CONN_STATES
         by_state = dict(sorted(((name, int(c)) for name, c in zip(CONN_STATES, self.state_counts)
                                 if c), key=lambda x: (-x[1], x[0])))
@@ -645,159 +413,17 @@ class _Analysis:
             "handshakes": {
                 "completed": cnt["completed"], "refused": cnt["refused"],
                 "unanswered": cnt["unanswered"], "syn_retransmits": cnt["syn_retransmits"],
-                "syn_backoff": self._backoff() if self.n else {},
+                "syn_backoff": self.syns.backoff() if self.n else {},
                 "rtt": self.times["rtt"].summary(),
                 "syn_synack": self.times["syn_synack"].summary(),
                 "synack_ack": self.times["synack_ack"].summary(),
             },
-            "teardowns": self._teardowns(),
-            "syn_flood": self._floods() if self.n else [],
+            "teardowns": self.teardowns.report(capture_end),
+            "syn_flood": self.syns.floods() if self.n else [],
             "tfo": {"syn_with_data": cnt["syn_with_data"],
-                    "cookie_requests": int(self.cookie_requests)},
+                    "cookie_requests": int(self.syns.cookie_requests)},
             "options": self._options(),
         }
-        return out
-
-    def _backoff(self) -> Dict[str, int]:
-        """Intervals between successive SYNs of one connection, rounded to the
-        nearest power of two seconds (Linux: 1 s, 2 s, 4 s ...)."""
-        conn, first = self.syns.get("conn"), self.syns.get("first")
-        # only connections that sent more than one SYN have intervals
-        again = np.flatnonzero(np.isin(conn, conn[~first]))
-        if not len(again):
-            return {}
-        conn, ts = conn[again], self.syns.get("ts")[again]
-        order = np.lexsort((ts, conn))
-        conn, ts = conn[order], ts[order]
-        same = conn[1:] == conn[:-1]
-        gaps = (ts[1:] - ts[:-1])[same]
-        gaps = gaps[gaps > 0.05]
-        if len(gaps) == 0:
-            return {}
-        exp = np.round(np.log2(gaps)).astype(np.int64)
-        vals, cnt = np.unique(exp, return_counts=True)
-        return {f"{2.0 ** int(v):g}s": int(c) for v, c in zip(vals, cnt)}
-
-    def _teardowns(self) -> dict:
-        cnt = self.count
-        pressure = []
-        rows = self.port_rows
-        if len(rows):
-            # Kept: the busiest rows using at least PORT_PRESSURE_MIN of the
-            # range, else only the busiest one, so that its maximum is still
-            # known; ties go to the row whose first connection came first.
-            ports = np.bincount(self.ports_used.values() >> 16, minlength=len(rows))
-            busiest = np.lexsort((rows.cols["conn"], -ports))
-            busy = int(np.count_nonzero(ports >= PORT_PRESSURE_MIN * EPHEMERAL_RANGE))
-            for r in busiest[:max(1, min(busy, PORT_PRESSURE_ROWS))]:
-                v = rows.cols["ver"][r:r + 1]
-                pressure.append({
-                    "client": str(format_addresses(rows.cols["orig_h"][r:r + 1], v)[0]),
-                    "server": str(format_addresses(rows.cols["resp_h"][r:r + 1], v)[0]),
-                    "port": int(rows.cols["resp_p"][r]),
-                    "window_start": float(rows.cols["win"][r] * MSL2),
-                    "ports": int(ports[r]),
-                    "fraction_of_range": round(float(ports[r]) / EPHEMERAL_RANGE, 6),
-                })
-        return {
-            "fin": cnt["fin"], "rst": cnt["rst"], "by_orig": cnt["by_orig"],
-            "by_resp": cnt["by_resp"], "close_wait_leaks": cnt["close_wait_leaks"],
-            "close_wait_open_at_end": cnt["close_wait_open_at_end"],
-            "half_open": cnt["half_open"],
-            "time_wait": {
-                "held_by_orig": cnt["held_by_orig"], "held_by_resp": cnt["held_by_resp"],
-                "peak_per_server": self._peak_table("server", True),
-                "peak_per_client": self._peak_table("client", False),
-            },
-            "port_pressure": pressure,
-            "port_reuse": int(self.n - len(self.tuples)) if self.n else 0,
-        }
-
-    def _peak_table(self, who: str, with_port: bool) -> List[dict]:
-        """The ten holders with the most TIME-WAITs at once (each lasts
-        2*MSL), ties in first-seen order."""
-        table, rows = self.tw[who], self.tw_rows[who]
-        peaks, when = peaks_in_window(rows.get("gid"), rows.get("t"), MSL2, len(table))
-        out = []
-        for g in np.argsort(-peaks, kind="stable")[:10]:
-            if peaks[g] == 0:
-                break
-            text = str(format_addresses(table.cols["addr"][g:g + 1], table.cols["ver"][g:g + 1])[0])
-            item = {who: text, "peak": int(peaks[g]), "at": float(when[g])}
-            if with_port:
-                item["port"] = int(table.cols["port"][g])
-            out.append(item)
-        return out
-
-    def _floods(self) -> List[dict]:
-        """SYN-flood suspects per server address:port.
-
-        A stray SYN is one whose connection never completed its handshake
-        (retransmitted SYNs of a connection that did complete are not
-        strays: a load test that retransmits is not a flood).  Every SYN
-        closes a trailing window of ``flood_window`` seconds; the window is
-        suspect when it holds at least ``flood_min_syns`` strays and at most
-        ``flood_max_completed_ratio`` of its SYNs led to a completed handshake
-        (a completed handshake counts at its connection's first SYN).
-        Overlapping suspect windows merge into one entry that runs from the
-        first stray of its first window to the last stray of its last, with
-        counts exact over that span."""
-        ts = self.syns.get("ts")
-        if not len(ts):
-            return []
-        k = max(int(self.flood_min_syns), 1)
-        gid = self.syns.get("listener")
-        flags = self._conn_flags_of(self.syns.get("conn"))
-        stray = (flags & COMPLETED) == 0
-        # a suspect window holds at least k strays: listeners with fewer in
-        # all are passed over
-        cand = np.flatnonzero(np.bincount(gid[stray], minlength=len(self.listeners)) >= k)
-        if len(cand) == 0:
-            return []
-        src = self.syns.get("source")
-        first_syn = self.syns.get("first")
-        completed = first_syn & ~stray
-        unanswered = first_syn & ((flags & SYNACK_SEEN) != 0) & stray
-        del flags
-        out = []
-        w = self.flood_window
-        for g in cand:
-            idx = np.flatnonzero(gid == g)
-            idx = idx[np.argsort(ts[idx], kind="stable")]
-            t = ts[idx]
-            cum_done = np.concatenate([[0], np.cumsum(completed[idx])])
-            cum_stray = np.concatenate([[0], np.cumsum(stray[idx])])
-            lo = np.searchsorted(t, t - w, side="left")
-            hi = np.arange(1, len(t) + 1)
-            n_in = hi - lo
-            c_in = cum_done[hi] - cum_done[lo]
-            bad = np.flatnonzero((cum_stray[hi] - cum_stray[lo] >= k)
-                                 & (c_in <= self.flood_ratio * n_in))
-            if len(bad) == 0:
-                continue
-            # positions (in time order) of the strays; every flagged window
-            # [lo, bad] holds at least k of them, so the look-ups below land
-            strays = np.flatnonzero(stray[idx])
-            starts, ends = t[lo[bad]], t[bad]
-            reach = np.maximum.accumulate(ends)
-            new = np.concatenate([[True], starts[1:] > reach[:-1]])
-            first = np.flatnonzero(new)
-            last = np.concatenate([first[1:] - 1, [len(bad) - 1]])
-            cols = self.listeners.cols
-            server = str(format_addresses(cols["dst"][g:g + 1], cols["ver"][g:g + 1])[0])
-            port = int(cols["dport"][g])
-            for a, b in zip(first, last):
-                s0 = t[strays[np.searchsorted(strays, lo[bad[a]], side="left")]]
-                e0 = t[strays[np.searchsorted(strays, bad[b], side="right") - 1]]
-                inside = idx[(t >= s0) & (t <= e0)]
-                out.append({
-                    "server": server, "port": port,
-                    "start": float(s0), "end": float(e0), "syns": int(len(inside)),
-                    "completed": int(completed[inside].sum()),
-                    "sources": int(len(_distinct(src[inside]))),
-                    "synacks_unanswered": int(unanswered[inside].sum()),
-                })
-        out.sort(key=lambda f: (f["start"], f["server"], f["port"]))
         return out
 
     def _options(self) -> dict:
@@ -870,7 +496,7 @@ def analyze(path_or_segments, *, checksums: str = "auto",
     seconds an endpoint may sit in CLOSE-WAIT before it counts as a leak.
     ``keep_connections=True`` keeps every connection's full row in
     ``Report.connections`` (a Connections table); by default the report keeps
-    only the few columns it needs per connection (about 150 bytes each).
+    only what its sections need (about 50 bytes per connection).
     ``max_connections`` bounds the connections the tracker holds at once
     (the least recently active are finished early, counted in
     ``connections.evicted``).
@@ -911,8 +537,14 @@ def _feed(acc: "_Analysis", path_or_segments, threads: int, progress: bool,
         with open_capture(path, **reader_kwargs) as cap:
             bar = Progress(progress, getattr(cap.reader, "size", None), path)
             batches = cap.batches()
-            for seg in (read_ahead(batches) if threads > 1 else batches):
-                acc.add(seg)
+            if threads > 1:
+                # three stages: read + parse, track, fold (each in batch order)
+                parsed = read_ahead(batches, depth=1)
+                tracked = read_ahead(((seg, acc.track(seg)) for seg in parsed), depth=1)
+            else:
+                tracked = ((seg, acc.track(seg)) for seg in batches)
+            for seg, done in tracked:
+                acc.fold(seg, done)
                 bar.update(getattr(cap.reader, "raw_bytes_read", 0))
             bar.close()
     return paths

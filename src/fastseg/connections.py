@@ -133,6 +133,9 @@ class Connections:
         return Connections({k: v[key] for k, v in self._cols.items()})
 
     def __getattr__(self, name):
+        if name == "_cols" or name.startswith("__"):
+            # not set yet (an instance being unpickled) or a protocol name
+            raise AttributeError(name)
         try:
             return self._cols[name]
         except KeyError:

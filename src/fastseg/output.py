@@ -165,7 +165,8 @@ def _text_fields(table, json_strings: bool):
             out.append((name, ("repr", np.round(col, 6), 0, mask)))
             continue
         elif col.dtype.kind == "u" and col.dtype.itemsize == 8:
-            values = col.astype("S20")
+            out.append((name, ("uint", col, 0, mask)))
+            continue
         elif col.dtype.kind in "iu":
             out.append((name, ("int", col, 0, mask)))
             continue

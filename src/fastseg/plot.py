@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .analyze import MSL2, _secs, _strs, analyze
+from .analyze import _secs, _strs, analyze
+from .teardowns import MSL2
 
 
 def plot_capture(path: str, output: str, *, report=None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import List, Optional, Sequence
 
-from .analyze import MSL2, PORT_PRESSURE_MIN
+from .teardowns import MSL2, PORT_PRESSURE_MIN
 
 
 def _ms(v: Optional[float]) -> str:

@@ -258,6 +258,9 @@ class Segments:
         self._cols[name] = values
 
     def __getattr__(self, name):
+        if name == "_cols" or name.startswith("__"):
+            # not set yet (an instance being unpickled) or a protocol name
+            raise AttributeError(name)
         try:
             return self._cols[name]
         except KeyError:
