@@ -6,6 +6,8 @@
 # Results leave the tracker as struct-of-arrays numpy columns.
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
+from fastseg._loss cimport LossState
+
 # Longest history string kept; longer histories are cut (a trailing '+' is
 # never added: the string is simply truncated).
 cdef enum:
@@ -14,6 +16,13 @@ cdef enum:
 cdef enum:
     LOSS_UNSET = 2
     LOSS_ONE_END = 3
+
+# RFC 9293 observer: states, segment kinds, and events (a kind seen by the
+# sender, or + N_KINDS by its peer); see fastseg.track.TRANSITIONS.
+cdef enum:
+    N_RFC_STATES = 11
+    N_KINDS = 7
+    N_EVENTS = 14
 
 cdef struct Endp:
     uint32_t start_seq
@@ -90,3 +99,36 @@ cdef struct Conn:
     # port (a self-connection: one side).
     uint8_t loss_side0
     char history[HIST_MAX]
+
+
+# The flow table (_flowtable.pxi): the records, the loss states beside them
+# (same slot), and an open-addressing index from flow key to slot.
+cdef struct FlowTable:
+    Conn* recs
+    Py_ssize_t cap, nrec
+    int32_t* free_slots       # slots of emitted records, reused first
+    Py_ssize_t nfree, free_cap
+    int32_t* done             # slots of finished records waiting to be emitted
+    Py_ssize_t ndone, done_cap
+    int32_t* index            # bucket -> slot, -1 empty (linear probing)
+    uint64_t mask
+    int bits
+    Py_ssize_t used
+    uint64_t k0, k1           # per-process key of the bucket hash
+    Py_ssize_t live           # records in the index
+    int64_t next_id           # id of the next new connection
+    LossState* lstates        # NULL without the loss analysis
+    Py_ssize_t lcap
+    bint with_loss
+
+# Zeek's parameters (_zeek.pxi): the connection timers and the ports
+# WantConnection takes for servers.
+cdef struct ZeekConfig:
+    int64_t attempt_ns
+    int64_t close_ns
+    int64_t idle_ns
+    uint8_t likely[65536]
+
+# The RFC 9293 observer's transition table (_rfc.pxi).
+cdef struct RfcTable:
+    uint8_t next[N_RFC_STATES][N_EVENTS]
