@@ -242,19 +242,6 @@ cdef class Engine:
                     m = recs[i].id
         return m
 
-    def min_live_first_ts(self):
-        """The earliest first_ts (ns) among live connections (-1 when none):
-        every connection emitted later starts at or after it, or at or
-        after the latest segment seen."""
-        cdef Py_ssize_t i
-        cdef int64_t m = -1
-        cdef const Conn* recs = self.ft.recs
-        with nogil:
-            for i in range(self.ft.nrec):
-                if recs[i].live == 1 and (m < 0 or recs[i].first_ts < m):
-                    m = recs[i].first_ts
-        return m
-
     def memory_bytes(self):
         """Bytes held by records, flow table and slot lists."""
         return ft_memory_bytes(&self.ft)

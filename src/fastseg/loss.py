@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from . import _consts, _loss
-from .aggregates import KeyTable, LogHistogram, ValueCounts
+from .aggregates import KeyTable, LogHistogram, ValueCounts, endpoint_key
 from ._consts import ANALYSIS_FLAGS
 
 __all__ = ["ANALYSIS_FLAGS", "SEGMENT_LOSS_COLUMNS", "LOSS_COLUMNS", "LOSS_NULLS",
@@ -282,7 +282,7 @@ class LossAggregate:
         port = col("resp_p", np.uint16)
         ver = (col("ip_version", np.uint8) if "ip_version" in conns
                else np.full(n, 6, np.uint8))
-        key = endpoint_keys(addr, port) ^ (ver.astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93))
+        key = endpoint_key(addr, port, ver)
         idx = self.servers.index(key, addr=addr, port=port, ver=ver)
         self._grow()
         m = len(self.servers)

@@ -262,10 +262,6 @@ class Tracker:
     def next_id(self, value: int) -> None:
         self._engine.next_id = int(value)
 
-    def min_live_first_ts(self) -> int:
-        """Earliest first timestamp (ns) of a live connection, -1 when none."""
-        return self._engine.min_live_first_ts()
-
     def min_live_id(self) -> int:
         """Every connection with a smaller id has finished."""
         return self._engine.min_live_id()
